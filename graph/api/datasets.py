@@ -1,0 +1,134 @@
+"""Datasets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from graph.api.context import Info
+from graph.api.scalars import JSON, Connection, iso, to_connection
+from graph.db.tables import Dataset as DatasetRow
+from graph.domain import datasets
+
+if TYPE_CHECKING:
+    from graph.api.items import Item
+
+__all__ = ["Dataset", "DatasetMutations", "DatasetQueries"]
+
+
+@strawberry.type
+class Dataset:
+    id: strawberry.ID
+    project_id: strawberry.ID
+    name: str
+    driver_id: strawberry.ID | None
+    readonly: bool
+    src_dataset_id: strawberry.ID | None
+    items_count: int
+    annotations_count: int
+    metadata: JSON
+    creator: str
+    created_at: str | None
+    updated_at: str | None
+    last_synced_at: str | None
+
+    @classmethod
+    def of(cls, row: DatasetRow) -> Dataset:
+        return cls(
+            id=strawberry.ID(row.id),
+            project_id=strawberry.ID(row.project_id),
+            name=row.name,
+            driver_id=row.driver_id,
+            readonly=row.readonly,
+            src_dataset_id=row.src_dataset_id,
+            items_count=row.items_count,
+            annotations_count=row.annotations_count,
+            metadata=row.metadata_,
+            creator=row.creator,
+            created_at=iso(row.created_at),
+            updated_at=iso(row.updated_at),
+            last_synced_at=iso(row.last_synced_at),
+        )
+
+    @strawberry.field(description="The dataset this one was cloned from, if any.")
+    async def src_dataset(self, info: Info) -> Dataset | None:
+        if self.src_dataset_id is None:
+            return None
+        row = await info.context.loaders.dataset.load(self.src_dataset_id)
+        return None if row is None else Dataset.of(row)
+
+    @strawberry.field(description="Items in the dataset, folders first, then by path.")
+    async def items(
+        self,
+        info: Info,
+        dir: str | None = None,
+        recursive: bool = True,
+        folders: bool = True,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Annotated[Item, strawberry.lazy("graph.api.items")]]:
+        from graph.api.items import list_items
+
+        return await list_items(info, self.id, dir, recursive, folders, first, after)
+
+
+@strawberry.type
+class DatasetQueries:
+    @strawberry.field
+    async def dataset(self, info: Info, id: strawberry.ID) -> Dataset:
+        ctx = info.context
+        return Dataset.of(await datasets.get_dataset(ctx.platform, await ctx.actor(), id))
+
+    @strawberry.field(description="Datasets of a project, by name.")
+    async def datasets(
+        self,
+        info: Info,
+        project_id: strawberry.ID,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Dataset]:
+        ctx = info.context
+        actor = await ctx.actor()
+        page = await datasets.list_datasets(ctx.platform, actor, project_id, first, after)
+
+        return to_connection(
+            page, Dataset.of, lambda: datasets.count_datasets(ctx.platform, actor, project_id)
+        )
+
+
+@strawberry.type
+class DatasetMutations:
+    @strawberry.mutation(description="Create a dataset, optionally bound to a storage driver.")
+    async def create_dataset(
+        self,
+        info: Info,
+        project_id: strawberry.ID,
+        name: str,
+        driver_id: strawberry.ID | None = None,
+    ) -> Dataset:
+        ctx = info.context
+        row = await datasets.create_dataset(
+            ctx.platform, await ctx.actor(), project_id, name, driver_id
+        )
+        return Dataset.of(row)
+
+    @strawberry.mutation(description="Rename a dataset or lock it (readonly).")
+    async def update_dataset(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        name: str | None = None,
+        readonly: bool | None = None,
+    ) -> Dataset:
+        ctx = info.context
+        row = await datasets.update_dataset(
+            ctx.platform, await ctx.actor(), id, name=name, readonly=readonly
+        )
+        return Dataset.of(row)
+
+    @strawberry.mutation(description="Delete a dataset with its items and annotations.")
+    async def delete_dataset(self, info: Info, id: strawberry.ID) -> bool:
+        ctx = info.context
+        await datasets.delete_dataset(ctx.platform, await ctx.actor(), id)
+        return True

@@ -1,0 +1,197 @@
+"""Items and folders."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from graph.api.context import Info
+from graph.api.scalars import JSON, Connection, iso, to_connection
+from graph.db.tables import Item as ItemRow
+from graph.domain import items
+
+if TYPE_CHECKING:
+    from graph.api.annotations import Annotation
+    from graph.api.datasets import Dataset
+
+__all__ = ["Item", "ItemMutations", "ItemQueries", "list_items"]
+
+
+@strawberry.type(description="A file, a linked URL or a folder (type `dir`) in a dataset.")
+class Item:
+    id: strawberry.ID
+    dataset_id: strawberry.ID
+    type: str
+    dir: str
+    name: str
+    filename: str = strawberry.field(description="The full remote path, e.g. `/train/a.jpg`.")
+    hidden: bool
+    mimetype: str | None
+    size: int | None
+    width: int | None
+    height: int | None
+    url: str | None = strawberry.field(description="The URL a linked item points at.")
+    annotated: bool
+    annotations_count: int
+    description: str | None
+    metadata: JSON = strawberry.field(description="`{system, user}`; only `user` is writable.")
+    src_item_id: strawberry.ID | None
+    creator: str
+    created_at: str | None
+    updated_at: str | None
+    stream: str | None = strawberry.field(description="Where to download the bytes (HTTP GET).")
+    thumbnail: str | None
+
+    @classmethod
+    def of(cls, row: ItemRow) -> Item:
+        is_file = row.type == "file"
+        return cls(
+            id=strawberry.ID(row.id),
+            dataset_id=strawberry.ID(row.dataset_id),
+            type=row.type,
+            dir=row.dir,
+            name=row.name,
+            filename=row.filename,
+            hidden=row.hidden,
+            mimetype=row.mimetype,
+            size=row.size,
+            width=row.width,
+            height=row.height,
+            url=row.url,
+            annotated=row.annotated,
+            annotations_count=row.annotations_count,
+            description=row.description,
+            metadata={
+                "system": items.system_metadata(row),
+                "user": row.metadata_.get("user") or {},
+            },
+            src_item_id=row.src_item_id,
+            creator=row.creator,
+            created_at=iso(row.created_at),
+            updated_at=iso(row.updated_at),
+            stream=f"/items/{row.id}/stream" if is_file else None,
+            thumbnail=f"/items/{row.id}/thumbnail" if row.thumbnail_blob_id else None,
+        )
+
+    @strawberry.field
+    async def dataset(
+        self, info: Info
+    ) -> Annotated[Dataset, strawberry.lazy("graph.api.datasets")] | None:
+        from graph.api.datasets import Dataset
+
+        row = await info.context.loaders.dataset.load(self.dataset_id)
+        return None if row is None else Dataset.of(row)
+
+    @strawberry.field(description="The item this one was cloned from, if any.")
+    async def src_item(self, info: Info) -> Item | None:
+        if self.src_item_id is None:
+            return None
+        row = await info.context.loaders.item.load(self.src_item_id)
+        return None if row is None else Item.of(row)
+
+    @strawberry.field
+    async def annotations(
+        self, info: Info
+    ) -> list[Annotated[Annotation, strawberry.lazy("graph.api.annotations")]]:
+        from graph.api.annotations import Annotation
+
+        rows = await info.context.loaders.annotations_of_item.load(self.id)
+        return [Annotation.of(row) for row in rows]
+
+
+async def list_items(
+    info: Info,
+    dataset_id: str,
+    dir: str | None,
+    recursive: bool,
+    folders: bool,
+    first: int | None,
+    after: str | None,
+) -> Connection[Item]:
+    ctx = info.context
+    actor = await ctx.actor()
+    page = await items.list_items(
+        ctx.platform,
+        actor,
+        dataset_id,
+        dir=dir,
+        recursive=recursive,
+        folders=folders,
+        first=first,
+        after=after,
+    )
+    return to_connection(
+        page,
+        Item.of,
+        lambda: items.count_items(
+            ctx.platform, actor, dataset_id, dir=dir, recursive=recursive, folders=folders
+        ),
+    )
+
+
+@strawberry.type
+class ItemQueries:
+    @strawberry.field
+    async def item(self, info: Info, id: strawberry.ID) -> Item:
+        ctx = info.context
+        return Item.of(await items.get_item(ctx.platform, await ctx.actor(), id))
+
+    @strawberry.field(description="Items of a dataset, folders first, then by path.")
+    async def items(
+        self,
+        info: Info,
+        dataset_id: strawberry.ID,
+        dir: str | None = None,
+        recursive: bool = True,
+        folders: bool = True,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Item]:
+        return await list_items(info, dataset_id, dir, recursive, folders, first, after)
+
+
+@strawberry.type
+class ItemMutations:
+    @strawberry.mutation(description="Create a folder (and its parents) in a dataset.")
+    async def create_folder(self, info: Info, dataset_id: strawberry.ID, path: str) -> Item:
+        ctx = info.context
+        return Item.of(await items.create_folder(ctx.platform, await ctx.actor(), dataset_id, path))
+
+    @strawberry.mutation(
+        description="Rename an item, set its description (empty string clears it) or replace "
+        "its user metadata."
+    )
+    async def update_item(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: JSON | None = None,
+    ) -> Item:
+        ctx = info.context
+        row = await items.update_item(
+            ctx.platform,
+            await ctx.actor(),
+            id,
+            name=name,
+            description=description,
+            user_metadata=metadata,
+        )
+        return Item.of(row)
+
+    @strawberry.mutation(description="Move items (folders with their content) into a folder.")
+    async def move_items(
+        self, info: Info, item_ids: list[strawberry.ID], to_dir: str
+    ) -> list[Item]:
+        ctx = info.context
+        rows = await items.move_items(ctx.platform, await ctx.actor(), item_ids, to_dir)
+        return [Item.of(r) for r in rows]
+
+    @strawberry.mutation(
+        description="Delete items (folders with their content); returns files gone."
+    )
+    async def delete_items(self, info: Info, item_ids: list[strawberry.ID]) -> int:
+        ctx = info.context
+        return await items.delete_items(ctx.platform, await ctx.actor(), item_ids)

@@ -1,0 +1,45 @@
+"""DataLoaders, made per request, so a list of N things costs one query per relation, not N.
+
+Loaders serve fields of objects the caller was already allowed to see (an item's annotations, its
+dataset), so they load by id without checking roles again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from graph.db.tables import Annotation, Dataset, Item
+from graph.domain import loading
+from graph.domain.platform import Platform
+
+__all__ = ["Loaders"]
+
+
+class Loaders:
+    def __init__(self, platform: Platform) -> None:
+        self._platform = platform
+
+    def _by_id(self, table: Any) -> DataLoader[str, Any]:
+        async def load(ids: Sequence[str]) -> list[Any]:
+            return await loading.by_ids(self._platform, table, ids)
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def dataset(self) -> DataLoader[str, Dataset | None]:
+        return self._by_id(Dataset)
+
+    @cached_property
+    def item(self) -> DataLoader[str, Item | None]:
+        return self._by_id(Item)
+
+    @cached_property
+    def annotations_of_item(self) -> DataLoader[str, list[Annotation]]:
+        async def load(item_ids: Sequence[str]) -> list[list[Annotation]]:
+            return await loading.annotations_of_items(self._platform, item_ids)
+
+        return DataLoader(load_fn=load)

@@ -1,0 +1,41 @@
+"""The GraphQL schema: every module's queries and mutations, with limits and typed errors."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.tools import merge_types
+
+from graph.api.annotations import AnnotationMutations, AnnotationQueries
+from graph.api.datasets import DatasetMutations, DatasetQueries
+from graph.api.errors import TypedErrors
+from graph.api.items import ItemMutations, ItemQueries
+from graph.api.projects import ProjectMutations, ProjectQueries
+
+__all__ = ["LIMITS", "schema"]
+
+LIMITS = {"depth": 12, "aliases": 30, "tokens": 5000}
+
+Query = merge_types("Query", (ProjectQueries, DatasetQueries, ItemQueries, AnnotationQueries))
+Mutation = merge_types(
+    "Mutation", (ProjectMutations, DatasetMutations, ItemMutations, AnnotationMutations)
+)
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[
+        TypedErrors,
+        lambda: QueryDepthLimiter(max_depth=LIMITS["depth"]),
+        lambda: MaxAliasesLimiter(max_alias_count=LIMITS["aliases"]),
+        lambda: MaxTokensLimiter(max_token_count=LIMITS["tokens"]),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+    ],
+)

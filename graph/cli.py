@@ -1,0 +1,145 @@
+"""The ``loopline`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from graph.config import Settings
+from graph.domain.platform import Platform
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+
+def _run(work: Callable[[Platform], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Run ``work`` on a platform built from the environment, migrated first."""
+    from graph.db.migrate import upgrade
+
+    async def runner() -> T:
+        settings = Settings.from_env()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        platform = Platform.from_settings(settings)
+        try:
+            if migrate:
+                await upgrade(platform.db)
+            return await work(platform)
+        finally:
+            await platform.close()
+
+    return asyncio.run(runner())
+
+
+@click.group()
+@click.version_option(package_name="loopline")
+def main() -> None:
+    """Loopline: the data loop of machine learning, self-hosted."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default 127.0.0.1, LOOPLINE_HOST).")
+@click.option("--port", default=None, type=int, help="Port (default 8080, LOOPLINE_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the platform: migrate the database, create the first admin, serve the API."""
+    import uvicorn
+
+    from graph.app import create_app
+
+    settings = Settings.from_env()
+    platform = Platform.from_settings(settings)
+    app = create_app(platform)
+    host, port = host or settings.host, port or settings.port
+    click.echo(f"Loopline on http://{host}:{port}/graphql (data in {settings.home})")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from graph.db.migrate import upgrade
+
+    async def work(platform: Platform) -> None:
+        await upgrade(platform.db, revision)
+
+    _run(work, migrate=False)
+    click.echo(f"database at {revision}")
+
+
+@main.command("export-schema")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def export_schema(output: Path | None) -> None:
+    """Print the GraphQL schema (SDL), or write it to OUTPUT."""
+    from graph.api.schema import schema
+
+    text = schema.as_str() + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins and the hooks each implements; report plugins that failed."""
+    from plugins.manager import Plugins
+
+    registry = Plugins()
+    drivers = registry.storage_drivers
+    rows: list[dict[str, Any]] = registry.describe()
+    failures = [{"name": f.plugin, "error": f.error} for f in registry.failures]
+    if as_json:
+        click.echo(
+            json.dumps({"plugins": rows, "storageDrivers": sorted(drivers), "failures": failures})
+        )
+        return
+    for row in rows:
+        kind = "builtin" if row["builtin"] else "plugin"
+        click.echo(f"{row['name']}  ({kind})  hooks: {', '.join(row['hooks']) or '-'}")
+    click.echo(f"storage drivers: {', '.join(sorted(drivers))}")
+    for failure in failures:
+        click.echo(f"FAILED {failure['name']}: {failure['error']}", err=True)
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--email", required=True, help="The user the token is for.")
+@click.option("--name", default="cli", show_default=True)
+@click.option("--create-user", is_flag=True, help="Create the user first if it does not exist.")
+@click.option("--admin", is_flag=True, help="With --create-user: make the user an administrator.")
+def token_create(email: str, name: str, create_user: bool, admin: bool) -> None:
+    """Print a new token for a user (run on the server machine: it needs no token itself)."""
+    from graph.domain import users
+    from graph.domain.errors import DomainError, NotFound
+
+    async def work(platform: Platform) -> str:
+        try:
+            user = await users.get_user(platform, email)
+        except NotFound:
+            if not create_user:
+                raise
+            user = await users.create_user(platform, None, email, is_admin=admin)
+        return await users.create_token(platform, None, user.id, name)
+
+    try:
+        click.echo(_run(work))
+    except DomainError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Persistence: typed tables, the async engine and migrations."""

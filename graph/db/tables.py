@@ -1,0 +1,265 @@
+"""The database schema as typed SQLAlchemy tables, one section per entity.
+
+Field names follow Dataloop's wire names in snake_case. Everything a query filters or sorts on is a
+real column; free-form data (``metadata``, coordinates) is JSON (JSONB on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from graph.db.ids import new_id
+
+__all__ = [
+    "Annotation",
+    "ApiToken",
+    "Base",
+    "Blob",
+    "Dataset",
+    "Driver",
+    "Event",
+    "Integration",
+    "Item",
+    "Member",
+    "Project",
+    "User",
+    "utcnow",
+]
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = String(24)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {dict[str, Any]: Json, datetime: DateTime(timezone=True)}
+
+
+class _Entity:
+    id: Mapped[str] = mapped_column(Id, primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- access ---------------------------------------------------------------------------------------
+
+
+class User(_Entity, Base):
+    __tablename__ = "users"
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    is_admin: Mapped[bool] = mapped_column(default=False)
+
+
+class ApiToken(_Entity, Base):
+    __tablename__ = "api_tokens"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # sha256 of the token: tokens are 32 random bytes, so a fast hash is enough and lookups are exact
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked: Mapped[bool] = mapped_column(default=False)
+
+
+class Project(_Entity, Base):
+    __tablename__ = "projects"
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Member(Base):
+    __tablename__ = "members"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- storage --------------------------------------------------------------------------------------
+
+
+class Integration(_Entity, Base):
+    """Credentials for external storage. ``secret`` is read by drivers only, never by the API."""
+
+    __tablename__ = "integrations"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(64))
+    secret: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Driver(_Entity, Base):
+    """A storage location (a bucket and prefix, or a local folder) bound to datasets."""
+
+    __tablename__ = "drivers"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(64))
+    integration_id: Mapped[str | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="RESTRICT"), default=None
+    )
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Blob(_Entity, Base):
+    """Stored bytes. Platform-stored blobs are content addressed (``driver_id`` is null, ``key`` is
+    derived from ``sha256``) and shared by every item with that content, clones included."""
+
+    __tablename__ = "blobs"
+    __table_args__ = (
+        UniqueConstraint("driver_id", "key"),
+        # NULLs are distinct in the constraint above, so platform blobs need their own unique index
+        Index(
+            "uq_blobs_platform_key",
+            "key",
+            unique=True,
+            sqlite_where=text("driver_id IS NULL"),
+            postgresql_where=text("driver_id IS NULL"),
+        ),
+    )
+    driver_id: Mapped[str | None] = mapped_column(
+        ForeignKey("drivers.id", ondelete="CASCADE"), default=None
+    )
+    key: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    etag: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+class Dataset(_Entity, Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    driver_id: Mapped[str | None] = mapped_column(
+        ForeignKey("drivers.id", ondelete="RESTRICT"), default=None
+    )
+    readonly: Mapped[bool] = mapped_column(default=False)
+    src_dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL"), default=None, index=True
+    )
+    items_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    annotations_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_synced_at: Mapped[datetime | None] = mapped_column(default=None)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Item(_Entity, Base):
+    """A file, a linked URL or a folder (``type = "dir"``) in a dataset."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "filename"),
+        Index("ix_items_dataset_id_dir_name", "dataset_id", "dir", "name"),
+    )
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    dir: Mapped[str] = mapped_column(String(1024))
+    name: Mapped[str] = mapped_column(String(512))
+    filename: Mapped[str] = mapped_column(String(1536))
+    type: Mapped[str] = mapped_column(String(16), default="file")
+    hidden: Mapped[bool] = mapped_column(default=False)
+    mimetype: Mapped[str | None] = mapped_column(String(200), default=None)
+    size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    width: Mapped[int | None] = mapped_column(Integer, default=None)
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
+    blob_id: Mapped[str | None] = mapped_column(
+        ForeignKey("blobs.id", ondelete="RESTRICT"), default=None, index=True
+    )
+    thumbnail_blob_id: Mapped[str | None] = mapped_column(
+        ForeignKey("blobs.id", ondelete="RESTRICT"), default=None, index=True
+    )
+    url: Mapped[str | None] = mapped_column(Text, default=None)
+    annotated: Mapped[bool] = mapped_column(default=False)
+    annotations_count: Mapped[int] = mapped_column(Integer, default=0)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    src_item_id: Mapped[str | None] = mapped_column(
+        ForeignKey("items.id", ondelete="SET NULL"), default=None, index=True
+    )
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Annotation(_Entity, Base):
+    __tablename__ = "annotations"
+    __table_args__ = (Index("ix_annotations_dataset_id_label", "dataset_id", "label"),)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str | None] = mapped_column(String(512), default=None)
+    coordinates: Mapped[Any] = mapped_column(Json, default=None)
+    attributes: Mapped[Any] = mapped_column(Json, default=None)
+    object_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    frame: Mapped[int | None] = mapped_column(Integer, default=None)
+    end_frame: Mapped[int | None] = mapped_column(Integer, default=None)
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), default=None, index=True
+    )
+    status: Mapped[str | None] = mapped_column(String(32), default=None)
+    source: Mapped[str] = mapped_column(String(32), default="api")
+    creator: Mapped[str] = mapped_column(String(320), default="")
+    model_id: Mapped[str | None] = mapped_column(String(24), default=None)
+    model_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    confidence: Mapped[float | None] = mapped_column(Float, default=None)
+    execution_id: Mapped[str | None] = mapped_column(String(24), default=None)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    src_annotation_id: Mapped[str | None] = mapped_column(String(24), default=None)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+
+
+# --- events ---------------------------------------------------------------------------------------
+
+
+class Event(Base):
+    """The outbox: one row per change, written in the transaction that made the change."""
+
+    __tablename__ = "events"
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    project_id: Mapped[str | None] = mapped_column(String(24), default=None, index=True)
+    resource: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    resource_id: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(320), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

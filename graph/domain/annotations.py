@@ -1,0 +1,288 @@
+"""Annotations (storage and CRUD with Dataloop's fields; ontology validation comes with recipes)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graph.db.ids import new_ids
+from graph.db.tables import Annotation, Dataset, Item, utcnow
+from graph.domain import events
+from graph.domain.access import Actor, Role, check_role, member_role
+from graph.domain.errors import InvalidInput, NotFound
+from graph.domain.items import item_for
+from graph.domain.platform import Platform
+
+__all__ = [
+    "AnnotationSpec",
+    "create_annotations",
+    "delete_annotations",
+    "get_annotation",
+    "update_annotation",
+]
+
+TYPES = frozenset(
+    {
+        "box", "segment", "polyline", "point", "ellipse", "class", "binary", "cube", "cube_3d",
+        "pose", "note", "subtitle", "text_mark", "text", "comparison", "gis", "ref_image",
+        "ref_semantic_3d", "polyline_3d", "item_description",
+    }
+)  # fmt: skip
+STATUSES = frozenset({"issue", "approved", "review"})
+
+
+@dataclass
+class AnnotationSpec:
+    """An annotation to write, in Dataloop's terms (``metadata.system`` fields are separate here)."""
+
+    type: str
+    label: str | None = None
+    coordinates: Any = None
+    attributes: Any = None
+    object_id: str | None = None
+    frame: int | None = None
+    end_frame: int | None = None
+    parent_id: str | None = None
+    status: str | None = None
+    source: str = "api"
+    model_id: str | None = None
+    model_name: str | None = None
+    confidence: float | None = None
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _finite(value: Any, where: str) -> None:
+    """Reject NaN and infinities anywhere in coordinates (JSON cannot carry them faithfully)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(f"{where} holds a non-finite number", field=where)
+    if isinstance(value, dict):
+        for inner in value.values():
+            _finite(inner, where)
+    elif isinstance(value, list):
+        for inner in value:
+            _finite(inner, where)
+
+
+def _check(spec: AnnotationSpec, index: int) -> None:
+    where = f"annotations[{index}]"
+    if spec.type not in TYPES:
+        raise InvalidInput(
+            f"unknown annotation type {spec.type!r}; known: {', '.join(sorted(TYPES))}",
+            field=f"{where}.type",
+        )
+    if spec.status is not None and spec.status not in STATUSES:
+        raise InvalidInput(
+            f"status must be one of {', '.join(sorted(STATUSES))} or null", field=f"{where}.status"
+        )
+    if spec.confidence is not None and not 0 <= spec.confidence <= 1:
+        raise InvalidInput("confidence must be between 0 and 1", field=f"{where}.confidence")
+    for name in ("frame", "end_frame"):
+        value = getattr(spec, name)
+        if value is not None and value < 0:
+            raise InvalidInput(f"{name} must not be negative", field=f"{where}.{name}")
+    if spec.frame is not None and spec.end_frame is not None and spec.end_frame < spec.frame:
+        raise InvalidInput("endFrame is before frame", field=f"{where}.endFrame")
+    if not isinstance(spec.metadata, dict):
+        raise InvalidInput("metadata must be a JSON object", field=f"{where}.metadata")
+    _finite(spec.coordinates, f"{where}.coordinates")
+
+
+async def _recount(session: AsyncSession, item_ids: set[str], dataset_id: str, delta: int) -> None:
+    """Keep ``annotationsCount``/``annotated`` of items and the dataset's counter in step."""
+    now = utcnow()
+    counted = select(func.count()).where(Annotation.item_id == Item.id).scalar_subquery()
+    for item_id in item_ids:
+        await session.execute(
+            update(Item)
+            .where(Item.id == item_id)
+            .values(annotations_count=counted, annotated=counted > 0, updated_at=now)
+        )
+    await session.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset_id)
+        .values(annotations_count=Dataset.annotations_count + delta)
+    )
+
+
+def _row(spec: AnnotationSpec, annotation_id: str, item: Item, actor: Actor) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "id": annotation_id,
+        "item_id": item.id,
+        "dataset_id": item.dataset_id,
+        "type": spec.type,
+        "label": spec.label,
+        "coordinates": spec.coordinates,
+        "attributes": spec.attributes,
+        "object_id": spec.object_id,
+        "frame": spec.frame,
+        "end_frame": spec.end_frame,
+        "parent_id": spec.parent_id,
+        "status": spec.status,
+        "source": spec.source,
+        "creator": actor.email,
+        "model_id": spec.model_id,
+        "model_name": spec.model_name,
+        "confidence": spec.confidence,
+        "description": spec.description,
+        "metadata_": spec.metadata,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def create_annotations(
+    platform: Platform, actor: Actor, item_id: str, specs: Sequence[AnnotationSpec]
+) -> list[Annotation]:
+    """Add annotations to one item, all or none."""
+    for index, spec in enumerate(specs):
+        _check(spec, index)
+    async with platform.db.write() as session:
+        item, dataset = await item_for(session, actor, item_id, Role.annotator, writing=True)
+        if item.type != "file":
+            raise InvalidInput("folders cannot be annotated", field="itemId")
+        parents = {s.parent_id for s in specs if s.parent_id}
+        if parents:
+            found = set(
+                await session.scalars(
+                    select(Annotation.id).where(
+                        Annotation.id.in_(parents), Annotation.item_id == item_id
+                    )
+                )
+            )
+            for missing in parents - found:
+                raise InvalidInput(
+                    f"parent annotation {missing!r} is not on this item", field="parentId"
+                )
+        ids = new_ids(len(specs))
+        rows = [_row(s, i, item, actor) for s, i in zip(specs, ids, strict=True)]
+        if rows:
+            await session.execute(insert(Annotation), rows)
+            await _recount(session, {item_id}, dataset.id, len(rows))
+            await events.record_many(
+                session,
+                project_id=dataset.project_id,
+                resource="annotation",
+                action="created",
+                actor=actor.email,
+                changes=[(r["id"], {"itemId": item_id, "datasetId": dataset.id}) for r in rows],
+            )
+        created = list(
+            await session.scalars(
+                select(Annotation).where(Annotation.id.in_(ids)).order_by(Annotation.id)
+            )
+        )
+    return created
+
+
+async def _annotation_for(
+    session: AsyncSession, actor: Actor, annotation_id: str, needed: Role, writing: bool = False
+) -> tuple[Annotation, Dataset]:
+    row = (
+        await session.execute(
+            select(Annotation, Dataset, member_role(actor, Dataset.project_id))
+            .join(Dataset, Dataset.id == Annotation.dataset_id)
+            .where(Annotation.id == annotation_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("annotation", annotation_id)
+    annotation, dataset, role = row
+    check_role(actor, None if role is None else Role[role], needed, "annotation", annotation_id)
+    if writing and dataset.readonly:
+        raise InvalidInput(f"dataset {dataset.name!r} is read-only", field="id")
+    return annotation, dataset
+
+
+async def get_annotation(platform: Platform, actor: Actor, annotation_id: str) -> Annotation:
+    async with platform.db.read() as session:
+        annotation, _ = await _annotation_for(session, actor, annotation_id, Role.annotator)
+        return annotation
+
+
+_UPDATABLE = (
+    "label", "coordinates", "attributes", "object_id", "frame", "end_frame", "status",
+    "description", "metadata", "model_id", "model_name", "confidence",
+)  # fmt: skip
+
+
+async def update_annotation(
+    platform: Platform, actor: Actor, annotation_id: str, changes: dict[str, Any]
+) -> Annotation:
+    """Change some fields; ``changes`` maps field names to new values (``None`` clears)."""
+    unknown = set(changes) - set(_UPDATABLE)
+    if unknown:
+        raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    async with platform.db.write() as session:
+        annotation, dataset = await _annotation_for(
+            session, actor, annotation_id, Role.annotator, writing=True
+        )
+        current = AnnotationSpec(
+            type=annotation.type,
+            **{
+                name: getattr(annotation, "metadata_" if name == "metadata" else name)
+                for name in _UPDATABLE
+            },
+        )
+        for name, value in changes.items():
+            setattr(current, name, {} if name == "metadata" and value is None else value)
+        _check(current, 0)
+        for name in changes:
+            setattr(annotation, "metadata_" if name == "metadata" else name, getattr(current, name))
+        annotation.updated_at = utcnow()
+        await session.flush()
+        await events.record(
+            session,
+            project_id=dataset.project_id,
+            resource="annotation",
+            action="updated",
+            resource_id=annotation.id,
+            actor=actor.email,
+            payload={"itemId": annotation.item_id, "fields": sorted(changes)},
+        )
+    return annotation
+
+
+async def delete_annotations(
+    platform: Platform, actor: Actor, annotation_ids: Sequence[str]
+) -> int:
+    """Delete annotations (and their children, by ``parentId``); all must exist."""
+    unique = list(dict.fromkeys(annotation_ids))
+    if not unique:
+        raise InvalidInput("no annotation ids given", field="annotationIds")
+    async with platform.db.write() as session:
+        found = (
+            await session.execute(
+                select(Annotation.id, Annotation.item_id, Annotation.dataset_id).where(
+                    Annotation.id.in_(unique)
+                )
+            )
+        ).all()
+        missing = set(unique) - {row.id for row in found}
+        if missing:
+            raise NotFound("annotation", sorted(missing)[0])
+        dataset_ids = {row.dataset_id for row in found}
+        if len(dataset_ids) != 1:
+            raise InvalidInput(
+                "the annotations belong to more than one dataset", field="annotationIds"
+            )
+        _, dataset = await _annotation_for(session, actor, unique[0], Role.annotator, writing=True)
+        children = select(Annotation.id).where(Annotation.parent_id.in_(unique))
+        doomed = list(unique) + list(await session.scalars(children))
+        await session.execute(delete(Annotation).where(Annotation.id.in_(doomed)))
+        await _recount(session, {row.item_id for row in found}, dataset.id, -len(doomed))
+        await events.record_many(
+            session,
+            project_id=dataset.project_id,
+            resource="annotation",
+            action="deleted",
+            actor=actor.email,
+            changes=[(i, {"datasetId": dataset.id}) for i in doomed],
+        )
+    return len(doomed)

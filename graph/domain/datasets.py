@@ -1,0 +1,201 @@
+"""Datasets: create, rename, lock, delete, list; the folder tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graph.db.tables import Dataset, Driver, Item
+from graph.domain import blobs, events
+from graph.domain.access import Actor, Role, check_role, member_role, require_role
+from graph.domain.errors import Conflict, InvalidInput, NotFound
+from graph.domain.paging import Order, Page, keyset_page, page_size
+from graph.domain.platform import Platform
+
+__all__ = [
+    "count_datasets",
+    "create_dataset",
+    "insert_dataset",
+    "dataset_for",
+    "delete_dataset",
+    "get_dataset",
+    "list_datasets",
+    "update_dataset",
+]
+
+
+def check_name(name: str) -> str:
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > 200 or "/" in name:
+        raise InvalidInput("a dataset name must have 1 to 200 characters and no '/'", field="name")
+    return name
+
+
+async def dataset_for(
+    session: AsyncSession, actor: Actor, dataset_id: str, needed: Role, *, writing: bool = False
+) -> Dataset:
+    """The dataset, if the actor has ``needed`` in its project; one statement.
+
+    ``writing`` also refuses a read-only dataset.
+    """
+    row = (
+        await session.execute(
+            select(Dataset, member_role(actor, Dataset.project_id)).where(Dataset.id == dataset_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("dataset", dataset_id)
+    dataset, role = row
+    check_role(actor, None if role is None else Role[role], needed, "dataset", dataset_id)
+    if writing and dataset.readonly:
+        raise Conflict(f"dataset {dataset.name!r} is read-only; unlock it first", id=dataset_id)
+    return dataset
+
+
+def dataset_event(dataset: Dataset) -> dict[str, Any]:
+    return {"name": dataset.name, "projectId": dataset.project_id}
+
+
+async def create_dataset(
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    name: str,
+    driver_id: str | None = None,
+) -> Dataset:
+    async with platform.db.write() as session:
+        await require_role(session, actor, project_id, Role.developer)
+        return await insert_dataset(session, actor, project_id, name, driver_id)
+
+
+async def insert_dataset(
+    session: AsyncSession,
+    actor: Actor,
+    project_id: str,
+    name: str,
+    driver_id: str | None = None,
+    src_dataset_id: str | None = None,
+) -> Dataset:
+    """Add a dataset inside the caller's transaction (clone and merge make one with their items)."""
+    name = check_name(name)
+    if driver_id is not None:
+        driver = await session.get(Driver, driver_id)
+        if driver is None or driver.project_id != project_id:
+            raise NotFound("driver", driver_id)
+    taken = await session.scalar(
+        select(Dataset.id).where(Dataset.project_id == project_id, Dataset.name == name)
+    )
+    if taken is not None:
+        raise Conflict(f"the project already has a dataset named {name!r}", field="name")
+    dataset = Dataset(
+        project_id=project_id,
+        name=name,
+        driver_id=driver_id,
+        src_dataset_id=src_dataset_id,
+        creator=actor.email,
+    )
+    session.add(dataset)
+    try:
+        await session.flush()
+    except IntegrityError:  # a concurrent create took the name between our check and insert
+        raise Conflict(f"the project already has a dataset named {name!r}", field="name") from None
+    await events.record(
+        session,
+        project_id=project_id,
+        resource="dataset",
+        action="created",
+        resource_id=dataset.id,
+        actor=actor.email,
+        payload=dataset_event(dataset),
+    )
+    return dataset
+
+
+async def get_dataset(platform: Platform, actor: Actor, dataset_id: str) -> Dataset:
+    async with platform.db.read() as session:
+        return await dataset_for(session, actor, dataset_id, Role.annotator)
+
+
+async def list_datasets(
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[Dataset]:
+    async with platform.db.read() as session:
+        await require_role(session, actor, project_id, Role.annotator)
+        query, finish = keyset_page(
+            select(Dataset).where(Dataset.project_id == project_id),
+            [Order(Dataset.name), Order(Dataset.id)],
+            page_size(first, platform.settings.max_page_size),
+            after,
+            lambda d: (d.name, d.id),
+        )
+        return finish((await session.scalars(query)).all())
+
+
+async def count_datasets(platform: Platform, actor: Actor, project_id: str) -> int:
+    async with platform.db.read() as session:
+        await require_role(session, actor, project_id, Role.annotator)
+        query = select(func.count()).where(Dataset.project_id == project_id)
+        return int(await session.scalar(query) or 0)
+
+
+async def update_dataset(
+    platform: Platform,
+    actor: Actor,
+    dataset_id: str,
+    *,
+    name: str | None = None,
+    readonly: bool | None = None,
+) -> Dataset:
+    """Rename and/or lock (``readonly``) a dataset."""
+    try:
+        async with platform.db.write() as session:
+            dataset = await dataset_for(session, actor, dataset_id, Role.developer)
+            changed: dict[str, Any] = {}
+            if name is not None and name != dataset.name:
+                dataset.name = changed["name"] = check_name(name)
+            if readonly is not None and readonly != dataset.readonly:
+                dataset.readonly = changed["readonly"] = readonly
+            if changed:
+                await session.flush()
+                await events.record(
+                    session,
+                    project_id=dataset.project_id,
+                    resource="dataset",
+                    action="updated",
+                    resource_id=dataset.id,
+                    actor=actor.email,
+                    payload=changed,
+                )
+    except IntegrityError:
+        raise Conflict(f"the project already has a dataset named {name!r}", field="name") from None
+    return dataset
+
+
+async def delete_dataset(platform: Platform, actor: Actor, dataset_id: str) -> None:
+    """Delete a dataset with its items and annotations; bytes no other item uses are freed."""
+    async with platform.db.write() as session:
+        dataset = await dataset_for(session, actor, dataset_id, Role.developer, writing=True)
+        blob_ids = await blobs.blob_ids_of(session, Item.dataset_id == dataset_id)
+        await session.execute(
+            update(Dataset).where(Dataset.src_dataset_id == dataset_id).values(src_dataset_id=None)
+        )
+        await session.execute(delete(Item).where(Item.dataset_id == dataset_id))
+        await session.execute(delete(Dataset).where(Dataset.id == dataset_id))
+        freed = await blobs.release(session, blob_ids)
+        await events.record(
+            session,
+            project_id=dataset.project_id,
+            resource="dataset",
+            action="deleted",
+            resource_id=dataset_id,
+            actor=actor.email,
+            payload=dataset_event(dataset),
+        )
+    blobs.delete_bytes(platform, freed)

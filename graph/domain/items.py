@@ -1,0 +1,551 @@
+"""Items: files, linked URLs and folders; listing, moving, editing, deleting.
+
+``insert_items`` is the one write path every way of adding items goes through (upload, links,
+sync, clone), so name clashes, folders, counters and events behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graph.db.ids import new_ids
+from graph.db.tables import Dataset, Item, utcnow
+from graph.domain import blobs, events, paths
+from graph.domain.access import Actor, Role, check_role, member_role
+from graph.domain.datasets import dataset_for
+from graph.domain.errors import InvalidInput, NotFound
+from graph.domain.paging import Order, Page, keyset_page, page_size
+from graph.domain.platform import Platform
+
+__all__ = [
+    "ClashMode",
+    "ItemSpec",
+    "count_items",
+    "create_folder",
+    "delete_items",
+    "get_item",
+    "insert_items",
+    "item_for",
+    "list_items",
+    "move_items",
+    "system_metadata",
+    "update_item",
+]
+
+ClashMode = Literal["skip", "overwrite"]
+CLASH_MODES = ("skip", "overwrite")
+_CHUNK = 500
+# columns an overwrite replaces; identity (id, dataset, path) and user-owned fields stay
+_CONTENT_COLUMNS = (
+    "mimetype",
+    "size",
+    "width",
+    "height",
+    "blob_id",
+    "thumbnail_blob_id",
+    "url",
+    "metadata_",
+)
+
+
+@dataclass
+class ItemSpec:
+    """A file item to add: where it goes and what it holds (a blob or a URL)."""
+
+    path: str
+    mimetype: str | None = None
+    size: int | None = None
+    width: int | None = None
+    height: int | None = None
+    blob_id: str | None = None
+    thumbnail_blob_id: str | None = None
+    url: str | None = None
+    description: str | None = None
+    system: dict[str, Any] = field(default_factory=dict)
+    user: dict[str, Any] = field(default_factory=dict)
+    src_item_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """What happened to one spec: ``created``, ``overwritten`` or ``skipped``, with the item id."""
+
+    item_id: str
+    filename: str
+    op: str
+
+
+def check_mode(mode: str) -> ClashMode:
+    if mode not in CLASH_MODES:
+        raise InvalidInput(
+            f"mode must be one of {', '.join(CLASH_MODES)}, got {mode!r}", field="mode"
+        )
+    return mode  # type: ignore[return-value]
+
+
+def check_user_metadata(value: Any, field: str = "metadata") -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("user metadata must be a JSON object", field=field)
+    return value
+
+
+def system_metadata(item: Item) -> dict[str, Any]:
+    """``metadata.system`` as Dataloop shows it: stored fields plus the ones kept in columns."""
+    system = dict(item.metadata_.get("system") or {})
+    for key, value in (
+        ("mimetype", item.mimetype),
+        ("size", item.size),
+        ("width", item.width),
+        ("height", item.height),
+    ):
+        if value is not None:
+            system[key] = value
+    return system
+
+
+async def item_for(
+    session: AsyncSession, actor: Actor, item_id: str, needed: Role, *, writing: bool = False
+) -> tuple[Item, Dataset]:
+    """The item and its dataset, if the actor has ``needed`` in the project; one statement."""
+    row = (
+        await session.execute(
+            select(Item, Dataset, member_role(actor, Dataset.project_id))
+            .join(Dataset, Dataset.id == Item.dataset_id)
+            .where(Item.id == item_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("item", item_id)
+    item, dataset, role = row
+    check_role(actor, None if role is None else Role[role], needed, "item", item_id)
+    if writing and dataset.readonly:
+        raise InvalidInput(f"dataset {dataset.name!r} is read-only", field="id")
+    return item, dataset
+
+
+async def get_item(platform: Platform, actor: Actor, item_id: str) -> Item:
+    async with platform.db.read() as session:
+        item, _ = await item_for(session, actor, item_id, Role.annotator)
+        return item
+
+
+def _listing(
+    dataset_id: str, dir: str | None, recursive: bool, folders: bool
+) -> list[ColumnElement[bool]]:
+    where = [Item.dataset_id == dataset_id, Item.hidden.is_(False)]
+    if dir is not None:
+        directory = paths.normalise_dir(dir)
+        if not recursive:
+            where.append(Item.dir == directory)
+        elif directory != "/":
+            where.append(
+                or_(Item.dir == directory, Item.dir.startswith(directory + "/", autoescape=True))
+            )
+    if not folders:
+        where.append(Item.type == "file")
+    return where
+
+
+async def list_items(
+    platform: Platform,
+    actor: Actor,
+    dataset_id: str,
+    *,
+    dir: str | None = None,
+    recursive: bool = True,
+    folders: bool = True,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[Item]:
+    """Items of a dataset, folders first, then by path; optionally below (or in) one folder."""
+    async with platform.db.read() as session:
+        await dataset_for(session, actor, dataset_id, Role.annotator)
+        query, finish = keyset_page(
+            select(Item).where(*_listing(dataset_id, dir, recursive, folders)),
+            [Order(Item.type), Order(Item.filename), Order(Item.id)],
+            page_size(first, platform.settings.max_page_size),
+            after,
+            lambda i: (i.type, i.filename, i.id),
+        )
+        return finish((await session.scalars(query)).all())
+
+
+async def count_items(
+    platform: Platform,
+    actor: Actor,
+    dataset_id: str,
+    *,
+    dir: str | None = None,
+    recursive: bool = True,
+    folders: bool = True,
+) -> int:
+    async with platform.db.read() as session:
+        await dataset_for(session, actor, dataset_id, Role.annotator)
+        query = select(func.count()).where(*_listing(dataset_id, dir, recursive, folders))
+        return int(await session.scalar(query) or 0)
+
+
+async def _ensure_folders(
+    session: AsyncSession, actor: Actor, dataset: Dataset, directories: Iterable[str]
+) -> None:
+    """Create the folder items (and their parents) that do not exist yet."""
+    wanted = sorted({a for d in directories for a in paths.ancestors(d)})
+    if not wanted:
+        return
+    existing: set[str] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        existing.update(
+            await session.scalars(
+                select(Item.filename).where(
+                    Item.dataset_id == dataset.id,
+                    Item.filename.in_(wanted[start : start + _CHUNK]),
+                )
+            )
+        )
+    missing = [d for d in wanted if d not in existing]
+    if not missing:
+        return
+    now = utcnow()
+    ids = new_ids(len(missing))
+    rows = []
+    for item_id, folder in zip(ids, missing, strict=True):
+        parent, name = paths.split(folder)
+        rows.append(
+            {
+                "id": item_id,
+                "dataset_id": dataset.id,
+                "dir": parent,
+                "name": name,
+                "filename": folder,
+                "type": "dir",
+                "hidden": False,
+                "annotated": False,
+                "annotations_count": 0,
+                "metadata_": {"system": {}, "user": {}},
+                "creator": actor.email,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    await session.execute(insert(Item), rows)
+    await events.record_many(
+        session,
+        project_id=dataset.project_id,
+        resource="item",
+        action="created",
+        actor=actor.email,
+        changes=[(r["id"], {"datasetId": dataset.id, "filename": r["filename"]}) for r in rows],
+    )
+
+
+async def insert_items(
+    session: AsyncSession,
+    actor: Actor,
+    dataset: Dataset,
+    specs: Sequence[ItemSpec],
+    mode: ClashMode = "skip",
+) -> tuple[list[Inserted], set[str]]:
+    """Add file items in the caller's transaction, creating their folders.
+
+    A path that already exists is skipped or overwritten (content replaced, id kept) by ``mode``;
+    a path given twice in one call is an error. Returns what happened to each spec, in order, and
+    the ids of blobs that an overwrite stopped using (for :func:`blobs.release`).
+    """
+    placed: list[tuple[str, str, ItemSpec]] = []
+    seen: set[str] = set()
+    for index, spec in enumerate(specs):
+        directory, name = paths.split(spec.path, field=f"items[{index}].path")
+        filename = paths.join(directory, name)
+        if filename in seen:
+            raise InvalidInput(f"{filename!r} is given twice", field=f"items[{index}].path")
+        seen.add(filename)
+        placed.append((directory, name, spec))
+
+    existing: dict[str, tuple[str, str, str | None, str | None]] = {}
+    names = sorted(seen)
+    for start in range(0, len(names), _CHUNK):
+        rows = await session.execute(
+            select(Item.filename, Item.id, Item.type, Item.blob_id, Item.thumbnail_blob_id).where(
+                Item.dataset_id == dataset.id, Item.filename.in_(names[start : start + _CHUNK])
+            )
+        )
+        for filename, item_id, kind, blob_id, thumb_id in rows:
+            if kind == "dir":
+                raise InvalidInput(f"{filename!r} is a folder", field="path")
+            existing[filename] = (item_id, kind, blob_id, thumb_id)
+
+    await _ensure_folders(session, actor, dataset, {d for d, _, _ in placed})
+
+    now = utcnow()
+    new = [(d, n, s) for d, n, s in placed if paths.join(d, n) not in existing]
+    ids = iter(new_ids(len(new)))
+    results: list[Inserted] = []
+    rows: list[dict[str, Any]] = []
+    overwritten: list[dict[str, Any]] = []
+    dropped: set[str] = set()
+    for directory, name, spec in placed:
+        filename = paths.join(directory, name)
+        content = {
+            "mimetype": spec.mimetype,
+            "size": spec.size,
+            "width": spec.width,
+            "height": spec.height,
+            "blob_id": spec.blob_id,
+            "thumbnail_blob_id": spec.thumbnail_blob_id,
+            "url": spec.url,
+            "metadata_": {"system": spec.system, "user": spec.user},
+        }
+        if filename in existing:
+            item_id, _, old_blob, old_thumb = existing[filename]
+            if mode == "skip":
+                results.append(Inserted(item_id, filename, "skipped"))
+                continue
+            dropped.update(b for b in (old_blob, old_thumb) if b is not None)
+            overwritten.append({"id": item_id, **content})
+            results.append(Inserted(item_id, filename, "overwritten"))
+            continue
+        item_id = next(ids)
+        rows.append(
+            {
+                "id": item_id,
+                "dataset_id": dataset.id,
+                "dir": directory,
+                "name": name,
+                "filename": filename,
+                "type": "file",
+                "hidden": False,
+                "annotated": False,
+                "annotations_count": 0,
+                "description": spec.description,
+                "src_item_id": spec.src_item_id,
+                "creator": actor.email,
+                "created_at": now,
+                "updated_at": now,
+                **content,
+            }
+        )
+        results.append(Inserted(item_id, filename, "created"))
+
+    if rows:
+        await session.execute(insert(Item), rows)
+        await session.execute(
+            update(Dataset)
+            .where(Dataset.id == dataset.id)
+            .values(items_count=Dataset.items_count + len(rows), updated_at=now)
+        )
+    for values in overwritten:
+        item_id = values.pop("id")
+        await session.execute(
+            update(Item).where(Item.id == item_id).values(updated_at=now, **values)
+        )
+    for op, action in (("created", "created"), ("overwritten", "updated")):
+        await events.record_many(
+            session,
+            project_id=dataset.project_id,
+            resource="item",
+            action=action,
+            actor=actor.email,
+            changes=[
+                (r.item_id, {"datasetId": dataset.id, "filename": r.filename})
+                for r in results
+                if r.op == op
+            ],
+        )
+    still_used = {v.blob_id for v in specs if v.blob_id} | {
+        v.thumbnail_blob_id for v in specs if v.thumbnail_blob_id
+    }
+    return results, dropped - still_used
+
+
+async def create_folder(platform: Platform, actor: Actor, dataset_id: str, path: str) -> Item:
+    directory = paths.normalise_dir(path, field="path")
+    if directory == "/":
+        raise InvalidInput("the root folder always exists", field="path")
+    async with platform.db.write() as session:
+        dataset = await dataset_for(session, actor, dataset_id, Role.developer, writing=True)
+        await _ensure_folders(session, actor, dataset, [directory])
+        folder = await session.scalar(
+            select(Item).where(Item.dataset_id == dataset_id, Item.filename == directory)
+        )
+    assert folder is not None
+    return folder
+
+
+async def update_item(
+    platform: Platform,
+    actor: Actor,
+    item_id: str,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    user_metadata: dict[str, Any] | None = None,
+) -> Item:
+    """Rename a file, set its description (``""`` clears it) or replace ``metadata.user``."""
+    async with platform.db.write() as session:
+        item, dataset = await item_for(
+            session, actor, item_id, Role.annotationManager, writing=True
+        )
+        changed: dict[str, Any] = {}
+        if name is not None and name != item.name:
+            if item.type == "dir":
+                raise InvalidInput("rename a folder by moving its items", field="name")
+            directory, new_name = paths.split(paths.join(item.dir, name), field="name")
+            if directory != item.dir:
+                raise InvalidInput(
+                    "a name may not contain '/'; move the item instead", field="name"
+                )
+            await _check_free(session, dataset.id, paths.join(item.dir, new_name))
+            item.name, item.filename = new_name, paths.join(item.dir, new_name)
+            changed["filename"] = item.filename
+        if description is not None:
+            item.description = description or None
+            changed["description"] = item.description
+        if user_metadata is not None:
+            item.metadata_ = {**item.metadata_, "user": check_user_metadata(user_metadata)}
+            changed["metadata.user"] = True
+        if changed:
+            item.updated_at = utcnow()
+            await session.flush()
+            await events.record(
+                session,
+                project_id=dataset.project_id,
+                resource="item",
+                action="updated",
+                resource_id=item.id,
+                actor=actor.email,
+                payload={"datasetId": dataset.id, **changed},
+            )
+    return item
+
+
+async def _check_free(session: AsyncSession, dataset_id: str, filename: str) -> None:
+    taken = await session.scalar(
+        select(Item.id).where(Item.dataset_id == dataset_id, Item.filename == filename)
+    )
+    if taken is not None:
+        raise InvalidInput(f"{filename!r} already exists in the dataset", field="name")
+
+
+async def _items_in(
+    session: AsyncSession, actor: Actor, item_ids: Sequence[str], needed: Role
+) -> tuple[Dataset, list[Item]]:
+    """The items named, which must all exist and share one dataset the actor may change."""
+    if not item_ids:
+        raise InvalidInput("no item ids given", field="itemIds")
+    unique = list(dict.fromkeys(item_ids))
+    items: list[Item] = []
+    for start in range(0, len(unique), _CHUNK):
+        items.extend(
+            await session.scalars(select(Item).where(Item.id.in_(unique[start : start + _CHUNK])))
+        )
+    found = {i.id for i in items}
+    missing = [i for i in unique if i not in found]
+    if missing:
+        raise NotFound("item", missing[0])
+    datasets = {i.dataset_id for i in items}
+    if len(datasets) != 1:
+        raise InvalidInput("the items belong to more than one dataset", field="itemIds")
+    dataset = await dataset_for(session, actor, datasets.pop(), needed, writing=True)
+    return dataset, items
+
+
+async def move_items(
+    platform: Platform, actor: Actor, item_ids: Sequence[str], to_dir: str
+) -> list[Item]:
+    """Move files and folders (with everything below them) into ``to_dir``, made if missing."""
+    target = paths.normalise_dir(to_dir, field="toDir")
+    async with platform.db.write() as session:
+        dataset, items = await _items_in(session, actor, item_ids, Role.annotationManager)
+        await _ensure_folders(session, actor, dataset, [target])
+        now = utcnow()
+        moved: list[tuple[str, dict[str, Any]]] = []
+        for item in items:
+            new_path = paths.join(target, item.name)
+            if new_path == item.filename:
+                continue
+            if item.type == "dir" and (target + "/").startswith(item.filename + "/"):
+                raise InvalidInput(
+                    f"cannot move folder {item.filename!r} into itself", field="toDir"
+                )
+            await _check_free(session, dataset.id, new_path)
+            if item.type == "dir":
+                old_prefix = item.filename
+                below = and_(
+                    Item.dataset_id == dataset.id,
+                    or_(
+                        Item.dir == old_prefix,
+                        Item.dir.startswith(old_prefix + "/", autoescape=True),
+                    ),
+                )
+                cut = len(old_prefix) + 1  # SQL substr is 1-based
+                await session.execute(
+                    update(Item)
+                    .where(below)
+                    .values(
+                        dir=new_path + func.substr(Item.dir, cut),
+                        filename=new_path + func.substr(Item.filename, cut),
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            item.dir, item.filename, item.updated_at = target, new_path, now
+            moved.append((item.id, {"datasetId": dataset.id, "filename": new_path}))
+        await session.flush()
+        await events.record_many(
+            session,
+            project_id=dataset.project_id,
+            resource="item",
+            action="updated",
+            actor=actor.email,
+            changes=moved,
+        )
+    return items
+
+
+async def delete_items(platform: Platform, actor: Actor, item_ids: Sequence[str]) -> int:
+    """Delete items (a folder with everything below it); returns how many file items went."""
+    async with platform.db.write() as session:
+        dataset, items = await _items_in(session, actor, item_ids, Role.annotationManager)
+        conditions = [Item.id.in_([i.id for i in items])]
+        for folder in (i for i in items if i.type == "dir"):
+            conditions.append(
+                and_(
+                    Item.dataset_id == dataset.id,
+                    or_(
+                        Item.dir == folder.filename,
+                        Item.dir.startswith(folder.filename + "/", autoescape=True),
+                    ),
+                )
+            )
+        doomed = or_(*conditions)
+        gone = (
+            await session.execute(select(Item.id, Item.type, Item.filename).where(doomed))
+        ).all()
+        blob_ids = await blobs.blob_ids_of(session, doomed)
+        await session.execute(
+            delete(Item).where(doomed).execution_options(synchronize_session=False)
+        )
+        files = sum(1 for _, kind, _ in gone if kind == "file")
+        await session.execute(
+            update(Dataset)
+            .where(Dataset.id == dataset.id)
+            .values(items_count=Dataset.items_count - files, updated_at=utcnow())
+        )
+        freed = await blobs.release(session, blob_ids)
+        await events.record_many(
+            session,
+            project_id=dataset.project_id,
+            resource="item",
+            action="deleted",
+            actor=actor.email,
+            changes=[(i, {"datasetId": dataset.id, "filename": f}) for i, _, f in gone],
+        )
+    blobs.delete_bytes(platform, freed)
+    return files

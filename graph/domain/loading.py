@@ -1,0 +1,44 @@
+"""Batch loads by id for the API's DataLoaders and for workers.
+
+These do not check roles: callers use them only for rows related to something the actor was
+already allowed to read (an item's dataset, its annotations).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from graph.db.tables import Annotation
+from graph.domain.platform import Platform
+
+__all__ = ["annotations_of_items", "by_ids"]
+
+T = TypeVar("T")
+
+
+async def by_ids(platform: Platform, table: type[T], ids: Sequence[str]) -> list[T | None]:
+    """Rows of ``table`` in the order of ``ids`` (None where missing)."""
+    column: Any = table.id  # type: ignore[attr-defined]
+    async with platform.db.read() as session:
+        rows = {row.id: row for row in await session.scalars(select(table).where(column.in_(ids)))}  # type: ignore[attr-defined]
+    return [rows.get(i) for i in ids]
+
+
+async def annotations_of_items(
+    platform: Platform, item_ids: Sequence[str]
+) -> list[list[Annotation]]:
+    """Each item's annotations, in creation order, with one query."""
+    grouped: dict[str, list[Annotation]] = defaultdict(list)
+    async with platform.db.read() as session:
+        rows = await session.scalars(
+            select(Annotation)
+            .where(Annotation.item_id.in_(item_ids))
+            .order_by(Annotation.item_id, Annotation.id)
+        )
+        for annotation in rows:
+            grouped[annotation.item_id].append(annotation)
+    return [grouped.get(i, []) for i in item_ids]

@@ -1,0 +1,107 @@
+"""Keyset paging: a cursor is the sort key of the last row seen, never an offset."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, or_
+
+from graph.domain.errors import InvalidInput
+
+__all__ = ["Order", "Page", "keyset_page", "page_size"]
+
+T = TypeVar("T")
+DEFAULT_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Order:
+    """One sort key: a column and its direction. The last key of an ordering must be unique."""
+
+    column: Any
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    rows: list[T]
+    has_next: bool
+    cursors: list[str]
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1] if self.cursors else None
+
+
+def page_size(first: int | None, maximum: int) -> int:
+    if first is None:
+        return min(DEFAULT_PAGE_SIZE, maximum)
+    if first < 1 or first > maximum:
+        raise InvalidInput(f"first must be between 1 and {maximum}, got {first}", field="first")
+    return first
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    raw = json.dumps([_plain(v) for v in values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, n: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != n:
+        raise InvalidInput("the cursor is not one this list gave out", field="after")
+    return values
+
+
+def _after(order: Sequence[Order], values: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows strictly after ``values`` in ``order``: (a > x) or (a = x and b > y) or ..."""
+    values = [
+        datetime.fromisoformat(v)
+        if isinstance(v, str) and key.column.type.python_type is datetime
+        else v
+        for key, v in zip(order, values, strict=True)
+    ]
+    clauses = []
+    for i, key in enumerate(order):
+        step = key.column < values[i] if key.descending else key.column > values[i]
+        clauses.append(and_(*(order[j].column == values[j] for j in range(i)), step))
+    return or_(*clauses)
+
+
+def keyset_page(
+    query: Select[Any],
+    order: Sequence[Order],
+    first: int,
+    after: str | None,
+    key_of: Callable[[Any], Sequence[Any]],
+) -> tuple[Select[Any], Callable[[Sequence[Any]], Page[Any]]]:
+    """Add ordering, the cursor condition and a limit to ``query``.
+
+    Returns the query and a function that turns its rows into a :class:`Page`; ``key_of`` gives a
+    row's sort key values, in ``order``.
+    """
+    if after is not None:
+        query = query.where(_after(order, decode_cursor(after, len(order))))
+    query = query.order_by(
+        *(key.column.desc() if key.descending else key.column.asc() for key in order)
+    ).limit(first + 1)
+
+    def finish(rows: Sequence[Any]) -> Page[Any]:
+        kept = list(rows[:first])
+        return Page(kept, len(rows) > first, [encode_cursor(key_of(row)) for row in kept])
+
+    return query, finish

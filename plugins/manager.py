@@ -1,0 +1,128 @@
+"""The plugin manager: built-ins first, then the ``loopline`` entry points, each loaded once."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from plugins import hookspecs
+from plugins.types import StorageDriverType
+
+__all__ = ["BUILTIN_PLUGINS", "PluginFailure", "Plugins"]
+
+log = logging.getLogger(__name__)
+
+BUILTIN_PLUGINS = ("plugins.builtin.local_storage",)
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be loaded or whose hook raised; the platform runs on without it."""
+
+    plugin: str
+    error: str
+
+
+@dataclass
+class Plugins:
+    """The plugins of one process and the tables built from their hooks.
+
+    Entry points are read on first use, not at import, and at most once. ``entry_points=False``
+    keeps only the built-ins (used to export the schema, so a local plugin never leaks into it).
+    """
+
+    entry_points: bool = True
+    failures: list[PluginFailure] = field(default_factory=list)
+    _pm: pluggy.PluginManager | None = None
+    _storage_drivers: dict[str, StorageDriverType] | None = None
+
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        if self._pm is None:
+            self._pm = self._build()
+        return self._pm
+
+    def register(self, plugin: object, name: str) -> None:
+        """Register a plugin object by hand (tests, embedding applications)."""
+        self.pm.register(plugin, name=name)
+        self._storage_drivers = None
+
+    def _build(self) -> pluggy.PluginManager:
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        for module_name in BUILTIN_PLUGINS:
+            pm.register(importlib.import_module(module_name), name=module_name)
+        if self.entry_points:
+            for ep in entry_points(group=hookspecs.PROJECT):
+                if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+                    continue
+                try:
+                    pm.register(ep.load(), name=ep.name)
+                except Exception as exc:  # a broken plugin must never take the platform down
+                    self._fail(ep.name, exc)
+        pm.check_pending()
+        return pm
+
+    def _fail(self, plugin: str, exc: BaseException) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        log.error("plugin %r failed: %s", plugin, message)
+        self.failures.append(PluginFailure(plugin, message))
+
+    def _collect(self, hook_name: str) -> list[tuple[str, Any]]:
+        """Call a list-returning hook plugin by plugin, so one failing plugin is reported by name."""
+        results: list[tuple[str, Any]] = []
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            try:
+                returned = impl.function()
+            except Exception as exc:
+                self._fail(impl.plugin_name, exc)
+                continue
+            results.extend((impl.plugin_name, value) for value in returned or ())
+        return results
+
+    @property
+    def storage_drivers(self) -> dict[str, StorageDriverType]:
+        if self._storage_drivers is None:
+            drivers: dict[str, StorageDriverType] = {}
+            owners: dict[str, str] = {}
+            # pluggy returns implementations last-registered first; built-ins must win clashes
+            for plugin, driver in reversed(self._collect("register_storage_drivers")):
+                if driver.name in drivers:
+                    self._fail(
+                        plugin,
+                        ValueError(
+                            f"storage driver {driver.name!r} is already provided by {owners[driver.name]!r}"
+                        ),
+                    )
+                    continue
+                drivers[driver.name], owners[driver.name] = driver, plugin
+            self._storage_drivers = drivers
+        return self._storage_drivers
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each registered plugin with its hooks, built-ins first, for ``loopline plugins``."""
+        rows = []
+        for name, plugin in self.pm.list_name_plugin():
+            hooks = sorted(
+                caller.name
+                for caller in self.pm.get_hookcallers(plugin) or ()
+                if not caller.name.startswith("_")
+            )
+            version = getattr(plugin, "__version__", None)
+            rows.append(
+                {
+                    "name": name,
+                    "builtin": name in BUILTIN_PLUGINS,
+                    "hooks": hooks,
+                    "version": version,
+                    "module": plugin.__name__ if isinstance(plugin, ModuleType) else None,
+                }
+            )
+        rows.sort(key=lambda row: (not row["builtin"], row["name"]))
+        return rows
