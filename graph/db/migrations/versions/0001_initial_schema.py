@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 00:33:39.473039
 """
 
 from collections.abc import Sequence
@@ -174,6 +173,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blobs")),
         sa.UniqueConstraint("driver_id", "key", name=op.f("uq_blobs_driver_id_key")),
     )
+    with op.batch_alter_table("blobs", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_blobs_platform_key",
+            ["key"],
+            unique=True,
+            sqlite_where=sa.text("driver_id IS NULL"),
+            postgresql_where=sa.text("driver_id IS NULL"),
+        )
+
     op.create_table(
         "datasets",
         sa.Column("project_id", sa.String(length=24), nullable=False),
@@ -364,6 +372,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_datasets_src_dataset_id"))
 
     op.drop_table("datasets")
+    with op.batch_alter_table("blobs", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_blobs_platform_key",
+            sqlite_where=sa.text("driver_id IS NULL"),
+            postgresql_where=sa.text("driver_id IS NULL"),
+        )
+
     op.drop_table("blobs")
     op.drop_table("drivers")
     with op.batch_alter_table("members", schema=None) as batch_op:
