@@ -14,8 +14,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionResult
 
 from graph.api.context import Context, bearer_token
+from graph.api.errors import typed_errors
 from graph.api.schema import schema
 from graph.db.migrate import upgrade
 from graph.domain.platform import Platform
@@ -31,6 +34,11 @@ class _GraphQL(GraphQL[Context, None]):
     def __init__(self, platform: Platform) -> None:
         super().__init__(schema, multipart_uploads_enabled=True)
         self.platform = platform
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        return process_result(typed_errors(result))
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return Context(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionResult
 
 from graph.domain.errors import DomainError
 
-__all__ = ["TypedErrors"]
+__all__ = ["typed_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +41,8 @@ def _typed(error: GraphQLError) -> GraphQLError:
     )
 
 
-class TypedErrors(SchemaExtension):
-    """Give every error an ``extensions.code``; never let an internal message reach a client."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
-            result.errors = [_typed(error) for error in result.errors]
-        elif self.execution_context.pre_execution_errors:
-            self.execution_context.pre_execution_errors = [
-                _typed(e) for e in self.execution_context.pre_execution_errors
-            ]
+def typed_errors(result: ExecutionResult) -> ExecutionResult:
+    """The result with every error typed; used by the HTTP view for every response it sends."""
+    if result.errors:
+        result.errors = [_typed(error) for error in result.errors]
+    return result

@@ -14,7 +14,6 @@ from strawberry.tools import merge_types
 
 from graph.api.annotations import AnnotationMutations, AnnotationQueries
 from graph.api.datasets import DatasetMutations, DatasetQueries
-from graph.api.errors import TypedErrors
 from graph.api.items import ItemMutations, ItemQueries
 from graph.api.projects import ProjectMutations, ProjectQueries
 
@@ -31,7 +30,6 @@ schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
     extensions=[
-        TypedErrors,
         lambda: QueryDepthLimiter(max_depth=LIMITS["depth"]),
         lambda: MaxAliasesLimiter(max_alias_count=LIMITS["aliases"]),
         lambda: MaxTokensLimiter(max_token_count=LIMITS["tokens"]),
