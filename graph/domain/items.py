@@ -526,17 +526,25 @@ async def delete_items(platform: Platform, actor: Actor, item_ids: Sequence[str]
             )
         doomed = or_(*conditions)
         gone = (
-            await session.execute(select(Item.id, Item.type, Item.filename).where(doomed))
+            await session.execute(
+                select(Item.id, Item.type, Item.filename, Item.annotations_count).where(doomed)
+            )
         ).all()
         blob_ids = await blobs.blob_ids_of(session, doomed)
+        # annotations go with their items (foreign key cascade)
         await session.execute(
             delete(Item).where(doomed).execution_options(synchronize_session=False)
         )
-        files = sum(1 for _, kind, _ in gone if kind == "file")
+        files = sum(1 for row in gone if row.type == "file")
         await session.execute(
             update(Dataset)
             .where(Dataset.id == dataset.id)
-            .values(items_count=Dataset.items_count - files, updated_at=utcnow())
+            .values(
+                items_count=Dataset.items_count - files,
+                annotations_count=Dataset.annotations_count
+                - sum(row.annotations_count for row in gone),
+                updated_at=utcnow(),
+            )
         )
         freed = await blobs.release(session, blob_ids)
         await events.record_many(
@@ -545,7 +553,7 @@ async def delete_items(platform: Platform, actor: Actor, item_ids: Sequence[str]
             resource="item",
             action="deleted",
             actor=actor.email,
-            changes=[(i, {"datasetId": dataset.id, "filename": f}) for i, _, f in gone],
+            changes=[(row.id, {"datasetId": dataset.id, "filename": row.filename}) for row in gone],
         )
     blobs.delete_bytes(platform, freed)
     return files

@@ -141,3 +141,15 @@ async def test_annotations_over_graphql(client, item_id) -> None:
         {"i": item_id},
     )
     assert errors[0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_deleting_items_keeps_dataset_annotation_count_right(platform, owner, item_id) -> None:
+    [a] = await annotations.create_annotations(
+        platform, owner[0], item_id, [annotations.AnnotationSpec(type="class", label="x")]
+    )
+    item = await items.get_item(platform, owner[0], item_id)
+    assert (await datasets.get_dataset(platform, owner[0], item.dataset_id)).annotations_count == 1
+    await items.delete_items(platform, owner[0], [item_id])
+    assert (await datasets.get_dataset(platform, owner[0], item.dataset_id)).annotations_count == 0
+    with pytest.raises(NotFound):
+        await annotations.get_annotation(platform, owner[0], a.id)

@@ -1,0 +1,49 @@
+"""The engine: SQLite pragmas, whole-or-nothing write transactions, concurrent writers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select, text
+
+from graph.db.engine import Database
+from graph.db.tables import Project
+from graph.domain import projects
+from graph.domain.errors import Conflict
+
+
+async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    try:
+        async with db.read() as session:
+            assert (await session.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await session.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+            assert (await session.execute(text("PRAGMA busy_timeout"))).scalar() >= 10000
+    finally:
+        await db.dispose()
+
+
+async def test_write_rolls_back_whole_on_error(platform, owner) -> None:
+    with pytest.raises(RuntimeError):
+        async with platform.db.write() as session:
+            session.add(Project(name="half"))
+            await session.flush()
+            raise RuntimeError("boom")
+    async with platform.db.read() as session:
+        assert await session.scalar(select(func.count()).where(Project.name == "half")) == 0
+
+
+async def test_many_concurrent_writers_all_succeed(platform, owner) -> None:
+    names = [f"p{i}" for i in range(30)]
+    await asyncio.gather(*(projects.create_project(platform, owner[0], n) for n in names))
+    assert sorted(p.name for p in await projects.list_projects(platform, owner[0])) == sorted(names)
+
+
+async def test_concurrent_creates_of_one_name_give_one_winner(platform, owner) -> None:
+    results = await asyncio.gather(
+        *(projects.create_project(platform, owner[0], "same") for _ in range(8)),
+        return_exceptions=True,
+    )
+    assert sum(1 for r in results if isinstance(r, Project)) == 1
+    assert all(isinstance(r, Conflict) for r in results if not isinstance(r, Project))
