@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -11,11 +12,13 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from graph.api.annotations import AnnotationMutations, AnnotationQueries
 from graph.api.datasets import DatasetMutations, DatasetQueries
 from graph.api.items import ItemMutations, ItemQueries
 from graph.api.projects import ProjectMutations, ProjectQueries
+from graph.domain.errors import DomainError
 
 __all__ = ["LIMITS", "schema"]
 
@@ -26,7 +29,22 @@ Mutation = merge_types(
     "Mutation", (ProjectMutations, DatasetMutations, ItemMutations, AnnotationMutations)
 )
 
-schema = strawberry.Schema(
+
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log only what went wrong on our side; users' mistakes are answered, not logged."""
+        unexpected = [
+            e
+            for e in errors
+            if e.original_error is not None
+            and not isinstance(e.original_error, DomainError | GraphQLError)
+        ]
+        super().process_errors(unexpected, execution_context)
+
+
+schema = _Schema(
     query=Query,
     mutation=Mutation,
     extensions=[

@@ -117,3 +117,20 @@ def test_serve_starts_on_loopback_and_prints_the_admin_token(tmp_path: Path) -> 
         server.terminate()
         output, _ = server.communicate(timeout=30)
     assert token in output  # printed once, on the first start
+
+
+async def test_internal_failures_are_masked(client, platform, project) -> None:
+    # a real fault on our side: the table behind the field is gone (put back afterwards)
+    from sqlalchemy import text
+
+    async with platform.db.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE members RENAME TO members_gone"))
+    try:
+        response = await client.post("/graphql", json={"query": "{ projects { id } }"})
+    finally:
+        async with platform.db.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE members_gone RENAME TO members"))
+    body = response.json()
+    assert response.status_code == 200
+    assert body["errors"][0]["extensions"] == {"code": "INTERNAL"}
+    assert "members" not in response.text and "SELECT" not in response.text
