@@ -114,6 +114,51 @@ def plugins(as_json: bool) -> None:
         click.echo(f"FAILED {failure['name']}: {failure['error']}", err=True)
 
 
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--dataset", "dataset_id", required=True, help="The id of the dataset to fill.")
+@click.option("--server", default="http://127.0.0.1:8080", show_default=True)
+@click.option("--token", envvar="LOOPLINE_TOKEN", required=True, help="API token (LOOPLINE_TOKEN).")
+@click.option("--remote-dir", default="/", show_default=True, help="Dataset folder to upload into.")
+@click.option("--mode", type=click.Choice(["skip", "overwrite"]), default="skip", show_default=True)
+@click.option("--batch", default=50, type=click.IntRange(1, 1000), show_default=True)
+@click.option("--workers", default=4, type=click.IntRange(1, 32), show_default=True)
+def upload(
+    directory: Path,
+    dataset_id: str,
+    server: str,
+    token: str,
+    remote_dir: str,
+    mode: str,
+    batch: int,
+    workers: int,
+) -> None:
+    """Upload the files below DIRECTORY into a dataset, keeping their sub-folders."""
+    from graph.upload_client import local_files, upload_dir
+
+    files = local_files(directory)
+    with click.progressbar(length=len(files), label="uploading") as bar:
+        summary = upload_dir(
+            directory,
+            files,
+            server=server,
+            token=token,
+            dataset_id=dataset_id,
+            remote_dir=remote_dir,
+            mode=mode,
+            batch=batch,
+            workers=workers,
+            progress=bar.update,
+        )
+    click.echo(
+        f"created {summary.created}, skipped {summary.skipped}, "
+        f"overwritten {summary.overwritten}, failed {summary.failed}"
+    )
+    for error in summary.errors:
+        click.echo(f"failed: {error}", err=True)
+    sys.exit(1 if summary.failed else 0)
+
+
 @main.group()
 def token() -> None:
     """API tokens."""

@@ -18,7 +18,7 @@ __all__ = ["BUILTIN_PLUGINS", "PluginFailure", "Plugins"]
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PLUGINS = ("plugins.builtin.local_storage",)
+BUILTIN_PLUGINS = ("plugins.builtin.local_storage", "plugins.builtin.s3_storage")
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,9 @@ class Plugins:
         if self._storage_drivers is None:
             drivers: dict[str, StorageDriverType] = {}
             owners: dict[str, str] = {}
-            # pluggy returns implementations last-registered first; built-ins must win clashes
-            for plugin, driver in reversed(self._collect("register_storage_drivers")):
+            # get_hookimpls() lists plugins in registration order (built-ins first), so the
+            # first one to claim a name keeps it: built-ins win clashes
+            for plugin, driver in self._collect("register_storage_drivers"):
                 if driver.name in drivers:
                     self._fail(
                         plugin,

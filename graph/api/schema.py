@@ -17,16 +17,40 @@ from strawberry.types import ExecutionContext
 from graph.api.annotations import AnnotationMutations, AnnotationQueries
 from graph.api.datasets import DatasetMutations, DatasetQueries
 from graph.api.items import ItemMutations, ItemQueries
+from graph.api.links import LinkMutations
 from graph.api.projects import ProjectMutations, ProjectQueries
+from graph.api.storage import StorageMutations, StorageQueries
+from graph.api.uploads import UploadMutations
+from graph.api.versioning import VersioningMutations, VersioningQueries
 from graph.domain.errors import DomainError
 
 __all__ = ["LIMITS", "schema"]
 
 LIMITS = {"depth": 12, "aliases": 30, "tokens": 5000}
 
-Query = merge_types("Query", (ProjectQueries, DatasetQueries, ItemQueries, AnnotationQueries))
+Query = merge_types(
+    "Query",
+    (
+        ProjectQueries,
+        DatasetQueries,
+        ItemQueries,
+        AnnotationQueries,
+        StorageQueries,
+        VersioningQueries,
+    ),
+)
 Mutation = merge_types(
-    "Mutation", (ProjectMutations, DatasetMutations, ItemMutations, AnnotationMutations)
+    "Mutation",
+    (
+        ProjectMutations,
+        DatasetMutations,
+        ItemMutations,
+        AnnotationMutations,
+        StorageMutations,
+        UploadMutations,
+        LinkMutations,
+        VersioningMutations,
+    ),
 )
 
 

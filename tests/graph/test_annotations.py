@@ -143,7 +143,9 @@ async def test_annotations_over_graphql(client, item_id) -> None:
     assert errors[0]["extensions"]["code"] == "INVALID_INPUT"
 
 
-async def test_deleting_items_keeps_dataset_annotation_count_right(platform, owner, item_id) -> None:
+async def test_deleting_items_keeps_dataset_annotation_count_right(
+    platform, owner, item_id
+) -> None:
     [a] = await annotations.create_annotations(
         platform, owner[0], item_id, [annotations.AnnotationSpec(type="class", label="x")]
     )

@@ -1,0 +1,88 @@
+"""Dataset versions: clone, merge and lineage."""
+
+from __future__ import annotations
+
+import strawberry
+
+from graph.api.context import Info
+from graph.api.datasets import Dataset
+from graph.domain import versioning
+
+__all__ = ["DatasetLineage", "VersioningMutations", "VersioningQueries"]
+
+
+@strawberry.type(description="Where a dataset comes from and what was cloned from it.")
+class DatasetLineage:
+    ancestors: list[Dataset] = strawberry.field(
+        description="Its source, the source's source, ...; nearest first."
+    )
+    clones: list[Dataset] = strawberry.field(
+        description="Datasets cloned from it, directly or from its clones; by generation."
+    )
+
+
+@strawberry.type
+class VersioningQueries:
+    @strawberry.field
+    async def dataset_lineage(self, info: Info, dataset_id: strawberry.ID) -> DatasetLineage:
+        ctx = info.context
+        found = await versioning.lineage(ctx.platform, await ctx.actor(), dataset_id)
+        return DatasetLineage(
+            ancestors=[Dataset.of(d) for d in found.ancestors],
+            clones=[Dataset.of(d) for d in found.clones],
+        )
+
+
+@strawberry.type
+class VersioningMutations:
+    @strawberry.mutation(
+        description="A new dataset of the same project with copies of the items (all, or the "
+        "files and folders given) sharing the source's bytes; annotations copied too unless "
+        "`withAnnotations` is false, user metadata unless `withMetadata` is false."
+    )
+    async def clone_dataset(
+        self,
+        info: Info,
+        dataset_id: strawberry.ID,
+        name: str,
+        item_ids: list[strawberry.ID] | None = None,
+        with_metadata: bool = True,
+        with_annotations: bool = True,
+        target_dir: str | None = None,
+    ) -> Dataset:
+        ctx = info.context
+        row = await versioning.clone_dataset(
+            ctx.platform,
+            await ctx.actor(),
+            dataset_id,
+            name,
+            item_ids=item_ids,
+            with_metadata=with_metadata,
+            with_annotations=with_annotations,
+            target_dir=target_dir,
+        )
+        return Dataset.of(row)
+
+    @strawberry.mutation(
+        description="A new dataset with copies of the items of several datasets of one project. "
+        "The first dataset to use a path keeps it; a later one's clashing item goes to "
+        "`/<its dataset name>/<path>` (then ` (2)`, ` (3)`... before the extension)."
+    )
+    async def merge_datasets(
+        self,
+        info: Info,
+        dataset_ids: list[strawberry.ID],
+        name: str,
+        with_metadata: bool = True,
+        with_annotations: bool = True,
+    ) -> Dataset:
+        ctx = info.context
+        row = await versioning.merge_datasets(
+            ctx.platform,
+            await ctx.actor(),
+            dataset_ids,
+            name,
+            with_metadata=with_metadata,
+            with_annotations=with_annotations,
+        )
+        return Dataset.of(row)

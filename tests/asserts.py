@@ -1,0 +1,45 @@
+"""Assertion helpers shared by tests: counting the SQL statements a piece of work runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["StatementLog", "count_statements"]
+
+# transaction control is not work a query does; the SQLite engine also emits BEGIN itself
+_IGNORED = ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "SAVEPOINT", "RELEASE")
+
+
+class StatementLog:
+    """The statements seen so far; ``len()`` is their number."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{n}. {s}" for n, s in enumerate(self.statements, 1))
+
+
+@contextmanager
+def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
+    """Record every SQL statement ``engine`` sends while the block runs (an executemany counts
+    once), leaving out transaction control."""
+    log = StatementLog()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(_IGNORED):
+            log.statements.append(" ".join(statement.split()))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield log
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
