@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -20,6 +22,15 @@ from sqlalchemy.ext.asyncio import (
 __all__ = ["Database", "dialect_insert"]
 
 _WRITE = "loopline_write"
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for the database: orjson (several times faster than ``json``), falling back to
+    ``json`` for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -51,7 +62,11 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        options: dict[str, Any] = {"echo": echo}
+        options: dict[str, Any] = {
+            "echo": echo,
+            "json_serializer": json_dumps,
+            "json_deserializer": orjson.loads,
+        }
         if not self.is_sqlite:
             options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine = create_async_engine(url, **options)

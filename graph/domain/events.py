@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graph.db.bulk import insert_many
 from graph.db.tables import Event, utcnow
 
 __all__ = ["record", "record_many"]
@@ -57,4 +57,4 @@ async def record_many(
         for resource_id, payload in changes
     ]
     if rows:
-        await session.execute(insert(Event), rows)
+        await insert_many(session, Event.__table__, rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -18,20 +18,22 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graph.db.bulk import insert_many
+from graph.db.engine import dialect_insert
 from graph.db.ids import new_ids
 from graph.db.tables import Dataset, Item, utcnow
 from graph.domain import blobs, events, paths
 from graph.domain.access import Actor, Role, check_role, member_role
 from graph.domain.datasets import dataset_for
-from graph.domain.errors import InvalidInput, NotFound
+from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.paging import Order, Page, keyset_page, page_size
 from graph.domain.platform import Platform
 
@@ -53,20 +55,12 @@ __all__ = [
 
 ClashMode = Literal["skip", "overwrite"]
 CLASH_MODES = ("skip", "overwrite")
+_INSERT_ATTEMPTS = 3
 _CHUNK = 500
 _ITEMS = Item.__table__
 # nullable columns without a default, which an INSERT may leave out
-_OPTIONAL = (
-    "mimetype",
-    "size",
-    "width",
-    "height",
-    "blob_id",
-    "thumbnail_blob_id",
-    "url",
-    "description",
-    "src_item_id",
-)
+# what an overwrite replaces; identity (id, path) and user-owned fields stay
+_CONTENT = ("mimetype", "size", "width", "height", "blob_id", "thumbnail_blob_id", "url")
 
 
 @dataclass
@@ -87,9 +81,11 @@ class ItemSpec:
     src_item_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Inserted:
-    """What happened to one spec: ``created``, ``overwritten`` or ``skipped``, with the item id."""
+class Inserted(NamedTuple):
+    """What happened to one spec: ``created``, ``overwritten`` or ``skipped``, with the item id.
+
+    A named tuple: bulk registrations make one per item, and tuples are the cheapest to make.
+    """
 
     item_id: str
     filename: str
@@ -211,27 +207,26 @@ async def count_items(
 async def _ensure_folders(
     session: AsyncSession, actor: Actor, dataset: Dataset, directories: Iterable[str]
 ) -> None:
-    """Create the folder items (and their parents) that do not exist yet."""
+    """Create the folder items (and their parents) that do not exist yet.
+
+    A file standing where a folder must be is an error. Folders another transaction is creating
+    at the same moment are left to it (``ON CONFLICT DO NOTHING``), so parallel uploads into a
+    new folder never collide.
+    """
     wanted = sorted({a for d in directories for a in paths.ancestors(d)})
     if not wanted:
         return
     existing: set[str] = set()
-    for start in range(0, len(wanted), _CHUNK):
-        existing.update(
-            await session.scalars(
-                select(Item.filename).where(
-                    Item.dataset_id == dataset.id,
-                    Item.filename.in_(wanted[start : start + _CHUNK]),
-                )
-            )
-        )
+    for filename, _, kind, _, _ in await items_at(session, dataset.id, wanted):
+        if kind != "dir":
+            raise InvalidInput(f"{filename!r} is a file, so it cannot hold items", field="path")
+        existing.add(filename)
     missing = [d for d in wanted if d not in existing]
     if not missing:
         return
     now = utcnow()
-    ids = new_ids(len(missing))
     rows = []
-    for item_id, folder in zip(ids, missing, strict=True):
+    for item_id, folder in zip(new_ids(len(missing)), missing, strict=True):
         parent, name = paths.split(folder)
         rows.append(
             {
@@ -244,20 +239,31 @@ async def _ensure_folders(
                 "hidden": False,
                 "annotated": False,
                 "annotations_count": 0,
-                "metadata_": {"system": {}, "user": {}},
+                "metadata": {"system": {}, "user": {}},
                 "creator": actor.email,
                 "created_at": now,
                 "updated_at": now,
             }
         )
-    await session.execute(insert(Item), rows)
+    await session.execute(
+        dialect_insert(session)(_ITEMS).on_conflict_do_nothing(
+            index_elements=["dataset_id", "filename"]
+        ),
+        rows,
+    )
+    ours = {row.id for row in await items_at(session, dataset.id, missing)}
+    created = [
+        (r["id"], {"datasetId": dataset.id, "filename": r["filename"]})
+        for r in rows
+        if r["id"] in ours
+    ]
     await events.record_many(
         session,
         project_id=dataset.project_id,
         resource="item",
         action="created",
         actor=actor.email,
-        changes=[(r["id"], {"datasetId": dataset.id, "filename": r["filename"]}) for r in rows],
+        changes=created,
     )
 
 
@@ -309,11 +315,38 @@ async def insert_items(
     A path that already exists is skipped or overwritten (content replaced, id kept) by ``mode``;
     a path given twice in one call is an error. Returns what happened to each spec, in order, and
     the ids of blobs that an overwrite stopped using (for :func:`blobs.release`).
+
+    The work runs in a savepoint and is tried again when a concurrent transaction committed one of
+    the same paths first (PostgreSQL; SQLite has one writer at a time): the retry sees those rows
+    and skips or overwrites them like any existing path.
     """
+    for _ in range(_INSERT_ATTEMPTS - 1):
+        try:
+            async with session.begin_nested():
+                return await _insert_once(session, actor, dataset, specs, mode)
+        except IntegrityError:
+            continue
+    try:
+        async with session.begin_nested():
+            return await _insert_once(session, actor, dataset, specs, mode)
+    except IntegrityError:
+        raise Conflict("concurrent writes keep taking the same paths; try again") from None
+
+
+async def _insert_once(
+    session: AsyncSession,
+    actor: Actor,
+    dataset: Dataset,
+    specs: Sequence[ItemSpec],
+    mode: ClashMode,
+) -> tuple[list[Inserted], set[str]]:
     placed: list[tuple[str, str, str, ItemSpec]] = []
     seen: set[str] = set()
     for index, spec in enumerate(specs):
-        directory, name = paths.split(spec.path, field=f"items[{index}].path")
+        try:
+            directory, name = paths.split(spec.path)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, field=f"items[{index}].path") from None
         filename = paths.join(directory, name)
         if filename in seen:
             raise InvalidInput(f"{filename!r} is given twice", field=f"items[{index}].path")
@@ -332,30 +365,26 @@ async def insert_items(
 
     now = utcnow()
     dataset_id, creator = dataset.id, actor.email
-    ids = iter(new_ids(sum(1 for _, _, f, _ in placed if f not in existing)))
+    ids = iter(new_ids(sum(1 for p in placed if p[2] not in existing)))
     results: list[Inserted] = []
-    # Core statements with column-keyed rows: the ORM's bulk path costs several times more per row
     rows: list[dict[str, Any]] = []
     overwritten: list[dict[str, Any]] = []
     dropped: set[str] = set()
     for directory, name, filename, spec in placed:
-        content = {
-            "mimetype": spec.mimetype,
-            "size": spec.size,
-            "width": spec.width,
-            "height": spec.height,
-            "blob_id": spec.blob_id,
-            "thumbnail_blob_id": spec.thumbnail_blob_id,
-            "url": spec.url,
-            "metadata": {"system": spec.system, "user": spec.user},
-        }
         if filename in existing:
             item_id, _, old_blob, old_thumb = existing[filename]
             if mode == "skip":
                 results.append(Inserted(item_id, filename, "skipped"))
                 continue
             dropped.update(b for b in (old_blob, old_thumb) if b is not None)
-            overwritten.append({"item_id": item_id, "updated_at": now, **content})
+            overwritten.append(
+                {
+                    "item_id": item_id,
+                    "updated_at": now,
+                    "metadata": {"system": spec.system, "user": spec.user},
+                    **{c: getattr(spec, c) for c in _CONTENT},
+                }
+            )
             results.append(Inserted(item_id, filename, "overwritten"))
             continue
         item_id = next(ids)
@@ -368,25 +397,27 @@ async def insert_items(
                 "filename": filename,
                 "type": "file",
                 "hidden": False,
+                "mimetype": spec.mimetype,
+                "size": spec.size,
+                "width": spec.width,
+                "height": spec.height,
+                "blob_id": spec.blob_id,
+                "thumbnail_blob_id": spec.thumbnail_blob_id,
+                "url": spec.url,
                 "annotated": False,
                 "annotations_count": 0,
                 "description": spec.description,
+                "metadata": {"system": spec.system, "user": spec.user},
                 "src_item_id": spec.src_item_id,
                 "creator": creator,
                 "created_at": now,
                 "updated_at": now,
-                **content,
             }
         )
         results.append(Inserted(item_id, filename, "created"))
 
     if rows:
-        # a column no row sets is left out (NULL): bulk registrations bind far fewer values
-        unset = [c for c in _OPTIONAL if all(r[c] is None for r in rows)]
-        for row in rows if unset else ():
-            for column in unset:
-                del row[column]
-        await session.execute(insert(_ITEMS), rows)
+        await insert_many(session, _ITEMS, rows)
         await session.execute(
             update(Dataset)
             .where(Dataset.id == dataset.id)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import posixpath
-import unicodedata
+import re
 
 from graph.domain.errors import InvalidInput
 
@@ -11,23 +10,24 @@ __all__ = ["ancestors", "join", "normalise_dir", "split"]
 
 _MAX_NAME = 512
 _MAX_PATH = 1536
+# backslashes and the control characters (Unicode category Cc: C0, DEL and C1)
+_FORBIDDEN = re.compile(r"[\\\x00-\x1f\x7f-\x9f]")
 
 
 def _segments(path: str, field: str) -> list[str]:
     if not isinstance(path, str):
         raise InvalidInput("a path must be a string", field=field)
-    if "\\" in path:
-        raise InvalidInput(f"path {path!r} contains a backslash; use '/'", field=field)
-    segments = [s for s in path.split("/") if s != ""]
-    for segment in segments:
-        if segment in (".", ".."):
-            raise InvalidInput(f"path {path!r} may not contain '.' or '..' segments", field=field)
-        if any(unicodedata.category(ch) == "Cc" for ch in segment):
-            raise InvalidInput(f"path {path!r} contains a control character", field=field)
-        if len(segment) > _MAX_NAME:
-            raise InvalidInput(f"a name in {path!r} is longer than {_MAX_NAME}", field=field)
+    bad = _FORBIDDEN.search(path)
+    if bad is not None:
+        what = "a backslash; use '/'" if bad.group() == "\\" else "a control character"
+        raise InvalidInput(f"path {path!r} contains {what}", field=field)
+    segments = [s for s in path.split("/") if s]
+    if "." in segments or ".." in segments:
+        raise InvalidInput(f"path {path!r} may not contain '.' or '..' segments", field=field)
     if len(path) > _MAX_PATH:
         raise InvalidInput(f"path is longer than {_MAX_PATH} characters", field=field)
+    if any(len(segment) > _MAX_NAME for segment in segments):
+        raise InvalidInput(f"a name in {path!r} is longer than {_MAX_NAME}", field=field)
     return segments
 
 
@@ -45,7 +45,7 @@ def split(path: str, field: str = "path") -> tuple[str, str]:
 
 
 def join(directory: str, name: str) -> str:
-    return posixpath.join(directory, name)
+    return "/" + name if directory == "/" else directory + "/" + name
 
 
 def ancestors(directory: str) -> list[str]:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.engine import dialect_insert
@@ -41,7 +40,6 @@ __all__ = [
 
 T = TypeVar("T")
 _MAX_FILES = 10_000
-_INSERT_ATTEMPTS = 3
 _CHUNK = 500  # rows per statement
 # a batch's files are inspected this many at a time: Pillow and hashlib release the GIL
 _WORKERS = max(2, os.cpu_count() or 2)
@@ -396,7 +394,7 @@ async def _store(
     async with platform.db.write() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.developer, writing=True)
         specs = await _place_all(session, platform, dataset, prepared, placed)
-        inserted, dropped = await _insert(session, actor, dataset, specs, mode)
+        inserted, dropped = await items.insert_items(session, actor, dataset, specs, mode)
         # a path taken since the check above: its new blobs may now be used by nothing
         for spec, outcome in zip(specs, inserted, strict=True):
             if outcome.op == "skipped":
@@ -413,28 +411,6 @@ async def _store(
                 raise Conflict(f"{filename!r} changed during the upload; upload it again")
             results.append(UploadResult(row, op))
     return results, freed
-
-
-async def _insert(
-    session: AsyncSession,
-    actor: Actor,
-    dataset: Dataset,
-    specs: list[items.ItemSpec],
-    mode: items.ClashMode,
-) -> tuple[list[items.Inserted], set[str]]:
-    """``insert_items`` in a savepoint, tried again when a concurrent upload committed the same
-    new folder or path first (PostgreSQL; SQLite runs one writer at a time). The retry sees the
-    other upload's rows and skips or overwrites them like any existing path."""
-    for attempt in range(_INSERT_ATTEMPTS):
-        try:
-            async with session.begin_nested():
-                return await items.insert_items(session, actor, dataset, specs, mode)
-        except IntegrityError:
-            if attempt == _INSERT_ATTEMPTS - 1:
-                raise Conflict(
-                    "concurrent uploads keep changing the same paths; upload again"
-                ) from None
-    raise AssertionError("unreachable")
 
 
 async def _rows(session: AsyncSession, ids: list[str]) -> list[Item]:

@@ -189,3 +189,13 @@ async def test_items_over_graphql(client, project) -> None:
     assert errors[0]["extensions"] == {"code": "INVALID_INPUT", "field": "path"}
     errors = await gql_errors(client, 'mutation { updateItem(id: "nope", metadata: 5) { id } }')
     assert errors[0]["extensions"]["code"] in {"NOT_FOUND", "INVALID_INPUT"}
+
+
+async def test_a_file_cannot_hold_items(platform, owner, project) -> None:
+    dataset, _ = await _dataset_with(platform, owner[0], project, ["/a"])
+    with pytest.raises(InvalidInput) as refused:
+        async with platform.db.write() as session:
+            await items.insert_items(session, owner[0], dataset, [items.ItemSpec(path="/a/b.jpg")])
+    assert "'/a' is a file" in refused.value.message
+    with pytest.raises(InvalidInput):
+        await items.create_folder(platform, owner[0], dataset.id, "/a/sub")

@@ -1,0 +1,54 @@
+"""Bulk inserts that bind values the way SQLAlchemy does, without its per-row overhead.
+
+``session.execute(insert(table), rows)`` spends most of a large registration preparing each row
+again (about 15 µs a row). Here the statement is compiled once, each column's bind processor (JSON
+encoding, SQLite datetimes) is applied by us, once per distinct value object where rows share it,
+and the driver's ``executemany`` gets plain tuples: the same values SQLAlchemy would send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+__all__ = ["insert_many"]
+
+_UNSEEN = object()
+
+
+async def insert_many(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same column keys) into ``table`` in the session's transaction."""
+    if not rows:
+        return
+    connection = await session.connection()
+    dialect = connection.dialect
+    keys = list(rows[0])
+    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
+    order = compiled.positiontup
+    if order is None or set(order) != set(keys):  # a shape we do not handle: let SQLAlchemy bind
+        await session.execute(insert(table), list(rows))
+        return
+    getter = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
+    processed = [
+        (i, process)
+        for i, key in enumerate(order)
+        if (process := table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+    last_in: list[Any] = [_UNSEEN] * len(order)
+    last_out: list[Any] = [None] * len(order)
+    values: list[Any] = []
+    for row in rows:
+        out = list(getter(row))
+        for i, process in processed:
+            value = out[i]
+            if value is last_in[i]:
+                out[i] = last_out[i]
+            else:
+                last_in[i] = value
+                out[i] = last_out[i] = process(value)
+        values.append(tuple(out))
+    await connection.exec_driver_sql(str(compiled), values)
