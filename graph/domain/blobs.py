@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -15,8 +16,9 @@ from sqlalchemy import ColumnElement, delete, exists, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.engine import dialect_insert
-from graph.db.ids import new_id
+from graph.db.ids import new_ids
 from graph.db.tables import Blob, Item, utcnow
+from graph.domain.errors import StorageUnavailable
 from graph.domain.platform import Platform
 
 __all__ = [
@@ -25,12 +27,14 @@ __all__ = [
     "content_key",
     "delete_bytes",
     "ensure_blob",
+    "ensure_blobs",
     "release",
     "stage",
 ]
 
 log = logging.getLogger(__name__)
-_CHUNK = 1 << 20
+_READ_CHUNK = 1 << 20
+_ROWS = 500  # rows per statement
 
 
 @dataclass
@@ -65,7 +69,7 @@ def stage(platform: Platform, source: BinaryIO | bytes, limit: int | None = None
             if isinstance(source, bytes):
                 chunks: Iterator[bytes] = iter([source])
             else:
-                chunks = iter(lambda: source.read(_CHUNK), b"")
+                chunks = iter(lambda: source.read(_READ_CHUNK), b"")
             for chunk in chunks:
                 size += len(chunk)
                 if limit is not None and size > limit:
@@ -78,41 +82,75 @@ def stage(platform: Platform, source: BinaryIO | bytes, limit: int | None = None
     return StagedFile(Path(name), digest.hexdigest(), size)
 
 
+async def ensure_blobs(
+    session: AsyncSession, platform: Platform, staged: list[StagedFile], placed: list[str]
+) -> dict[str, str]:
+    """The platform blobs holding the ``staged`` contents, made where new; ids by sha256.
+
+    Two statements per 500 contents, whatever the batch size.
+
+    Rows are inserted in key order, so concurrent uploads sharing content take the rows' locks in
+    the same order and never deadlock (PostgreSQL). New content is moved into the store (and bytes
+    lost under an existing row are healed) in a worker thread; new keys are added to ``placed``.
+    """
+    first: dict[str, StagedFile] = {}
+    for each in staged:
+        first.setdefault(content_key(each.sha256), each)
+    keys = sorted(first)
+    ids: dict[str, str] = {}
+    created: set[str] = set()
+    now = utcnow()
+    for start in range(0, len(keys), _ROWS):
+        chunk = keys[start : start + _ROWS]
+        rows = [
+            {
+                "id": blob_id,
+                "key": key,
+                "sha256": first[key].sha256,
+                "size": first[key].size,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for blob_id, key in zip(new_ids(len(chunk)), chunk, strict=True)
+        ]
+        inserted = await session.execute(
+            dialect_insert(session)(Blob)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["key"], index_where=Blob.driver_id.is_(None))
+            .returning(Blob.key, Blob.id)
+        )
+        for key, blob_id in inserted:
+            ids[key] = blob_id
+            created.add(key)
+        known = [k for k in chunk if k not in ids]
+        if known:
+            found = await session.execute(
+                select(Blob.key, Blob.id).where(Blob.driver_id.is_(None), Blob.key.in_(known))
+            )
+            ids.update({key: blob_id for key, blob_id in found})
+
+    def move_into_place() -> None:
+        for key in keys:
+            if key in created or not platform.blobs.exists(key):
+                platform.blobs.place(key, first[key].path)
+                if key in created:
+                    placed.append(key)
+
+    try:
+        await asyncio.to_thread(move_into_place)
+    except OSError as exc:
+        raise StorageUnavailable(f"the platform store: {exc}") from None
+    return {first[key].sha256: ids[key] for key in keys}
+
+
 async def ensure_blob(
     session: AsyncSession, platform: Platform, staged: StagedFile
 ) -> tuple[str, bool]:
-    """The platform blob holding ``staged``'s content, created if new; returns ``(id, created)``.
-
-    A new blob's bytes are moved into place at once; if the transaction later fails, the caller
-    deletes them with :func:`delete_bytes` (they are referenced by nothing).
-    """
-    key = content_key(staged.sha256)
-    now = utcnow()
-    created = await session.scalar(
-        dialect_insert(session)(Blob)
-        .values(
-            id=new_id(),
-            key=key,
-            sha256=staged.sha256,
-            size=staged.size,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["key"], index_where=Blob.driver_id.is_(None))
-        .returning(Blob.id)
-    )
-    if created is None:
-        blob_id = await session.scalar(
-            select(Blob.id).where(Blob.driver_id.is_(None), Blob.key == key)
-        )
-        if platform.blobs.exists(key):
-            staged.discard()
-            return str(blob_id), False
-        # the row survived but its bytes were lost: the new upload heals it
-    else:
-        blob_id = created
-    platform.blobs.place(key, staged.path)
-    return str(blob_id), created is not None
+    """:func:`ensure_blobs` for one file: ``(blob id, whether this call created it)``."""
+    placed: list[str] = []
+    ids = await ensure_blobs(session, platform, [staged], placed)
+    staged.discard()  # moved into the store, or not needed: the content was there already
+    return ids[staged.sha256], bool(placed)
 
 
 async def blob_ids_of(session: AsyncSession, where: ColumnElement[bool]) -> set[str]:
@@ -136,10 +174,10 @@ async def release(session: AsyncSession, blob_ids: set[str]) -> list[str]:
     used = exists().where(or_(Item.blob_id == Blob.id, Item.thumbnail_blob_id == Blob.id))
     ids = list(blob_ids)
     freed: list[str] = []
-    for start in range(0, len(ids), 500):
+    for start in range(0, len(ids), _ROWS):
         rows = await session.execute(
             delete(Blob)
-            .where(Blob.id.in_(ids[start : start + 500]), ~used)
+            .where(Blob.id.in_(ids[start : start + _ROWS]), ~used)
             .returning(Blob.key, Blob.driver_id)
         )
         freed.extend(key for key, driver_id in rows if driver_id is None)

@@ -18,9 +18,7 @@ from typing import Any, BinaryIO, TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.db.engine import dialect_insert
-from graph.db.ids import new_ids
-from graph.db.tables import Blob, Dataset, Item, utcnow
+from graph.db.tables import Dataset, Item
 from graph.domain import blobs, items, media, paths, storage
 from graph.domain.access import Actor, Role
 from graph.domain.blobs import StagedFile
@@ -230,7 +228,7 @@ async def _place_all(
     staged = [p.thumbnail for p in prepared if p.thumbnail is not None]
     if dataset.driver_id is None:
         staged += [p.staged for p in prepared]
-    blob_ids = await _ensure_blobs(session, platform, staged, placed)
+    blob_ids = await blobs.ensure_blobs(session, platform, staged, placed)
     content: dict[int, str] = {}
     if dataset.driver_id is None:
         content = {i: blob_ids[p.staged.sha256] for i, p in enumerate(prepared)}
@@ -244,65 +242,6 @@ async def _place_all(
         _spec(each, content[i], None if each.thumbnail is None else blob_ids[each.thumbnail.sha256])
         for i, each in enumerate(prepared)
     ]
-
-
-async def _ensure_blobs(
-    session: AsyncSession, platform: Platform, staged: list[StagedFile], placed: list[str]
-) -> dict[str, str]:
-    """:func:`blobs.ensure_blob` for a whole batch in two statements: blob ids by sha256.
-
-    Rows are inserted in key order, so concurrent uploads sharing content take the rows' locks in
-    the same order and never deadlock (PostgreSQL). New content is moved into the store (and bytes
-    lost under an existing row are healed) in a worker thread; new keys are added to ``placed``.
-    """
-    first: dict[str, StagedFile] = {}
-    for each in staged:
-        first.setdefault(blobs.content_key(each.sha256), each)
-    keys = sorted(first)
-    ids: dict[str, str] = {}
-    created: set[str] = set()
-    now = utcnow()
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        rows = [
-            {
-                "id": blob_id,
-                "key": key,
-                "sha256": first[key].sha256,
-                "size": first[key].size,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for blob_id, key in zip(new_ids(len(chunk)), chunk, strict=True)
-        ]
-        inserted = await session.execute(
-            dialect_insert(session)(Blob)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["key"], index_where=Blob.driver_id.is_(None))
-            .returning(Blob.key, Blob.id)
-        )
-        for key, blob_id in inserted:
-            ids[key] = blob_id
-            created.add(key)
-        known = [k for k in chunk if k not in ids]
-        if known:
-            found = await session.execute(
-                select(Blob.key, Blob.id).where(Blob.driver_id.is_(None), Blob.key.in_(known))
-            )
-            ids.update({key: blob_id for key, blob_id in found})
-
-    def move_into_place() -> None:
-        for key in keys:
-            if key in created or not platform.blobs.exists(key):
-                platform.blobs.place(key, first[key].path)
-                if key in created:
-                    placed.append(key)
-
-    try:
-        await asyncio.to_thread(move_into_place)
-    except OSError as exc:
-        raise StorageUnavailable(f"the platform store: {exc}") from None
-    return {first[key].sha256: ids[key] for key in keys}
 
 
 def _spec(prepared: _Prepared, blob_id: str, thumbnail_id: str | None) -> items.ItemSpec:

@@ -54,10 +54,14 @@ def bare_work(data: bytes) -> bytes:
     """The anchor: what any uploader must do per image, with nothing around it."""
     hashlib.sha256(data).hexdigest()
     with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (256, 256))
-        image.thumbnail((256, 256), Image.Resampling.BILINEAR, reducing_gap=None)
+        # the least a 256 px thumbnail needs: the same scaled decode and resize as the platform's
+        width, height = image.size
+        scale = 256 / max(width, height)
+        target = (round(width * scale), round(height * scale))
+        image.draft("RGB", (int(target[0] * 0.9) + 1, int(target[1] * 0.9) + 1))
+        small = image.resize(target, Image.Resampling.BILINEAR, reducing_gap=None)
         out = io.BytesIO()
-        image.save(out, "JPEG", quality=80)
+        small.save(out, "JPEG", quality=80)
     return out.getvalue()
 
 
