@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
 from graph.domain import events
-from graph.domain.access import Actor, Role, check_role, member_role
+from graph.domain.access import Actor, Role
+from graph.domain.datasets import row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.items import item_for
 from graph.domain.platform import Platform
@@ -181,28 +182,11 @@ async def create_annotations(
     return created
 
 
-async def _annotation_for(
-    session: AsyncSession, actor: Actor, annotation_id: str, needed: Role, writing: bool = False
-) -> tuple[Annotation, Dataset]:
-    row = (
-        await session.execute(
-            select(Annotation, Dataset, member_role(actor, Dataset.project_id))
-            .join(Dataset, Dataset.id == Annotation.dataset_id)
-            .where(Annotation.id == annotation_id)
-        )
-    ).first()
-    if row is None:
-        raise NotFound("annotation", annotation_id)
-    annotation, dataset, role = row
-    check_role(actor, None if role is None else Role[role], needed, "annotation", annotation_id)
-    if writing and dataset.readonly:
-        raise InvalidInput(f"dataset {dataset.name!r} is read-only", field="id")
-    return annotation, dataset
-
-
 async def get_annotation(platform: Platform, actor: Actor, annotation_id: str) -> Annotation:
     async with platform.db.read() as session:
-        annotation, _ = await _annotation_for(session, actor, annotation_id, Role.annotator)
+        annotation, _ = await row_in_dataset(
+            session, actor, Annotation, annotation_id, Role.annotator
+        )
         return annotation
 
 
@@ -220,8 +204,8 @@ async def update_annotation(
     if unknown:
         raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     async with platform.db.write() as session:
-        annotation, dataset = await _annotation_for(
-            session, actor, annotation_id, Role.annotator, writing=True
+        annotation, dataset = await row_in_dataset(
+            session, actor, Annotation, annotation_id, Role.annotator, writing=True
         )
         current = AnnotationSpec(
             type=annotation.type,
@@ -272,7 +256,9 @@ async def delete_annotations(
             raise InvalidInput(
                 "the annotations belong to more than one dataset", field="annotationIds"
             )
-        _, dataset = await _annotation_for(session, actor, unique[0], Role.annotator, writing=True)
+        _, dataset = await row_in_dataset(
+            session, actor, Annotation, unique[0], Role.annotator, writing=True
+        )
         children = select(Annotation.id).where(Annotation.parent_id.in_(unique))
         doomed = list(unique) + list(await session.scalars(children))
         await session.execute(delete(Annotation).where(Annotation.id.in_(doomed)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +15,8 @@ from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.paging import Order, Page, keyset_page, page_size
 from graph.domain.platform import Platform
 
+T = TypeVar("T")
+
 __all__ = [
     "count_datasets",
     "create_dataset",
@@ -23,6 +25,7 @@ __all__ = [
     "delete_dataset",
     "get_dataset",
     "list_datasets",
+    "row_in_dataset",
     "update_dataset",
 ]
 
@@ -32,6 +35,20 @@ def check_name(name: str) -> str:
     if not name or len(name) > 200 or "/" in name:
         raise InvalidInput("a dataset name must have 1 to 200 characters and no '/'", field="name")
     return name
+
+
+def _check(
+    actor: Actor,
+    role: str | None,
+    needed: Role,
+    resource: str,
+    resource_id: str,
+    dataset: Dataset,
+    writing: bool,
+) -> None:
+    check_role(actor, None if role is None else Role[role], needed, resource, resource_id)
+    if writing and dataset.readonly:
+        raise Conflict(f"dataset {dataset.name!r} is read-only; unlock it first", id=dataset.id)
 
 
 async def dataset_for(
@@ -49,10 +66,35 @@ async def dataset_for(
     if row is None:
         raise NotFound("dataset", dataset_id)
     dataset, role = row
-    check_role(actor, None if role is None else Role[role], needed, "dataset", dataset_id)
-    if writing and dataset.readonly:
-        raise Conflict(f"dataset {dataset.name!r} is read-only; unlock it first", id=dataset_id)
+    _check(actor, role, needed, "dataset", dataset_id, dataset, writing)
     return dataset
+
+
+async def row_in_dataset(
+    session: AsyncSession,
+    actor: Actor,
+    table: type[T],
+    row_id: str,
+    needed: Role,
+    *,
+    writing: bool = False,
+) -> tuple[T, Dataset]:
+    """A row of ``table`` (an entity with a ``dataset_id``) and its dataset, if the actor has
+    ``needed`` in the project; one statement. Non-members are told it does not exist."""
+    entity: Any = table
+    resource = entity.__tablename__.rstrip("s")
+    row = (
+        await session.execute(
+            select(entity, Dataset, member_role(actor, Dataset.project_id))
+            .join(Dataset, Dataset.id == entity.dataset_id)
+            .where(entity.id == row_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(resource, row_id)
+    found, dataset, role = row
+    _check(actor, role, needed, resource, row_id, dataset, writing)
+    return found, dataset
 
 
 def dataset_event(dataset: Dataset) -> dict[str, Any]:

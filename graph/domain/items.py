@@ -31,8 +31,8 @@ from graph.db.engine import dialect_insert
 from graph.db.ids import new_ids
 from graph.db.tables import Dataset, Item, utcnow
 from graph.domain import blobs, events, paths
-from graph.domain.access import Actor, Role, check_role, member_role
-from graph.domain.datasets import dataset_for
+from graph.domain.access import Actor, Role
+from graph.domain.datasets import dataset_for, row_in_dataset
 from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.paging import Order, Page, keyset_page, page_size
 from graph.domain.platform import Platform
@@ -126,20 +126,7 @@ async def item_for(
     session: AsyncSession, actor: Actor, item_id: str, needed: Role, *, writing: bool = False
 ) -> tuple[Item, Dataset]:
     """The item and its dataset, if the actor has ``needed`` in the project; one statement."""
-    row = (
-        await session.execute(
-            select(Item, Dataset, member_role(actor, Dataset.project_id))
-            .join(Dataset, Dataset.id == Item.dataset_id)
-            .where(Item.id == item_id)
-        )
-    ).first()
-    if row is None:
-        raise NotFound("item", item_id)
-    item, dataset, role = row
-    check_role(actor, None if role is None else Role[role], needed, "item", item_id)
-    if writing and dataset.readonly:
-        raise InvalidInput(f"dataset {dataset.name!r} is read-only", field="id")
-    return item, dataset
+    return await row_in_dataset(session, actor, Item, item_id, needed, writing=writing)
 
 
 async def get_item(platform: Platform, actor: Actor, item_id: str) -> Item:

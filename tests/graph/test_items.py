@@ -160,6 +160,8 @@ async def test_readonly_dataset_refuses_changes(platform, owner, project) -> Non
         await items.create_folder(platform, owner[0], dataset.id, "/new")
     with pytest.raises(Conflict):
         await items.delete_items(platform, owner[0], [ids["/a.jpg"]])
+    with pytest.raises(Conflict):
+        await items.update_item(platform, owner[0], ids["/a.jpg"], description="x")
 
 
 async def test_items_over_graphql(client, project) -> None:
