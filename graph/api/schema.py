@@ -20,6 +20,7 @@ from graph.api.items import ItemMutations, ItemQueries
 from graph.api.links import LinkMutations
 from graph.api.projects import ProjectMutations, ProjectQueries
 from graph.api.storage import StorageMutations, StorageQueries
+from graph.api.sync import SyncMutations
 from graph.api.uploads import UploadMutations
 from graph.api.versioning import VersioningMutations, VersioningQueries
 from graph.domain.errors import DomainError
@@ -47,6 +48,7 @@ Mutation = merge_types(
         ItemMutations,
         AnnotationMutations,
         StorageMutations,
+        SyncMutations,
         UploadMutations,
         LinkMutations,
         VersioningMutations,

@@ -77,27 +77,6 @@ class Driver:
         )
 
 
-@strawberry.type(description="What a sync did to the items of a dataset.")
-class SyncReport:
-    created: int
-    updated: int
-    deleted: int
-    unchanged: int
-    skipped: int = strawberry.field(
-        description="Objects whose key cannot be an item path (such as `a//b` or `../x`)."
-    )
-
-    @classmethod
-    def of(cls, value: storage.SyncReport) -> SyncReport:
-        return cls(
-            created=value.created,
-            updated=value.updated,
-            deleted=value.deleted,
-            unchanged=value.unchanged,
-            skipped=value.skipped,
-        )
-
-
 @strawberry.type
 class StorageQueries:
     @strawberry.field(description="The kinds of storage the installed plugins provide.")
@@ -184,12 +163,3 @@ class StorageMutations:
         ctx = info.context
         await storage.delete_driver(ctx.platform, await ctx.actor(), id)
         return True
-
-    @strawberry.mutation(
-        description="Bring a driver-bound dataset in line with its store: new objects become "
-        "items, changed ones update theirs, gone ones lose theirs."
-    )
-    async def sync_dataset(self, info: Info, dataset_id: strawberry.ID) -> SyncReport:
-        ctx = info.context
-        report = await storage.sync_dataset(ctx.platform, await ctx.actor(), dataset_id)
-        return SyncReport.of(report)

@@ -49,6 +49,7 @@ __all__ = [
     "items_at",
     "list_items",
     "move_items",
+    "remove_items",
     "system_metadata",
     "update_item",
 ]
@@ -579,6 +580,47 @@ async def move_items(
     return items
 
 
+async def remove_items(
+    session: AsyncSession, actor: Actor, dataset: Dataset, doomed: ColumnElement[bool]
+) -> tuple[int, set[str]]:
+    """Delete the dataset's items matching ``doomed`` in the caller's transaction, with counters
+    and events. Returns how many were files and the blobs they used (for :func:`blobs.release`)."""
+    gone = (
+        await session.execute(
+            select(Item.id, Item.type, Item.filename, Item.annotations_count).where(
+                Item.dataset_id == dataset.id, doomed
+            )
+        )
+    ).all()
+    blob_ids = await blobs.blob_ids_of(session, doomed)
+    # annotations go with their items (foreign key cascade)
+    await session.execute(
+        delete(Item)
+        .where(Item.dataset_id == dataset.id, doomed)
+        .execution_options(synchronize_session=False)
+    )
+    files = sum(1 for row in gone if row.type == "file")
+    await session.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset.id)
+        .values(
+            items_count=Dataset.items_count - files,
+            annotations_count=Dataset.annotations_count
+            - sum(row.annotations_count for row in gone),
+            updated_at=utcnow(),
+        )
+    )
+    await events.record_many(
+        session,
+        project_id=dataset.project_id,
+        resource="item",
+        action="deleted",
+        actor=actor.email,
+        changes=[(row.id, {"datasetId": dataset.id, "filename": row.filename}) for row in gone],
+    )
+    return files, blob_ids
+
+
 async def delete_items(platform: Platform, actor: Actor, item_ids: Sequence[str]) -> int:
     """Delete items (a folder with everything below it); returns how many file items went."""
     async with platform.db.write() as session:
@@ -594,36 +636,7 @@ async def delete_items(platform: Platform, actor: Actor, item_ids: Sequence[str]
                     ),
                 )
             )
-        doomed = or_(*conditions)
-        gone = (
-            await session.execute(
-                select(Item.id, Item.type, Item.filename, Item.annotations_count).where(doomed)
-            )
-        ).all()
-        blob_ids = await blobs.blob_ids_of(session, doomed)
-        # annotations go with their items (foreign key cascade)
-        await session.execute(
-            delete(Item).where(doomed).execution_options(synchronize_session=False)
-        )
-        files = sum(1 for row in gone if row.type == "file")
-        await session.execute(
-            update(Dataset)
-            .where(Dataset.id == dataset.id)
-            .values(
-                items_count=Dataset.items_count - files,
-                annotations_count=Dataset.annotations_count
-                - sum(row.annotations_count for row in gone),
-                updated_at=utcnow(),
-            )
-        )
+        files, blob_ids = await remove_items(session, actor, dataset, or_(*conditions))
         freed = await blobs.release(session, blob_ids)
-        await events.record_many(
-            session,
-            project_id=dataset.project_id,
-            resource="item",
-            action="deleted",
-            actor=actor.email,
-            changes=[(row.id, {"datasetId": dataset.id, "filename": row.filename}) for row in gone],
-        )
     blobs.delete_bytes(platform, freed)
     return files

@@ -1,5 +1,5 @@
-"""Storage: integrations (credentials), drivers (where a dataset's files live), reading and writing
-blob bytes wherever they are, and syncing a driver-bound dataset from its store.
+"""Storage: integrations (credentials), drivers (where a dataset's files live), and reading and
+writing blob bytes wherever they are (syncing a dataset from its store is in :mod:`sync`).
 
 An integration's secret is written here and read only to open a backend: no function returns it
 (they return :class:`IntegrationInfo`). Backends are synchronous plugin code, so async callers run
@@ -10,25 +10,22 @@ item, a sync that finds an object gone, or deleting a driver only forgets rows.
 from __future__ import annotations
 
 import asyncio
-import mimetypes
-from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.engine import dialect_insert
 from graph.db.ids import new_ids
 from graph.db.tables import Blob, Dataset, Driver, Integration, Item, utcnow
-from graph.domain import blobs, events, items, paths
+from graph.domain import events
 from graph.domain.access import Actor, Role, check_role, member_role, require_admin, require_role
 from graph.domain.blobs import StagedFile
-from graph.domain.datasets import dataset_for
 from graph.domain.errors import (
     Conflict,
     InvalidInput,
@@ -37,25 +34,27 @@ from graph.domain.errors import (
 )
 from graph.domain.paging import Order, Page, keyset_page, page_size
 from graph.domain.platform import Platform
-from plugins.types import ObjectInfo, StorageBackend, StorageDriverType, StorageError
+from plugins.types import StorageBackend, StorageDriverType, StorageError
 
 __all__ = [
     "ADMIN_ONLY_TYPES",
     "IntegrationInfo",
-    "SyncReport",
     "count_drivers",
     "count_integrations",
     "create_driver",
     "create_integration",
     "delete_driver",
     "delete_integration",
+    "driver_of",
     "driver_types",
     "list_drivers",
     "list_integrations",
     "load_blob_source",
+    "open_backend",
     "read_blob",
+    "store_errors",
     "store_in_driver",
-    "sync_dataset",
+    "upsert_blobs",
 ]
 
 # a ``local`` driver reads and writes any folder the server process can reach, so only a platform
@@ -90,18 +89,6 @@ class IntegrationInfo:
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """What a sync did to the dataset's items; ``skipped`` counts objects whose key cannot be an
-    item path (``a//b``, ``../x``, a control character)."""
-
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    skipped: int = 0
 
 
 # --- checks ---------------------------------------------------------------------------------------
@@ -231,7 +218,9 @@ async def _count(platform: Platform, actor: Actor, table: type[_Row], project_id
 # --- backends -------------------------------------------------------------------------------------
 
 
-def _backend(platform: Platform, driver: Driver, integration: Integration | None) -> StorageBackend:
+def open_backend(
+    platform: Platform, driver: Driver, integration: Integration | None
+) -> StorageBackend:
     """The driver's backend; raises :class:`StorageError` if its type is gone or config is bad."""
     driver_type = platform.plugins.storage_drivers.get(driver.type)
     if driver_type is None:
@@ -240,7 +229,7 @@ def _backend(platform: Platform, driver: Driver, integration: Integration | None
 
 
 @contextmanager
-def _store_errors(driver: Driver | None) -> Iterator[None]:
+def store_errors(driver: Driver | None) -> Iterator[None]:
     """Report a failing store as :class:`StorageUnavailable`, naming the driver."""
     try:
         yield
@@ -353,7 +342,7 @@ async def create_driver(
             creator=actor.email,
         )
         try:
-            await asyncio.to_thread(_backend, platform, row, integration)
+            await asyncio.to_thread(open_backend, platform, row, integration)
         except StorageError as exc:
             raise InvalidInput(str(exc), field="config") from None
         await _add(session, actor, row)
@@ -434,12 +423,12 @@ def read_blob(
     """
     if blob.driver_id is not None and driver is None:
         raise ValueError("a blob in a driver's store needs its driver; see load_blob_source")
-    with _store_errors(driver):
-        backend = platform.blobs if driver is None else _backend(platform, driver, integration)
+    with store_errors(driver):
+        backend = platform.blobs if driver is None else open_backend(platform, driver, integration)
         yield from backend.open(blob.key, start, end)
 
 
-async def _upsert_blobs(
+async def upsert_blobs(
     session: AsyncSession, driver_id: str, objects: Sequence[dict[str, Any]]
 ) -> dict[str, str]:
     """Blob rows for objects (``key``, ``size``, ``etag``, ``sha256``) of one driver, made or
@@ -470,7 +459,7 @@ async def _upsert_blobs(
     return ids
 
 
-async def _driver_of(session: AsyncSession, dataset: Dataset) -> tuple[Driver, Integration | None]:
+async def driver_of(session: AsyncSession, dataset: Dataset) -> tuple[Driver, Integration | None]:
     if dataset.driver_id is None:
         raise InvalidInput(
             f"dataset {dataset.name!r} is not bound to a storage driver", field="datasetId"
@@ -500,202 +489,17 @@ async def store_in_driver(
     stays in the user's store (where the next sync finds it).
     """
     try:
-        driver, integration = await _driver_of(session, dataset)
+        driver, integration = await driver_of(session, dataset)
         key = filename.lstrip("/")
 
         def put() -> str | None:
-            backend = _backend(platform, driver, integration)
+            backend = open_backend(platform, driver, integration)
             with staged.path.open("rb") as data:
                 return backend.put(key, data, staged.size, content_type)
 
-        with _store_errors(driver):
+        with store_errors(driver):
             etag = await asyncio.to_thread(put)
         object_ = {"key": key, "size": staged.size, "etag": etag, "sha256": staged.sha256}
-        return (await _upsert_blobs(session, driver.id, [object_]))[key]
+        return (await upsert_blobs(session, driver.id, [object_]))[key]
     finally:
         staged.discard()
-
-
-# --- sync -----------------------------------------------------------------------------------------
-
-
-def _item_path(key: str) -> str | None:
-    """``"/" + key`` if that is already a clean item path, else None (the object is skipped)."""
-    if len(key) > _MAX_KEY:
-        return None
-    try:
-        directory, name = paths.split("/" + key)
-    except InvalidInput:
-        return None
-    path = paths.join(directory, name)
-    return path if path == "/" + key else None
-
-
-def _changed(size: int, etag: str | None, info: ObjectInfo) -> bool:
-    return size != info.size or (etag is not None and info.etag is not None and etag != info.etag)
-
-
-async def sync_dataset(platform: Platform, actor: Actor, dataset_id: str) -> SyncReport:
-    """Bring a driver-bound dataset in line with its store; developers and above.
-
-    The store is listed first, outside any transaction; then every change is made in one
-    transaction: new objects become items, changed ones (etag or size) overwrite their items, gone
-    ones lose their items. Unchanged items are not touched and get no events.
-    """
-    async with platform.db.read() as session:
-        dataset = await dataset_for(session, actor, dataset_id, Role.developer, writing=True)
-        driver, integration = await _driver_of(session, dataset)
-
-    def listing() -> list[ObjectInfo]:
-        return list(_backend(platform, driver, integration).list())
-
-    with _store_errors(driver):
-        objects = await asyncio.to_thread(listing)
-
-    async with platform.db.write() as session:
-        dataset = await dataset_for(session, actor, dataset_id, Role.developer, writing=True)
-        if dataset.driver_id != driver.id:
-            raise Conflict("the dataset was rebound to another driver during the sync")
-        report, freed = await _apply(session, actor, dataset, driver.id, objects)
-    blobs.delete_bytes(platform, freed)
-    return report
-
-
-async def _apply(
-    session: AsyncSession,
-    actor: Actor,
-    dataset: Dataset,
-    driver_id: str,
-    objects: Sequence[ObjectInfo],
-) -> tuple[SyncReport, list[str]]:
-    listed = {o.key: o for o in objects if _item_path(o.key) is not None}
-    rows = (
-        await session.execute(
-            select(
-                Item.id,
-                Item.filename,
-                Item.size,
-                Item.annotations_count,
-                Blob.id.label("blob_id"),
-                Blob.key,
-                Blob.size.label("blob_size"),
-                Blob.etag,
-            )
-            .join(Blob, Blob.id == Item.blob_id)
-            .where(Item.dataset_id == dataset.id, Blob.driver_id == driver_id)
-        )
-    ).all()
-    by_key: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        by_key[row.key].append(row)
-
-    gone = [row for key, found in by_key.items() if key not in listed for row in found]
-    refresh = {
-        key: listed[key]
-        for key, found in by_key.items()
-        if key in listed
-        and (
-            _changed(found[0].blob_size, found[0].etag, listed[key])
-            or (found[0].etag is None and listed[key].etag is not None)  # learn a missing etag
-        )
-    }
-    new = [key for key in listed if key not in by_key]
-    blob_ids = await _upsert_blobs(
-        session,
-        driver_id,
-        [
-            {"key": k, "size": listed[k].size, "etag": listed[k].etag, "sha256": None}
-            for k in [*new, *refresh]
-        ],
-    )
-    stale = [
-        row
-        for key, found in by_key.items()
-        if key in listed
-        for row in found
-        if _changed(row.blob_size, row.etag, listed[key]) or row.size != listed[key].size
-    ]
-    specs = await _respecs(session, stale, listed)
-    for key in new:  # an item already at the path is overwritten: the store is the truth
-        specs["/" + key] = items.ItemSpec(
-            path="/" + key,
-            blob_id=blob_ids[key],
-            size=listed[key].size,
-            mimetype=mimetypes.guess_type(key)[0],
-        )
-    results, dropped = await items.insert_items(
-        session, actor, dataset, list(specs.values()), "overwrite"
-    )
-    dropped |= await _delete(session, actor, dataset, gone)
-    freed = await blobs.release(session, dropped)
-    await session.execute(
-        update(Dataset).where(Dataset.id == dataset.id).values(last_synced_at=utcnow())
-    )
-    report = SyncReport(
-        created=sum(1 for r in results if r.op == "created"),
-        updated=sum(1 for r in results if r.op == "overwritten"),
-        deleted=len(gone),
-        unchanged=len(rows) - len(gone) - len(stale),
-        skipped=len(objects) - len(listed),
-    )
-    return report, freed
-
-
-async def _respecs(
-    session: AsyncSession, stale: Sequence[Any], listed: Mapping[str, ObjectInfo]
-) -> dict[str, items.ItemSpec]:
-    """Specs that overwrite items whose object changed, keeping their path and metadata."""
-    metadata: dict[str, dict[str, Any]] = {}
-    ids = [row.id for row in stale]
-    for start in range(0, len(ids), _CHUNK):
-        found = await session.execute(
-            select(Item.id, Item.metadata_).where(Item.id.in_(ids[start : start + _CHUNK]))
-        )
-        metadata.update({item_id: value or {} for item_id, value in found})
-    return {
-        row.filename: items.ItemSpec(
-            path=row.filename,
-            blob_id=row.blob_id,
-            size=listed[row.key].size,
-            mimetype=mimetypes.guess_type(row.key)[0],
-            system=metadata[row.id].get("system") or {},
-            user=metadata[row.id].get("user") or {},
-        )
-        for row in stale
-    }
-
-
-async def _delete(
-    session: AsyncSession, actor: Actor, dataset: Dataset, gone: Sequence[Any]
-) -> set[str]:
-    """Delete the items whose object left the store, with counters and events; returns the blobs
-    they used (to release)."""
-    if not gone:
-        return set()
-    ids = [row.id for row in gone]
-    used: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = Item.id.in_(ids[start : start + _CHUNK])
-        used |= await blobs.blob_ids_of(session, chunk)
-        await session.execute(
-            delete(Item).where(chunk).execution_options(synchronize_session=False)
-        )
-    await session.execute(
-        update(Dataset)
-        .where(Dataset.id == dataset.id)
-        .values(
-            items_count=Dataset.items_count - len(gone),
-            annotations_count=Dataset.annotations_count
-            - sum(row.annotations_count for row in gone),
-            updated_at=utcnow(),
-        )
-    )
-    await events.record_many(
-        session,
-        project_id=dataset.project_id,
-        resource="item",
-        action="deleted",
-        actor=actor.email,
-        changes=[(row.id, {"datasetId": dataset.id, "filename": row.filename}) for row in gone],
-    )
-    return used

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from graph.db.tables import Blob, Driver, Event, Integration, Item
-from graph.domain import blobs, datasets, items, projects, storage
+from graph.domain import blobs, datasets, items, projects, storage, sync
 from graph.domain.errors import (
     Conflict,
     Forbidden,
@@ -90,8 +90,8 @@ async def test_sync_creates_items_then_applies_only_what_changed(
     s3_client(s3_endpoint).put_object(Bucket=bucket, Key=PREFIX + "-old/y.jpg", Body=b"y")
     dataset, driver = await _bound_dataset(platform, actor, project, s3_endpoint, bucket)
 
-    first = await storage.sync_dataset(platform, actor, dataset.id)
-    assert first == storage.SyncReport(created=4)
+    first = await sync.sync_dataset(platform, actor, dataset.id)
+    assert first == sync.SyncReport(created=4)
     files = await _files(platform, actor, dataset.id)
     assert sorted(files) == [
         "/a.jpg",
@@ -122,8 +122,8 @@ async def test_sync_creates_items_then_applies_only_what_changed(
     s3_client(s3_endpoint).delete_object(Bucket=bucket, Key=f"{PREFIX}/train/b.png")
     before = len(await _item_events(platform))
 
-    second = await storage.sync_dataset(platform, actor, dataset.id)
-    assert second == storage.SyncReport(created=1, updated=1, deleted=1, unchanged=2)
+    second = await sync.sync_dataset(platform, actor, dataset.id)
+    assert second == sync.SyncReport(created=1, updated=1, deleted=1, unchanged=2)
     assert (await _item_events(platform))[before:] == [
         ("created", "/train/d.jpg"),
         ("updated", "/a.jpg"),
@@ -140,15 +140,13 @@ async def test_sync_creates_items_then_applies_only_what_changed(
 
     # nothing changed: nothing written but the sync time
     before = len(await _item_events(platform))
-    assert await storage.sync_dataset(platform, actor, dataset.id) == storage.SyncReport(
-        unchanged=4
-    )
+    assert await sync.sync_dataset(platform, actor, dataset.id) == sync.SyncReport(unchanged=4)
     assert len(await _item_events(platform)) == before
 
     # deleting an item forgets the object; the user's bucket keeps it
     await items.delete_items(platform, actor, [files["/keep.txt"].id])
     assert f"{PREFIX}/keep.txt" in _keys(s3_endpoint, bucket)
-    assert await storage.sync_dataset(platform, actor, dataset.id) == storage.SyncReport(
+    assert await sync.sync_dataset(platform, actor, dataset.id) == sync.SyncReport(
         created=1, unchanged=3
     )
 
@@ -160,7 +158,7 @@ async def test_read_blob_streams_the_bucket_bytes_and_ranges(
     body = bytes(range(256)) * 8
     _put(s3_endpoint, bucket, {"raw/data.bin": body})
     dataset, _ = await _bound_dataset(platform, actor, project, s3_endpoint, bucket)
-    await storage.sync_dataset(platform, actor, dataset.id)
+    await sync.sync_dataset(platform, actor, dataset.id)
     item = (await _files(platform, actor, dataset.id))["/raw/data.bin"]
 
     assert await _read(platform, item) == body
@@ -211,9 +209,7 @@ async def test_store_in_driver_puts_the_upload_under_the_prefix(
     assert (blob.driver_id, blob.key, blob.size) == (driver.id, "up/new.jpg", 14)
     assert blob.sha256 == staged.sha256 and blob.etag
     # the etag recorded on upload is the one the store lists: the next sync changes nothing
-    assert await storage.sync_dataset(platform, actor, dataset.id) == storage.SyncReport(
-        unchanged=1
-    )
+    assert await sync.sync_dataset(platform, actor, dataset.id) == sync.SyncReport(unchanged=1)
     async with platform.db.read() as session:
         assert (await session.get(Blob, blob_id)).sha256 == staged.sha256
 
@@ -232,7 +228,7 @@ async def test_unreachable_store_fails_fast_and_changes_nothing(
     )
     dataset = await datasets.create_dataset(platform, actor, project.id, "ds", driver.id)
     with pytest.raises(StorageUnavailable) as down:
-        await storage.sync_dataset(platform, actor, dataset.id)
+        await sync.sync_dataset(platform, actor, dataset.id)
     assert "could not be reached" in down.value.message and "down" in down.value.message
     errors = await gql_errors(
         client,
@@ -250,7 +246,7 @@ async def test_missing_bucket_is_reported_by_name(
     actor = owner[0]
     dataset, _ = await _bound_dataset(platform, actor, project, s3_endpoint, bucket + "-missing")
     with pytest.raises(StorageUnavailable) as missing:
-        await storage.sync_dataset(platform, actor, dataset.id)
+        await sync.sync_dataset(platform, actor, dataset.id)
     assert f"{bucket}-missing" in missing.value.message
     assert "does not exist" in missing.value.message
     assert CREDENTIALS["secret_access_key"] not in missing.value.message
@@ -262,8 +258,8 @@ async def test_objects_whose_key_is_no_clean_path_are_skipped(
     actor = owner[0]
     _put(s3_endpoint, bucket, {"ok.jpg": b"1", "a//b.jpg": b"2", "x/../y.jpg": b"3", "dir/": b""})
     dataset, _ = await _bound_dataset(platform, actor, project, s3_endpoint, bucket)
-    report = await storage.sync_dataset(platform, actor, dataset.id)
-    assert report == storage.SyncReport(created=1, skipped=2)  # the folder marker is no object
+    report = await sync.sync_dataset(platform, actor, dataset.id)
+    assert report == sync.SyncReport(created=1, skipped=2)  # the folder marker is no object
     assert list(await _files(platform, actor, dataset.id)) == ["/ok.jpg"]
 
 
@@ -273,15 +269,15 @@ async def test_sync_refuses_unbound_readonly_and_foreign_datasets(
     actor = owner[0]
     plain = await datasets.create_dataset(platform, actor, project.id, "plain")
     with pytest.raises(InvalidInput) as unbound:
-        await storage.sync_dataset(platform, actor, plain.id)
+        await sync.sync_dataset(platform, actor, plain.id)
     assert unbound.value.details["field"] == "datasetId"
     dataset, _ = await _bound_dataset(platform, actor, project, s3_endpoint, bucket)
     await datasets.update_dataset(platform, actor, dataset.id, readonly=True)
     with pytest.raises(Conflict):
-        await storage.sync_dataset(platform, actor, dataset.id)
+        await sync.sync_dataset(platform, actor, dataset.id)
     stranger, _ = await make_user(platform, "stranger@example.com")
     with pytest.raises(NotFound):
-        await storage.sync_dataset(platform, stranger, dataset.id)
+        await sync.sync_dataset(platform, stranger, dataset.id)
 
 
 async def test_bad_driver_and_integration_input_is_refused_and_writes_nothing(
@@ -405,7 +401,7 @@ async def test_roles_and_the_admin_only_local_driver(platform, owner, project, t
         platform, admin, project.id, "disk", "local", {"path": str(folder)}
     )
     dataset = await datasets.create_dataset(platform, actor, project.id, "disk", driver.id)
-    assert await storage.sync_dataset(platform, actor, dataset.id) == storage.SyncReport(created=1)
+    assert await sync.sync_dataset(platform, actor, dataset.id) == sync.SyncReport(created=1)
     tom = (await _files(platform, actor, dataset.id))["/cats/tom.jpg"]
     assert await _read(platform, tom) == b"meow"
 
@@ -418,8 +414,8 @@ async def test_delete_only_what_nothing_uses_and_keep_the_bucket(
     dataset, driver = await _bound_dataset(platform, actor, project, s3_endpoint, bucket)
     # a second dataset on the same driver shares its blob rows and syncs on its own
     twin = await datasets.create_dataset(platform, actor, project.id, "twin", driver.id)
-    await storage.sync_dataset(platform, actor, dataset.id)
-    assert await storage.sync_dataset(platform, actor, twin.id) == storage.SyncReport(created=2)
+    await sync.sync_dataset(platform, actor, dataset.id)
+    assert await sync.sync_dataset(platform, actor, twin.id) == sync.SyncReport(created=2)
     assert await _count(platform, Blob) == 2
     one = (await _files(platform, actor, dataset.id))["/one.jpg"]
     # an item elsewhere that uses one of the driver's files (as a clone does)

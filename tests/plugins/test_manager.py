@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from graph.cli import main
-from graph.domain import datasets, items, storage
+from graph.domain import datasets, items, storage, sync
 from plugins.builtin.local_storage import LocalBackend
 from plugins.manager import Plugins
 from tests.graphql import gql
@@ -99,8 +99,8 @@ async def test_an_installed_plugin_is_loaded_and_its_driver_works_end_to_end(
 
     objects["cats/tom.jpg"] = b"purr"
     del objects["dogs/rex.png"]
-    report = await storage.sync_dataset(platform, actor, dataset.id)
-    assert report == storage.SyncReport(updated=1, deleted=1)
+    report = await sync.sync_dataset(platform, actor, dataset.id)
+    assert report == sync.SyncReport(updated=1, deleted=1)
 
 
 def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_runs(install: Install) -> None:
