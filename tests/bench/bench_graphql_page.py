@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from graph.app import create_app
+from graph.app import create_app, settle
 from graph.config import Settings
 from graph.db.migrate import upgrade
 from graph.domain import annotations, datasets, links, projects, users
@@ -64,6 +64,7 @@ async def graphql_pages(
     platform: Platform, token: str, dataset_id: str, repeat: int
 ) -> tuple[list[float], int]:
     app = create_app(platform, migrate=False)
+    settle()  # what the app's startup does (httpx's ASGI transport runs no lifespan)
     transport = httpx.ASGITransport(app=app)
     times: list[float] = []
     async with httpx.AsyncClient(
