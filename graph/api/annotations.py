@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import strawberry
 
 from graph.api.context import Info
-from graph.api.scalars import JSON, iso
+from graph.api.scalars import JSON, Connection, iso, to_connection
 from graph.db.tables import Annotation as AnnotationRow
 from graph.domain import annotations
 
@@ -146,6 +146,32 @@ class AnnotationQueries:
     async def annotation(self, info: Info, id: strawberry.ID) -> Annotation:
         ctx = info.context
         return Annotation.of(await annotations.get_annotation(ctx.platform, await ctx.actor(), id))
+
+    @strawberry.field(
+        description="Annotations of a dataset matching a query (`item.*` reaches the item), by "
+        "its `order by`, else in creation order."
+    )
+    async def annotations(
+        self,
+        info: Info,
+        dataset_id: strawberry.ID,
+        dql: str | None = None,
+        filter: JSON | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Annotation]:
+        ctx = info.context
+        actor = await ctx.actor()
+        page = await annotations.list_annotations(
+            ctx.platform, actor, dataset_id, dql=dql, dataloop=filter, first=first, after=after
+        )
+        return to_connection(
+            page,
+            Annotation.of,
+            lambda: annotations.count_annotations(
+                ctx.platform, actor, dataset_id, dql=dql, dataloop=filter
+            ),
+        )
 
 
 @strawberry.type

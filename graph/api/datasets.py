@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.api.context import Info
+from graph.api.items import DIR_ARGUMENT, DQL_ARGUMENT, FILTER_ARGUMENT, ItemListing, list_items
 from graph.api.scalars import JSON, Connection, iso, to_connection
 from graph.db.tables import Dataset as DatasetRow
 from graph.domain import datasets
@@ -58,19 +59,23 @@ class Dataset:
         row = await info.context.loaders.dataset.load(self.src_dataset_id)
         return None if row is None else Dataset.of(row)
 
-    @strawberry.field(description="Items in the dataset, folders first, then by path.")
+    @strawberry.field(
+        description="Items in the dataset matching a query, by its `order by`, else folders "
+        "first, then by path."
+    )
     async def items(
         self,
         info: Info,
-        dir: str | None = None,
+        dql: Annotated[str | None, DQL_ARGUMENT] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        dir: Annotated[str | None, DIR_ARGUMENT] = None,
         recursive: bool = True,
         folders: bool = True,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Annotated[Item, strawberry.lazy("graph.api.items")]]:
-        from graph.api.items import list_items
-
-        return await list_items(info, self.id, dir, recursive, folders, first, after)
+        listing = ItemListing(dql=dql, filter=filter, dir=dir, recursive=recursive, folders=folders)
+        return await list_items(info, self.id, listing, first, after)
 
 
 @strawberry.type
@@ -80,20 +85,22 @@ class DatasetQueries:
         ctx = info.context
         return Dataset.of(await datasets.get_dataset(ctx.platform, await ctx.actor(), id))
 
-    @strawberry.field(description="Datasets of a project, by name.")
+    @strawberry.field(description="Datasets of a project matching a DQL query, by name.")
     async def datasets(
         self,
         info: Info,
         project_id: strawberry.ID,
+        dql: str | None = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Dataset]:
         ctx = info.context
         actor = await ctx.actor()
-        page = await datasets.list_datasets(ctx.platform, actor, project_id, first, after)
-
+        page = await datasets.list_datasets(ctx.platform, actor, project_id, first, after, dql=dql)
         return to_connection(
-            page, Dataset.of, lambda: datasets.count_datasets(ctx.platform, actor, project_id)
+            page,
+            Dataset.of,
+            lambda: datasets.count_datasets(ctx.platform, actor, project_id, dql=dql),
         )
 
 

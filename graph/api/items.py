@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from graph.api.annotations import Annotation
     from graph.api.datasets import Dataset
 
-__all__ = ["Item", "ItemMutations", "ItemQueries", "list_items"]
+__all__ = ["Item", "ItemListing", "ItemMutations", "ItemQueries", "list_items"]
 
 
 @strawberry.type(description="A file, a linked URL or a folder (type `dir`) in a dataset.")
@@ -103,31 +104,51 @@ class Item:
 async def list_items(
     info: Info,
     dataset_id: str,
-    dir: str | None,
-    recursive: bool,
-    folders: bool,
+    where: ItemListing,
     first: int | None,
     after: str | None,
 ) -> Connection[Item]:
     ctx = info.context
     actor = await ctx.actor()
+    options = where.options()
     page = await items.list_items(
-        ctx.platform,
-        actor,
-        dataset_id,
-        dir=dir,
-        recursive=recursive,
-        folders=folders,
-        first=first,
-        after=after,
+        ctx.platform, actor, dataset_id, **options, first=first, after=after
     )
     return to_connection(
-        page,
-        Item.of,
-        lambda: items.count_items(
-            ctx.platform, actor, dataset_id, dir=dir, recursive=recursive, folders=folders
-        ),
+        page, Item.of, lambda: items.count_items(ctx.platform, actor, dataset_id, **options)
     )
+
+
+DQL_ARGUMENT = strawberry.argument(
+    description='A DQL query, e.g. `width >= 640 and annotations.any(label = "cat") '
+    "order by createdAt desc`."
+)
+FILTER_ARGUMENT = strawberry.argument(
+    description="A Dataloop JSON query (`{filter, join, sort}`) as dtlpy sends it; ANDed with `dql`."
+)
+DIR_ARGUMENT = strawberry.argument(
+    description="Only items below (with `recursive: false`, in) this folder."
+)
+
+
+@dataclass(frozen=True)
+class ItemListing:
+    """Which items of a dataset to list (the arguments both item lists take)."""
+
+    dql: str | None = None
+    filter: Any = None
+    dir: str | None = None
+    recursive: bool = True
+    folders: bool = True
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "dql": self.dql,
+            "dataloop": self.filter,
+            "dir": self.dir,
+            "recursive": self.recursive,
+            "folders": self.folders,
+        }
 
 
 @strawberry.type
@@ -137,18 +158,24 @@ class ItemQueries:
         ctx = info.context
         return Item.of(await items.get_item(ctx.platform, await ctx.actor(), id))
 
-    @strawberry.field(description="Items of a dataset, folders first, then by path.")
+    @strawberry.field(
+        description="Items of a dataset matching a query, by its `order by`, else folders "
+        "first, then by path."
+    )
     async def items(
         self,
         info: Info,
         dataset_id: strawberry.ID,
-        dir: str | None = None,
+        dql: Annotated[str | None, DQL_ARGUMENT] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        dir: Annotated[str | None, DIR_ARGUMENT] = None,
         recursive: bool = True,
         folders: bool = True,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Item]:
-        return await list_items(info, dataset_id, dir, recursive, folders, first, after)
+        listing = ItemListing(dql=dql, filter=filter, dir=dir, recursive=recursive, folders=folders)
+        return await list_items(info, dataset_id, listing, first, after)
 
 
 @strawberry.type

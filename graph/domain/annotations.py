@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,15 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
-from graph.domain import events
+from graph.domain import events, queries
 from graph.domain.access import Actor, Role
-from graph.domain.datasets import row_in_dataset
+from graph.domain.datasets import dataset_for, row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.items import item_for
+from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
 
 __all__ = [
     "AnnotationSpec",
+    "count_annotations",
+    "list_annotations",
     "create_annotations",
     "delete_annotations",
     "get_annotation",
@@ -180,6 +183,50 @@ async def create_annotations(
             )
         )
     return created
+
+
+async def list_annotations(
+    platform: Platform,
+    actor: Actor,
+    dataset_id: str,
+    *,
+    dql: str | None = None,
+    dataloop: Mapping[str, Any] | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[Annotation]:
+    """Annotations of a dataset matching a DQL query (``item.*`` reaches the item's fields), by
+    the query's ``order by``, else in creation order."""
+    query = queries.parse_query(dql, dataloop, resource="annotations")
+    async with platform.db.read() as session:
+        await dataset_for(session, actor, dataset_id, Role.annotator)
+        compiled = queries.compile_for(query, "annotations", platform.db.dialect, dataset_id)
+        statement, finish = queries.keyset_select(
+            Annotation,
+            [Annotation.dataset_id == dataset_id],
+            compiled,
+            [Order(Annotation.id)],
+            lambda a: (a.id,),
+            page_size(first, platform.settings.max_page_size),
+            after,
+        )
+        return finish((await session.execute(statement)).all())
+
+
+async def count_annotations(
+    platform: Platform,
+    actor: Actor,
+    dataset_id: str,
+    *,
+    dql: str | None = None,
+    dataloop: Mapping[str, Any] | None = None,
+) -> int:
+    query = queries.parse_query(dql, dataloop, resource="annotations")
+    async with platform.db.read() as session:
+        await dataset_for(session, actor, dataset_id, Role.annotator)
+        compiled = queries.compile_for(query, "annotations", platform.db.dialect, dataset_id)
+        statement = select(func.count()).where(Annotation.dataset_id == dataset_id, compiled.where)
+        return int(await session.scalar(statement) or 0)
 
 
 async def get_annotation(platform: Platform, actor: Actor, annotation_id: str) -> Annotation:

@@ -9,10 +9,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Dataset, Driver, Item
-from graph.domain import blobs, events
+from graph.domain import blobs, events, queries
 from graph.domain.access import Actor, Role, check_role, member_role, require_role
 from graph.domain.errors import Conflict, InvalidInput, NotFound
-from graph.domain.paging import Order, Page, keyset_page, page_size
+from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
 
 T = TypeVar("T")
@@ -167,23 +167,36 @@ async def list_datasets(
     project_id: str,
     first: int | None = None,
     after: str | None = None,
+    *,
+    dql: str | None = None,
 ) -> Page[Dataset]:
+    """Datasets of a project matching a DQL query, by its ``order by``, else by name."""
+    compiled = queries.compile_for(
+        queries.parse_query(dql, resource="datasets"), "datasets", platform.db.dialect
+    )
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
-        query, finish = keyset_page(
-            select(Dataset).where(Dataset.project_id == project_id),
+        statement, finish = queries.keyset_select(
+            Dataset,
+            [Dataset.project_id == project_id],
+            compiled,
             [Order(Dataset.name), Order(Dataset.id)],
+            lambda d: (d.name, d.id),
             page_size(first, platform.settings.max_page_size),
             after,
-            lambda d: (d.name, d.id),
         )
-        return finish((await session.scalars(query)).all())
+        return finish((await session.execute(statement)).all())
 
 
-async def count_datasets(platform: Platform, actor: Actor, project_id: str) -> int:
+async def count_datasets(
+    platform: Platform, actor: Actor, project_id: str, *, dql: str | None = None
+) -> int:
+    compiled = queries.compile_for(
+        queries.parse_query(dql, resource="datasets"), "datasets", platform.db.dialect
+    )
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
-        query = select(func.count()).where(Dataset.project_id == project_id)
+        query = select(func.count()).where(Dataset.project_id == project_id, compiled.where)
         return int(await session.scalar(query) or 0)
 
 

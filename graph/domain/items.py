@@ -6,7 +6,7 @@ sync, clone), so name clashes, folders, counters and events behave the same ever
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -30,11 +30,11 @@ from graph.db.bulk import insert_many
 from graph.db.engine import dialect_insert
 from graph.db.ids import new_ids
 from graph.db.tables import Dataset, Item, utcnow
-from graph.domain import blobs, events, paths
+from graph.domain import blobs, events, paths, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, row_in_dataset
 from graph.domain.errors import Conflict, InvalidInput, NotFound
-from graph.domain.paging import Order, Page, keyset_page, page_size
+from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
 
 __all__ = [
@@ -161,20 +161,27 @@ async def list_items(
     dir: str | None = None,
     recursive: bool = True,
     folders: bool = True,
+    dql: str | None = None,
+    dataloop: Mapping[str, Any] | None = None,
     first: int | None = None,
     after: str | None = None,
 ) -> Page[Item]:
-    """Items of a dataset, folders first, then by path; optionally below (or in) one folder."""
+    """Items of a dataset matching a DQL query (text and/or Dataloop JSON), optionally below (or
+    in) one folder; by the query's ``order by``, else folders first, then by path."""
+    query = queries.parse_query(dql, dataloop, resource="items")
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
-        query, finish = keyset_page(
-            select(Item).where(*_listing(dataset_id, dir, recursive, folders)),
+        compiled = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
+        statement, finish = queries.keyset_select(
+            Item,
+            _listing(dataset_id, dir, recursive, folders),
+            compiled,
             [Order(Item.type), Order(Item.filename), Order(Item.id)],
+            lambda i: (i.type, i.filename, i.id),
             page_size(first, platform.settings.max_page_size),
             after,
-            lambda i: (i.type, i.filename, i.id),
         )
-        return finish((await session.scalars(query)).all())
+        return finish((await session.execute(statement)).all())
 
 
 async def count_items(
@@ -185,11 +192,17 @@ async def count_items(
     dir: str | None = None,
     recursive: bool = True,
     folders: bool = True,
+    dql: str | None = None,
+    dataloop: Mapping[str, Any] | None = None,
 ) -> int:
+    query = queries.parse_query(dql, dataloop, resource="items")
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
-        query = select(func.count()).where(*_listing(dataset_id, dir, recursive, folders))
-        return int(await session.scalar(query) or 0)
+        compiled = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
+        statement = select(func.count()).where(
+            *_listing(dataset_id, dir, recursive, folders), compiled.where
+        )
+        return int(await session.scalar(statement) or 0)
 
 
 async def _ensure_folders(

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, false, literal, or_
+from sqlalchemy.types import NullType
 
 from graph.domain.errors import InvalidInput
 
@@ -67,19 +68,41 @@ def decode_cursor(cursor: str, n: int) -> list[Any]:
     return values
 
 
+def _is_datetime(column: Any) -> bool:
+    try:
+        return column.type.python_type is datetime
+    except NotImplementedError:  # expressions of no declared type (JSON values)
+        return False
+
+
 def _after(order: Sequence[Order], values: Sequence[Any]) -> ColumnElement[bool]:
-    """Rows strictly after ``values`` in ``order``: (a > x) or (a = x and b > y) or ..."""
+    """Rows strictly after ``values`` in ``order``: (a > x) or (a = x and b > y) or ...
+
+    A NULL sort value (a missing metadata value, sorted last in its own group) has nothing
+    strictly after it; equality with it is ``IS NULL``.
+    """
     values = [
-        datetime.fromisoformat(v)
-        if isinstance(v, str) and key.column.type.python_type is datetime
-        else v
+        datetime.fromisoformat(v) if isinstance(v, str) and _is_datetime(key.column) else v
         for key, v in zip(order, values, strict=True)
     ]
     clauses = []
     for i, key in enumerate(order):
-        step = key.column < values[i] if key.descending else key.column > values[i]
-        clauses.append(and_(*(order[j].column == values[j] for j in range(i)), step))
+        if values[i] is None:
+            step: ColumnElement[bool] = false()
+        else:
+            value = _bound(key.column, values[i])
+            step = key.column < value if key.descending else key.column > value
+        clauses.append(and_(*(_equal(order[j].column, values[j]) for j in range(i)), step))
     return or_(*clauses)
+
+
+def _bound(column: Any, value: Any) -> Any:
+    """The cursor value typed like its column (a jsonb sort key compares with jsonb)."""
+    return value if isinstance(column.type, NullType) else literal(value, column.type)
+
+
+def _equal(column: Any, value: Any) -> ColumnElement[bool]:
+    return column.is_(None) if value is None else column == _bound(column, value)
 
 
 def keyset_page(

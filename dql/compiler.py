@@ -1,0 +1,557 @@
+"""Compile a DQL :class:`~dql.ast.Query` to SQLAlchemy Core against a caller's field map.
+
+The caller says what a resource's fields are (:class:`FieldMap`): columns with their kind, JSON
+columns whose paths may be queried (``metadata.*``), and relations to other resources
+(``annotations`` of an item, the ``item`` of an annotation). Nothing else reaches SQL: an unknown
+field or a value of the wrong type is a :class:`~dql.errors.DQLError` naming the field.
+
+Semantics are the same on SQLite and PostgreSQL:
+
+- every predicate is true or false, never NULL, so ``not`` and ``!=`` mean what they say
+  (``camera != "front"`` matches items without a camera);
+- a JSON value matches a comparison only when it has the compared value's type (``score > 1``
+  never matches the string ``"2"``); ``= null`` matches a missing or null value, ``has`` a present,
+  non-null one;
+- strings compare by code point (PostgreSQL is told ``COLLATE "C"`` for ``<``, ``>``);
+- ``like`` globs: ``*`` matches within one ``/``-separated segment, ``**`` across segments.
+
+JSON paths made of plain names are written into the SQL as literals (quoted by SQLAlchemy), so the
+expression is exactly the one a metadata index is built on and the index can serve the query; any
+other path is a bound parameter. Values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeAlias
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import Float, String
+
+from dql import ast
+from dql.errors import DQLError, DQLFieldError, DQLTypeError
+
+__all__ = [
+    "Compiled",
+    "FieldMap",
+    "Json",
+    "Kind",
+    "Relation",
+    "Scalar",
+    "SortKey",
+    "compile_query",
+    "json_path_expression",
+]
+
+Kind: TypeAlias = Literal["string", "integer", "number", "boolean", "datetime"]
+Dialect: TypeAlias = Literal["sqlite", "postgresql"]
+_MAX_DEPTH = 100
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A column field of a known kind."""
+
+    column: ColumnElement[Any]
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class Json:
+    """A JSON column whose inner paths are fields: ``metadata`` -> ``metadata.user.camera``."""
+
+    column: ColumnElement[Any]
+
+
+@dataclass(frozen=True)
+class Relation:
+    """Rows of another resource related to this one: ``local`` (a column here) equals ``remote``
+    (a column there). ``fields`` describes the other resource (a callable for cycles); ``where``
+    narrows the other side once for every use (e.g. to the same dataset)."""
+
+    fields: FieldMap | Callable[[], FieldMap]
+    local: ColumnElement[Any]
+    remote: ColumnElement[Any]
+    where: ColumnElement[bool] | None = None
+
+    def target(self) -> FieldMap:
+        return self.fields() if callable(self.fields) else self.fields
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """What a resource exposes to DQL. ``fields`` are dotted names (``"createdAt"``,
+    ``"metadata.system.mimetype"``); ``json`` maps a first path segment to a JSON column."""
+
+    fields: Mapping[str, Scalar]
+    json: Mapping[str, Json] = field(default_factory=dict)
+    relations: Mapping[str, Relation] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One ``order by`` key: sort by ``nulls_last`` (0 or 1) then ``expression``."""
+
+    field: str
+    expression: ColumnElement[Any]
+    nulls_last: ColumnElement[Any]
+    descending: bool
+    json: bool
+
+
+@dataclass(frozen=True)
+class Compiled:
+    where: ColumnElement[bool]
+    order: tuple[SortKey, ...]
+
+
+def compile_query(query: ast.Query, fields: FieldMap, dialect: str) -> Compiled:
+    """The WHERE clause and sort keys of ``query`` over ``fields``, for ``dialect``."""
+    if dialect not in ("sqlite", "postgresql"):
+        raise ValueError(f"DQL compiles for sqlite and postgresql, not {dialect!r}")
+    compiler = _Compiler(dialect)  # type: ignore[arg-type]
+    where = true() if query.where is None else compiler.expr(query.where, fields, 0)
+    return Compiled(where, tuple(compiler.sort_key(o, fields) for o in query.order))
+
+
+def json_path_expression(column: ColumnElement[Any], path: tuple[str, ...], dialect: str) -> Any:
+    """The canonical text expression of a JSON path, as indexes on it must be built."""
+    return _Compiler(dialect).json_text(column, path)  # type: ignore[arg-type]
+
+
+# --- values -----------------------------------------------------------------------------------------
+
+
+def _as_datetime(value: ast.Value, name: str) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise DQLTypeError(
+                f"{name} is a date; {value!r} is not an ISO 8601 date", field=name
+            ) from None
+    else:
+        raise DQLTypeError(f"{name} is a date; compare it with an ISO 8601 string", field=name)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _is_number(value: ast.Value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_value(scalar: Scalar, value: ast.Value, name: str) -> ast.Value:
+    """``value`` converted for ``scalar``'s column; a mismatch is a DQLTypeError."""
+    if value is None:
+        return None
+    if scalar.kind == "datetime":
+        return _as_datetime(value, name)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DQLTypeError(f"{name}: {value} is not a finite number", field=name)
+    fits = {
+        "string": isinstance(value, str),
+        "integer": _is_number(value),
+        "number": _is_number(value),
+        "boolean": isinstance(value, bool),
+    }[scalar.kind]
+    if not fits:
+        raise DQLTypeError(
+            f"{name} holds {_KIND_WORDS[scalar.kind]}; {value!r} is not one", field=name
+        )
+    return value
+
+
+_KIND_WORDS = {
+    "string": "text",
+    "integer": "whole numbers",
+    "number": "numbers",
+    "boolean": "true or false",
+    "datetime": "dates",
+}
+
+
+def _check_text(node: ast.Expr, name: str) -> None:
+    """No NUL characters: PostgreSQL text cannot hold them, so no stored value can match one."""
+    values: tuple[ast.Value, ...] = ()
+    if isinstance(node, ast.Compare):
+        values = (node.value,)
+    elif isinstance(node, ast.In):
+        values = node.values
+    elif isinstance(node, ast.Like):
+        values = (node.pattern,)
+    if any(isinstance(v, str) and "\x00" in v for v in values):
+        raise DQLTypeError(f"{name}: text values may not contain NUL characters", field=name)
+
+
+def _glob_regex(pattern: str) -> str:
+    out = ["^"]
+    for token in re.split(r"(\*\*|\*)", pattern):
+        if token == "**":
+            out.append(".*")
+        elif token == "*":
+            out.append("[^/]*")
+        else:
+            out.append(re.escape(token))
+    out.append("$")
+    return "".join(out)
+
+
+def _like_prefix(pattern: str) -> str:
+    """The literal text before the first ``*``, escaped for LIKE (lets an index narrow the scan)."""
+    head = pattern.split("*", 1)[0]
+    return head.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+# --- the compiler -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Resolved:
+    """A field path resolved against a field map: a column, or a JSON column with an inner path."""
+
+    name: str
+    scalar: Scalar | None = None
+    json_column: ColumnElement[Any] | None = None
+    json_path: tuple[str, ...] = ()
+
+
+class _Compiler:
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    # resolving -------------------------------------------------------------------------------------
+
+    def resolve(self, path: tuple[str, ...], fields: FieldMap) -> _Resolved:
+        name = ".".join(path)
+        scalar = fields.fields.get(name)
+        if scalar is not None:
+            return _Resolved(name, scalar=scalar)
+        json_field = fields.json.get(path[0])
+        if json_field is not None and len(path) > 1:
+            return _Resolved(name, json_column=json_field.column, json_path=path[1:])
+        raise DQLFieldError(f"unknown field {name!r}", field=name)
+
+    # JSON ------------------------------------------------------------------------------------------
+
+    def path_literal(self, path: tuple[str, ...]) -> Any:
+        """The dialect's path argument: ``'$.user.camera'`` or ``'{user,camera}'``.
+
+        Plain paths are rendered inline (quoted by SQLAlchemy), so the expression is the one an
+        index is built on; any other path is a bound parameter.
+        """
+        plain = all(_PLAIN_SEGMENT.fullmatch(s) for s in path)
+        if self.dialect == "sqlite":
+            text = "$" + "".join(
+                f".{s}" if _PLAIN_SEGMENT.fullmatch(s) else '."' + s.replace('"', '\\"') + '"'
+                for s in path
+            )
+        else:
+            quoted = path if plain else ['"' + s.replace('"', '\\"') + '"' for s in path]
+            text = "{" + ",".join(quoted) + "}"
+        return literal(text, String(), literal_execute=plain)
+
+    def json_text(self, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
+        """The value at ``path``: SQL-native on SQLite (json_extract), text on PostgreSQL (#>>)."""
+        if self.dialect == "sqlite":
+            return func.json_extract(column, self.path_literal(path))
+        return column.op("#>>", return_type=String())(self.path_literal(path))
+
+    def json_node(self, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
+        """PostgreSQL: the jsonb value at ``path`` (for its type and ordering)."""
+        return column.op("#>", return_type=JSONB)(self.path_literal(path))
+
+    def json_type(self, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
+        """The JSON type name at ``path`` (NULL when missing)."""
+        if self.dialect == "sqlite":
+            return func.json_type(column, self.path_literal(path))
+        return func.jsonb_typeof(self.json_node(column, path))
+
+    def json_is(self, resolved: _Resolved, kind: str) -> ColumnElement[bool]:
+        column, path = resolved.json_column, resolved.json_path
+        assert column is not None
+        kinds = {
+            "sqlite": {
+                "string": ("text",),
+                "number": ("integer", "real"),
+                "boolean": ("true", "false"),
+                "null": ("null",),
+            },
+            "postgresql": {
+                "string": ("string",),
+                "number": ("number",),
+                "boolean": ("boolean",),
+                "null": ("null",),
+            },
+        }[self.dialect][kind]
+        return func.coalesce(self.json_type(column, path).in_(kinds), false())
+
+    def json_compare(
+        self, resolved: _Resolved, op: ast.Operator, value: ast.Value
+    ) -> ColumnElement[bool]:
+        column, path = resolved.json_column, resolved.json_path
+        assert column is not None
+        if value is None:
+            missing = or_(self.json_type(column, path).is_(None), self.json_is(resolved, "null"))
+            if op == "=":
+                return missing
+            if op == "!=":
+                return not_(missing)
+            raise DQLTypeError(
+                f"{resolved.name}: only = and != compare with null", field=resolved.name
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DQLTypeError(
+                f"{resolved.name}: {value} is not a finite number", field=resolved.name
+            )
+        if op == "!=":
+            return not_(self.json_compare(resolved, "=", value))
+        text = self.json_text(column, path)
+        if isinstance(value, bool):
+            if op != "=":
+                raise DQLTypeError(
+                    f"{resolved.name}: true and false compare only with = and !=",
+                    field=resolved.name,
+                )
+            if self.dialect == "sqlite":
+                return func.coalesce(
+                    self.json_type(column, path) == ("true" if value else "false"), false()
+                )
+            return and_(self.json_is(resolved, "boolean"), text == ("true" if value else "false"))
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        if isinstance(value, str):
+            left: Any = text
+            if op != "=" and self.dialect == "postgresql":
+                left = text.collate("C")  # code point order, as SQLite compares
+            return and_(self.json_is(resolved, "string"), _apply(left, op, value))
+        # a number: PostgreSQL casts only values known to be numbers
+        if self.dialect == "sqlite":
+            return and_(self.json_is(resolved, "number"), _apply(text, op, value))
+        number = case((self.json_is(resolved, "number"), cast(text, Float())), else_=None)
+        return and_(self.json_is(resolved, "number"), _apply(number, op, value))
+
+    # expressions -----------------------------------------------------------------------------------
+
+    def expr(self, node: ast.Expr, fields: FieldMap, depth: int) -> ColumnElement[bool]:
+        if depth > _MAX_DEPTH:
+            raise DQLError(f"the query is nested more than {_MAX_DEPTH} levels deep")
+        depth += 1
+        if isinstance(node, ast.And):
+            return and_(*(self.expr(item, fields, depth) for item in node.items))
+        if isinstance(node, ast.Or):
+            return or_(*(self.expr(item, fields, depth) for item in node.items))
+        if isinstance(node, ast.Not):
+            return not_(self.expr(node.item, fields, depth))
+        if isinstance(node, ast.Quantified):
+            relation = self.relation(node.relation, fields)
+            found = relation.local.in_(self.related(relation, node.where, depth))
+            return found if node.quantifier == "any" else not_(found)
+        if isinstance(node, ast.Count):
+            return self.count(node, fields, depth)
+        if isinstance(node, ast.Match):
+            return self.match(node, fields, depth)
+        relation_name = node.field.path[0]
+        if relation_name in fields.relations and len(node.field.path) > 1:
+            # ``item.width > 5`` on annotations: a condition on the related row
+            inner = _with_field(node, ast.Field(node.field.path[1:]))
+            return self.expr(ast.Quantified(relation_name, "any", inner), fields, depth)
+        resolved = self.resolve(node.field.path, fields)
+        _check_text(node, resolved.name)
+        if isinstance(node, ast.Compare):
+            return self.compare(resolved, node.op, node.value)
+        if isinstance(node, ast.In):
+            if not node.values:
+                matched: ColumnElement[bool] = false()
+            else:
+                matched = or_(*(self.compare(resolved, "=", v) for v in node.values))
+            return not_(matched) if node.negated else matched
+        if isinstance(node, ast.Like):
+            return self.like(resolved, node.pattern)
+        if isinstance(node, ast.Exists):
+            return not_(self.compare(resolved, "=", None))
+        raise DQLError(f"cannot compile {type(node).__name__}")
+
+    def compare(
+        self, resolved: _Resolved, op: ast.Operator, value: ast.Value
+    ) -> ColumnElement[bool]:
+        if resolved.scalar is None:
+            return self.json_compare(resolved, op, value)
+        column = resolved.scalar.column
+        checked = _check_value(resolved.scalar, value, resolved.name)
+        if checked is None:
+            if op == "=":
+                return column.is_(None)
+            if op == "!=":
+                return column.is_not(None)
+            raise DQLTypeError(
+                f"{resolved.name}: only = and != compare with null", field=resolved.name
+            )
+        if op == "!=":
+            return not_(self.compare(resolved, "=", value))
+        if isinstance(checked, bool) and op != "=":
+            raise DQLTypeError(
+                f"{resolved.name}: true and false compare only with = and !=", field=resolved.name
+            )
+        left: Any = column
+        if resolved.scalar.kind == "string" and op != "=" and self.dialect == "postgresql":
+            left = column.collate("C")
+        return and_(column.is_not(None), _apply(left, op, checked))
+
+    def like(self, resolved: _Resolved, pattern: str) -> ColumnElement[bool]:
+        if resolved.scalar is not None:
+            if resolved.scalar.kind != "string":
+                raise DQLTypeError(
+                    f"{resolved.name} is not text; like needs text", field=resolved.name
+                )
+            text: Any = resolved.scalar.column
+            guard: ColumnElement[bool] = text.is_not(None)
+        else:
+            assert resolved.json_column is not None
+            text = self.json_text(resolved.json_column, resolved.json_path)
+            guard = self.json_is(resolved, "string")
+        if "*" not in pattern:
+            return and_(guard, text == pattern)
+        prefix = _like_prefix(pattern)
+        narrowed = text.like(prefix, escape="\\") if prefix != "%" else true()
+        return and_(
+            guard, narrowed, func.coalesce(text.regexp_match(_glob_regex(pattern)), false())
+        )
+
+    def match(self, node: ast.Match, fields: FieldMap, depth: int) -> ColumnElement[bool]:
+        """Some element of the JSON array at the field satisfies the element filter."""
+        resolved = self.resolve(node.field.path, fields)
+        column, path = resolved.json_column, resolved.json_path
+        if column is None:
+            raise DQLFieldError(f"{resolved.name} is not a JSON array", field=resolved.name)
+        if self.dialect == "sqlite":
+            each = func.json_each(column, self.path_literal(path)).table_valued("value", "type")
+            is_array = self.json_type(column, path) == "array"
+            # only objects have fields; json_extract would fail on a bare string element
+            value: Any = case((each.c.type == "object", each.c.value), else_=None)
+            elements: Any = each
+        else:
+            node_value = self.json_node(column, path)
+            is_array = func.jsonb_typeof(node_value) == "array"
+            elements = func.jsonb_array_elements(
+                case((is_array, node_value), else_=cast(literal("[]"), JSONB))
+            ).table_valued("value")
+            value = elements.c.value
+        element = FieldMap(fields={}, json={"": Json(value)})
+        condition = self.expr(_prefix_paths(node.where, ""), element, depth)
+        found = select(true()).select_from(elements).where(condition).exists()
+        return and_(func.coalesce(is_array, false()), found)
+
+    def relation(self, name: str, fields: FieldMap) -> Relation:
+        relation = fields.relations.get(name)
+        if relation is None:
+            raise DQLFieldError(f"unknown relation {name!r}", field=name)
+        return relation
+
+    def related(self, relation: Relation, where: ast.Expr | None, depth: int) -> Any:
+        """SELECT remote FROM the related resource WHERE its filter (and the relation's own)."""
+        conditions = [] if where is None else [self.expr(where, relation.target(), depth)]
+        if relation.where is not None:
+            conditions.append(relation.where)
+        return select(relation.remote).where(*conditions)
+
+    def count(self, node: ast.Count, fields: FieldMap, depth: int) -> ColumnElement[bool]:
+        """``relation.count(where) op n`` as membership in a grouped subquery (no per-row count)."""
+        relation = self.relation(node.relation, fields)
+        n = node.value
+
+        def having(op: str, k: int) -> ColumnElement[bool]:
+            grouped = self.related(relation, node.where, depth).group_by(relation.remote)
+            tally = func.count()
+            condition = tally >= k if op == ">=" else tally == k
+            return relation.local.in_(grouped.having(condition))
+
+        if node.op == ">=":
+            return true() if n <= 0 else having(">=", n)
+        if node.op == ">":
+            return true() if n < 0 else having(">=", n + 1)
+        if node.op == "<=":
+            return false() if n < 0 else not_(having(">=", n + 1))
+        if node.op == "<":
+            return false() if n <= 0 else not_(having(">=", n))
+        if node.op == "=":
+            if n < 0:
+                return false()
+            return not_(having(">=", 1)) if n == 0 else having("=", n)
+        return not_(self.count(ast.Count(node.relation, node.where, "=", n), fields, depth))
+
+    # ordering --------------------------------------------------------------------------------------
+
+    def sort_key(self, order: ast.Order, fields: FieldMap) -> SortKey:
+        resolved = self.resolve(order.field.path, fields)
+        if resolved.scalar is not None:
+            expression: Any = resolved.scalar.column
+            is_json = False
+        else:
+            assert resolved.json_column is not None
+            is_json = True
+            if self.dialect == "sqlite":
+                expression = self.json_text(resolved.json_column, resolved.json_path)
+            else:
+                expression = self.json_node(resolved.json_column, resolved.json_path)
+        nulls_last = case((expression.is_(None), 1), else_=0)
+        return SortKey(resolved.name, expression, nulls_last, order.descending, is_json)
+
+
+def _apply(left: Any, op: ast.Operator, value: Any) -> ColumnElement[bool]:
+    if op == "=":
+        return left == value
+    if op == "!=":
+        return left != value
+    if op == "<":
+        return left < value
+    if op == "<=":
+        return left <= value
+    if op == ">":
+        return left > value
+    return left >= value
+
+
+def _with_field(node: ast.Expr, new: ast.Field) -> ast.Expr:
+    if isinstance(node, ast.Compare):
+        return ast.Compare(new, node.op, node.value)
+    if isinstance(node, ast.In):
+        return ast.In(new, node.values, node.negated)
+    if isinstance(node, ast.Like):
+        return ast.Like(new, node.pattern)
+    if isinstance(node, ast.Exists):
+        return ast.Exists(new)
+    if isinstance(node, ast.Match):
+        return ast.Match(new, node.where)
+    raise DQLError(f"cannot apply {type(node).__name__} to a related field")
+
+
+def _prefix_paths(node: ast.Expr, prefix: str) -> ast.Expr:
+    """Element-relative paths of a ``$match`` become paths under the element's JSON column."""
+    if isinstance(node, ast.And):
+        return ast.And(tuple(_prefix_paths(i, prefix) for i in node.items))
+    if isinstance(node, ast.Or):
+        return ast.Or(tuple(_prefix_paths(i, prefix) for i in node.items))
+    if isinstance(node, ast.Not):
+        return ast.Not(_prefix_paths(node.item, prefix))
+    if isinstance(node, ast.Compare | ast.In | ast.Like | ast.Exists | ast.Match):
+        return _with_field(node, ast.Field((prefix, *node.field.path)))
+    raise DQLError("a $match filter may not hold relation quantifiers")

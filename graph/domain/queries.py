@@ -1,0 +1,238 @@
+"""DQL over Loopline's resources: the field map of each, and turning query text or Dataloop JSON
+into a WHERE clause and sort keys for the domain's list functions.
+
+Field names are Dataloop's wire names (``createdAt``, ``datasetId``); the ``metadata.system.*``
+names Dataloop keeps in JSON but Loopline keeps in columns (``metadata.system.mimetype``) are
+aliases of those columns, so filters written for dtlpy run unchanged and use the columns' indexes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, select
+
+from dql import DQLError, from_json, parse
+from dql.ast import And, Query
+from dql.compiler import Compiled, FieldMap, Json, Relation, Scalar, compile_query
+from graph.db.tables import Annotation, Dataset, Item
+from graph.domain.errors import InvalidInput
+from graph.domain.paging import Order, Page, keyset_page
+
+# Core columns: building expressions on them costs less than on the ORM attributes
+_I, _A, _D = Item.__table__, Annotation.__table__, Dataset.__table__
+
+__all__ = [
+    "annotation_fields",
+    "compile_for",
+    "dataset_fields",
+    "item_fields",
+    "keyset_select",
+    "parse_query",
+]
+
+
+@lru_cache(maxsize=256)
+def item_fields(dataset_id: str | None = None) -> FieldMap:
+    """Items; ``annotations`` is the relation to their annotations (in the same dataset)."""
+    columns = {
+        "id": Scalar(_I.c.id, "string"),
+        "datasetId": Scalar(_I.c.dataset_id, "string"),
+        "dir": Scalar(_I.c.dir, "string"),
+        "name": Scalar(_I.c.name, "string"),
+        "filename": Scalar(_I.c.filename, "string"),
+        "type": Scalar(_I.c.type, "string"),
+        "hidden": Scalar(_I.c.hidden, "boolean"),
+        "mimetype": Scalar(_I.c.mimetype, "string"),
+        "size": Scalar(_I.c.size, "integer"),
+        "width": Scalar(_I.c.width, "integer"),
+        "height": Scalar(_I.c.height, "integer"),
+        "url": Scalar(_I.c.url, "string"),
+        "annotated": Scalar(_I.c.annotated, "boolean"),
+        "annotationsCount": Scalar(_I.c.annotations_count, "integer"),
+        "description": Scalar(_I.c.description, "string"),
+        "srcItemId": Scalar(_I.c.src_item_id, "string"),
+        "creator": Scalar(_I.c.creator, "string"),
+        "createdAt": Scalar(_I.c.created_at, "datetime"),
+        "updatedAt": Scalar(_I.c.updated_at, "datetime"),
+    }
+    for name in ("mimetype", "size", "width", "height"):
+        columns[f"metadata.system.{name}"] = columns[name]
+    scope = None if dataset_id is None else _A.c.dataset_id == dataset_id
+    return FieldMap(
+        fields=columns,
+        json={"metadata": Json(_I.c.metadata)},
+        relations={
+            "annotations": Relation(
+                lambda: annotation_fields(dataset_id), _I.c.id, _A.c.item_id, scope
+            )
+        },
+    )
+
+
+@lru_cache(maxsize=256)
+def annotation_fields(dataset_id: str | None = None) -> FieldMap:
+    """Annotations; ``item`` is the relation to the item each is on."""
+    columns = {
+        "id": Scalar(_A.c.id, "string"),
+        "itemId": Scalar(_A.c.item_id, "string"),
+        "datasetId": Scalar(_A.c.dataset_id, "string"),
+        "type": Scalar(_A.c.type, "string"),
+        "label": Scalar(_A.c.label, "string"),
+        "objectId": Scalar(_A.c.object_id, "string"),
+        "frame": Scalar(_A.c.frame, "integer"),
+        "endFrame": Scalar(_A.c.end_frame, "integer"),
+        "parentId": Scalar(_A.c.parent_id, "string"),
+        "status": Scalar(_A.c.status, "string"),
+        "source": Scalar(_A.c.source, "string"),
+        "creator": Scalar(_A.c.creator, "string"),
+        "modelId": Scalar(_A.c.model_id, "string"),
+        "modelName": Scalar(_A.c.model_name, "string"),
+        "confidence": Scalar(_A.c.confidence, "number"),
+        "description": Scalar(_A.c.description, "string"),
+        "createdAt": Scalar(_A.c.created_at, "datetime"),
+        "updatedAt": Scalar(_A.c.updated_at, "datetime"),
+    }
+    for dataloop, ours in (
+        ("metadata.system.status", "status"),
+        ("metadata.system.objectId", "objectId"),
+        ("metadata.system.frame", "frame"),
+        ("metadata.system.endFrame", "endFrame"),
+        ("metadata.system.parentId", "parentId"),
+        ("metadata.system.model.model_id", "modelId"),
+        ("metadata.system.model.name", "modelName"),
+        ("metadata.system.model.confidence", "confidence"),
+        ("metadata.user.model.model_id", "modelId"),
+        ("metadata.user.model.name", "modelName"),
+        ("metadata.user.model.confidence", "confidence"),
+        ("model.id", "modelId"),
+        ("model.name", "modelName"),
+        ("model.confidence", "confidence"),
+    ):
+        columns[dataloop] = columns[ours]
+    scope = None if dataset_id is None else _I.c.dataset_id == dataset_id
+    return FieldMap(
+        fields=columns,
+        json={
+            "metadata": Json(_A.c.metadata),
+            "attributes": Json(_A.c.attributes),
+            "coordinates": Json(_A.c.coordinates),
+        },
+        relations={"item": Relation(lambda: item_fields(dataset_id), _A.c.item_id, _I.c.id, scope)},
+    )
+
+
+@lru_cache(maxsize=1)
+def dataset_fields() -> FieldMap:
+    columns = {
+        "id": Scalar(_D.c.id, "string"),
+        "projectId": Scalar(_D.c.project_id, "string"),
+        "name": Scalar(_D.c.name, "string"),
+        "driverId": Scalar(_D.c.driver_id, "string"),
+        "readonly": Scalar(_D.c.readonly, "boolean"),
+        "srcDatasetId": Scalar(_D.c.src_dataset_id, "string"),
+        "itemsCount": Scalar(_D.c.items_count, "integer"),
+        "annotationsCount": Scalar(_D.c.annotations_count, "integer"),
+        "creator": Scalar(_D.c.creator, "string"),
+        "createdAt": Scalar(_D.c.created_at, "datetime"),
+        "updatedAt": Scalar(_D.c.updated_at, "datetime"),
+    }
+    return FieldMap(fields=columns, json={"metadata": Json(_D.c.metadata)})
+
+
+def _invalid(exc: DQLError) -> InvalidInput:
+    details: dict[str, Any] = {}
+    for name in ("line", "column", "found", "expected"):
+        value = getattr(exc, name, None)
+        if value not in (None, ()):
+            details[name] = list(value) if isinstance(value, tuple) else value
+    if getattr(exc, "field", None):
+        details["dqlField"] = exc.field  # type: ignore[attr-defined]
+    return InvalidInput(exc.message, field="dql", **details)
+
+
+_parse = lru_cache(maxsize=1024)(parse)
+
+
+def parse_query(
+    dql: str | None = None,
+    dataloop: Mapping[str, Any] | None = None,
+    *,
+    resource: str = "items",
+) -> Query:
+    """The query written as DQL text, as a Dataloop JSON filter, or both (ANDed; the text's
+    ``order by`` wins). Dataloop's default conditions apply to the JSON form as they do in dtlpy."""
+    try:
+        text = _parse(dql) if dql else Query()
+        if dataloop is None:
+            return text
+        loop = from_json(dataloop, resource=resource)
+    except DQLError as exc:
+        raise _invalid(exc) from None
+    parts = [q for q in (text.where, loop.where) if q is not None]
+    where = None if not parts else parts[0] if len(parts) == 1 else And(tuple(parts))
+    return Query(where, text.order or loop.order)
+
+
+def keyset_select(
+    entity: Any,
+    where: Sequence[ColumnElement[bool]],
+    compiled: Compiled,
+    default_order: Sequence[Order],
+    default_key: Callable[[Any], Sequence[Any]],
+    first: int,
+    after: str | None,
+) -> tuple[Select[Any], Callable[[Sequence[Any]], Page[Any]]]:
+    """A keyset-paged SELECT of ``entity`` rows matching ``where`` and the query; run it with
+    ``session.execute(...).all()`` and pass the rows to the returned function.
+
+    With an ``order by``, the sort keys are selected beside the row (each as a nulls-last flag
+    and the value) and the entity's ``id`` breaks ties; the cursor is that tuple. Without one,
+    ``default_order`` and ``default_key`` (a function of the entity) apply.
+    """
+    if compiled.order:
+        keys = [e for key in compiled.order for e in (key.nulls_last, key.expression)]
+        order = [
+            o
+            for key in compiled.order
+            for o in (Order(key.nulls_last), Order(key.expression, key.descending))
+        ]
+        order.append(Order(entity.id))
+        key_of: Callable[[Any], Sequence[Any]] = lambda row: (*row[1:], row[0].id)  # noqa: E731
+    else:
+        keys, order = [], list(default_order)
+        key_of = lambda row: default_key(row[0])  # noqa: E731
+    query = select(entity, *keys).where(*where, compiled.where)
+    paged, finish = keyset_page(query, order, first, after, key_of)
+
+    def entities(rows: Sequence[Any]) -> Page[Any]:
+        page = finish(rows)
+        return Page([row[0] for row in page.rows], page.has_next, page.cursors)
+
+    return paged, entities
+
+
+_FIELDS: dict[str, Callable[[str | None], FieldMap]] = {
+    "items": item_fields,
+    "annotations": annotation_fields,
+    "datasets": lambda _: dataset_fields(),
+}
+
+
+@lru_cache(maxsize=1024)
+def _compiled(query: Query, resource: str, dataset_id: str | None, dialect: str) -> Compiled:
+    # ASTs are frozen and hashable, and compiled clauses are immutable: a query a UI pages
+    # through, or a trigger evaluates on every event, is compiled once
+    return compile_query(query, _FIELDS[resource](dataset_id), dialect)
+
+
+def compile_for(
+    query: Query, resource: str, dialect: str, dataset_id: str | None = None
+) -> Compiled:
+    """``query`` compiled over ``resource`` (scoped to one dataset's relations if given)."""
+    try:
+        return _compiled(query, resource, dataset_id, dialect)
+    except DQLError as exc:
+        raise _invalid(exc) from None
