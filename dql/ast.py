@@ -107,10 +107,11 @@ class Quantified:
 @dataclass(frozen=True)
 class Match:
     """Some element of the JSON array at ``field`` satisfies ``where``, whose field paths are
-    relative to the element (Dataloop's ``$match``, e.g. on ``metadata.system.refs``)."""
+    relative to the element (Dataloop's ``$match``, e.g. on ``metadata.system.refs``); with
+    ``where`` None, the array has any element at all."""
 
     field: Field
-    where: Expr
+    where: Expr | None = None
 
 
 @dataclass(frozen=True)

@@ -456,8 +456,10 @@ class _Compiler:
             ).table_valued("value")
             value = elements.c.value
         element = FieldMap(fields={}, json={"": Json(value)})
-        condition = self.expr(_prefix_paths(node.where, ""), element, depth)
-        found = select(true()).select_from(elements).where(condition).exists()
+        found = select(true()).select_from(elements)
+        if node.where is not None:
+            found = found.where(self.expr(_prefix_paths(node.where, ""), element, depth))
+        found = found.exists()
         return and_(func.coalesce(is_array, false()), found)
 
     def relation(self, name: str, fields: FieldMap) -> Relation:

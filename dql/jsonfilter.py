@@ -267,6 +267,9 @@ def _field(
             _operator(path, op, operand, f"{where}.{op}", resource, depth)
             for op, operand in value.items()
         ]
+    if isinstance(value, list | tuple) and not value:
+        # ``{"metadata.system.refs": []}``: the array is empty (or missing) - no element at all
+        return [Not(Match(Field(path), None))]
     return [_equals(path, _scalar(value, path, where), resource)]
 
 

@@ -407,3 +407,8 @@ def test_any_json_is_a_query_or_a_dql_error(query: Any, resource: str) -> None:
         assert error.message
     else:
         assert isinstance(result, Query)
+
+
+def test_an_empty_array_means_no_element() -> None:
+    query = from_json({"filter": {"metadata.system.refs": []}}, defaults=False)
+    assert query.where == Not(Match(Field(("metadata", "system", "refs")), None))

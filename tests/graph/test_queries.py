@@ -151,6 +151,10 @@ async def test_dataloop_json_queries(platform, owner, data) -> None:
         }
     }
     assert await _names(platform, owner, dataset_id, dataloop=matched) == {"/test/f.jpg"}
+    no_refs = {"filter": {"metadata.user.refs": []}}
+    assert await _names(platform, owner, dataset_id, dataloop=no_refs) == set(ITEMS) - {
+        "/test/f.jpg"
+    }
     exists = {"filter": {"metadata.user.reviewed": {"$exists": True}}}
     assert await _names(platform, owner, dataset_id, dataloop=exists) == {
         "/train/a.jpg",
