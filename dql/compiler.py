@@ -271,38 +271,37 @@ class _Compiler:
 
     def json_text(self, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
         """The value at ``path``: SQL-native on SQLite (json_extract), text on PostgreSQL (#>>)."""
-        if self.dialect == "sqlite":
-            return func.json_extract(column, self.path_literal(path))
-        return column.op("#>>", return_type=String())(self.path_literal(path))
+        return _json_expression("text", column, path, self)
 
     def json_node(self, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
         """PostgreSQL: the jsonb value at ``path`` (for its type and ordering)."""
-        return column.op("#>", return_type=JSONB)(self.path_literal(path))
+        return _json_expression("node", column, path, self)
 
     def json_type(self, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
         """The JSON type name at ``path`` (NULL when missing)."""
+        return _json_expression("type", column, path, self)
+
+    def build_json(self, what: str, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
+        if what.startswith("is-"):
+            kinds = _JSON_KINDS[self.dialect][what[3:]]
+            return func.coalesce(self.json_type(column, path).in_(kinds), false())
+        if what == "number":  # PostgreSQL: cast only what is known to be a number
+            is_number = func.jsonb_typeof(self.json_node(column, path)) == "number"
+            return case((is_number, cast(self.json_text(column, path), Float())), else_=None)
+        if what == "text":
+            if self.dialect == "sqlite":
+                return func.json_extract(column, self.path_literal(path))
+            return column.op("#>>", return_type=String())(self.path_literal(path))
+        if what == "node":
+            return column.op("#>", return_type=JSONB)(self.path_literal(path))
         if self.dialect == "sqlite":
             return func.json_type(column, self.path_literal(path))
         return func.jsonb_typeof(self.json_node(column, path))
 
     def json_is(self, resolved: _Resolved, kind: str) -> ColumnElement[bool]:
-        column, path = resolved.json_column, resolved.json_path
-        assert column is not None
-        kinds = {
-            "sqlite": {
-                "string": ("text",),
-                "number": ("integer", "real"),
-                "boolean": ("true", "false"),
-                "null": ("null",),
-            },
-            "postgresql": {
-                "string": ("string",),
-                "number": ("number",),
-                "boolean": ("boolean",),
-                "null": ("null",),
-            },
-        }[self.dialect][kind]
-        return func.coalesce(self.json_type(column, path).in_(kinds), false())
+        """The value at the path is of JSON ``kind`` (string, number, boolean, null); never NULL."""
+        assert resolved.json_column is not None
+        return _json_expression(f"is-{kind}", resolved.json_column, resolved.json_path, self)
 
     def json_compare(
         self, resolved: _Resolved, op: ast.Operator, value: ast.Value
@@ -346,7 +345,7 @@ class _Compiler:
         # a number: PostgreSQL casts only values known to be numbers
         if self.dialect == "sqlite":
             return and_(self.json_is(resolved, "number"), _apply(text, op, value))
-        number = case((self.json_is(resolved, "number"), cast(text, Float())), else_=None)
+        number = _json_expression("number", column, path, self)
         return and_(self.json_is(resolved, "number"), _apply(number, op, value))
 
     # expressions -----------------------------------------------------------------------------------
@@ -379,10 +378,7 @@ class _Compiler:
         if isinstance(node, ast.Compare):
             return self.compare(resolved, node.op, node.value)
         if isinstance(node, ast.In):
-            if not node.values:
-                matched: ColumnElement[bool] = false()
-            else:
-                matched = or_(*(self.compare(resolved, "=", v) for v in node.values))
+            matched = self.contains(resolved, node.values)
             return not_(matched) if node.negated else matched
         if isinstance(node, ast.Like):
             return self.like(resolved, node.pattern)
@@ -414,7 +410,24 @@ class _Compiler:
         left: Any = column
         if resolved.scalar.kind == "string" and op != "=" and self.dialect == "postgresql":
             left = column.collate("C")
-        return and_(column.is_not(None), _apply(left, op, checked))
+        return _guarded(column, _apply(left, op, checked))
+
+    def contains(self, resolved: _Resolved, values: tuple[ast.Value, ...]) -> ColumnElement[bool]:
+        """``field in (...)``: one ``IN`` on a column (index-friendly), else ORed equalities."""
+        if not values:
+            return false()
+        scalar = resolved.scalar
+        if scalar is None:
+            kinds = {"string" if isinstance(v, str) else "other" for v in values}
+            if kinds == {"string"}:  # the common case: one type test, one IN
+                assert resolved.json_column is not None
+                text = self.json_text(resolved.json_column, resolved.json_path)
+                return and_(self.json_is(resolved, "string"), text.in_(values))
+            return or_(*(self.compare(resolved, "=", v) for v in values))
+        if None in values:
+            return or_(*(self.compare(resolved, "=", v) for v in values))
+        checked = [_check_value(scalar, v, resolved.name) for v in values]
+        return _guarded(scalar.column, scalar.column.in_(checked))
 
     def like(self, resolved: _Resolved, pattern: str) -> ColumnElement[bool]:
         if resolved.scalar is not None:
@@ -516,6 +529,43 @@ class _Compiler:
                 expression = self.json_node(resolved.json_column, resolved.json_path)
         nulls_last = case((expression.is_(None), 1), else_=0)
         return SortKey(resolved.name, expression, nulls_last, order.descending, is_json)
+
+
+def _guarded(column: Any, predicate: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``predicate`` made two-valued: false, not NULL, where a nullable column is NULL."""
+    if getattr(column, "nullable", True) is False:
+        return predicate
+    return and_(column.is_not(None), predicate)
+
+
+_JSON_KINDS = {
+    "sqlite": {
+        "string": ("text",),
+        "number": ("integer", "real"),
+        "boolean": ("true", "false"),
+        "null": ("null",),
+    },
+    "postgresql": {
+        "string": ("string",),
+        "number": ("number",),
+        "boolean": ("boolean",),
+        "null": ("null",),
+    },
+}
+# Expressions for a JSON path are immutable and the same in every query that names the path, so
+# they are built once (a few hundred paths, not per query or per value).
+_JSON_EXPRESSIONS: dict[tuple[str, Any, tuple[str, ...], str], Any] = {}
+_JSON_CACHE_LIMIT = 4096
+
+
+def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _Compiler) -> Any:
+    key = (what, column, path, compiler.dialect)
+    found = _JSON_EXPRESSIONS.get(key)
+    if found is None:
+        if len(_JSON_EXPRESSIONS) >= _JSON_CACHE_LIMIT:
+            _JSON_EXPRESSIONS.clear()
+        found = _JSON_EXPRESSIONS[key] = compiler.build_json(what, column, path)
+    return found
 
 
 def _apply(left: Any, op: ast.Operator, value: Any) -> ColumnElement[bool]:
