@@ -51,12 +51,14 @@ from dql.errors import DQLError, DQLFieldError, DQLTypeError
 __all__ = [
     "Compiled",
     "FieldMap",
+    "IndexExpression",
     "Json",
     "Kind",
     "Relation",
     "Scalar",
     "SortKey",
     "compile_query",
+    "index_expressions",
     "json_path_expression",
 ]
 
@@ -135,6 +137,57 @@ def compile_query(query: ast.Query, fields: FieldMap, dialect: str) -> Compiled:
 def json_path_expression(column: ColumnElement[Any], path: tuple[str, ...], dialect: str) -> Any:
     """The canonical text expression of a JSON path, as indexes on it must be built."""
     return _Compiler(dialect).json_text(column, path)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class IndexExpression:
+    """The key expressions of one index on a JSON path, in order: compiled queries compare the
+    path through exactly these, so the database matches the index to them. ``serves`` is
+    ``"values"`` (strings and booleans; on SQLite numbers too, json_extract being typed) or
+    ``"numbers"`` (PostgreSQL's number comparisons)."""
+
+    serves: Literal["values", "numbers"]
+    expressions: tuple[ColumnElement[Any], ...]
+
+
+def index_expressions(
+    fields: FieldMap, path: tuple[str, ...], dialect: str
+) -> tuple[IndexExpression, ...]:
+    """The indexes to build for the JSON ``path`` of ``fields``: their key expressions are made
+    by the code that compiles comparisons on the path, so compiled queries use the indexes.
+
+    SQLite: one index on the type name then the value (``json_extract``), which serves every
+    typed comparison from the index alone. PostgreSQL: one on the text (``#>>``), one on the
+    number expression number comparisons use.
+
+    Raises :class:`DQLFieldError` unless ``path`` is a JSON path of ``fields`` (not a column)
+    made of plain segments (letters, digits, ``_``): other paths compile to a bound parameter,
+    which no index expression can match.
+    """
+    if dialect not in ("sqlite", "postgresql"):
+        raise ValueError(f"DQL compiles for sqlite and postgresql, not {dialect!r}")
+    compiler = _Compiler(dialect)  # type: ignore[arg-type]
+    resolved = compiler.resolve(path, fields)
+    column, inner = resolved.json_column, resolved.json_path
+    if column is None:
+        raise DQLFieldError(
+            f"{resolved.name} is a column, not a JSON path; columns need no declared index",
+            field=resolved.name,
+        )
+    if not all(_PLAIN_SEGMENT.fullmatch(s) for s in inner):
+        raise DQLFieldError(
+            f"{resolved.name}: an indexed path is made of letters, digits and _ only",
+            field=resolved.name,
+        )
+    text = _json_expression("text", column, inner, compiler)
+    if dialect == "sqlite":
+        return (
+            IndexExpression(
+                "values", (_json_expression("type-name", column, inner, compiler), text)
+            ),
+        )
+    number = _json_expression("number", column, inner, compiler)
+    return (IndexExpression("values", (text,)), IndexExpression("numbers", (number,)))
 
 
 # --- values -----------------------------------------------------------------------------------------
@@ -284,9 +337,15 @@ class _Compiler:
     def build_json(self, what: str, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
         if what.startswith("is-"):
             kinds = _JSON_KINDS[self.dialect][what[3:]]
+            if self.dialect == "sqlite":
+                # the type name, '' when missing, IN the kinds: a term an index on the type name
+                # serves (with the value after it, a count never reads the table)
+                return _json_expression("type-name", column, path, self).in_(kinds)
             return func.coalesce(self.json_type(column, path).in_(kinds), false())
+        if what == "type-name":
+            return func.coalesce(self.json_type(column, path), _inline(""))
         if what == "number":  # PostgreSQL: cast only what is known to be a number
-            is_number = func.jsonb_typeof(self.json_node(column, path)) == "number"
+            is_number = func.jsonb_typeof(self.json_node(column, path)) == _inline("number")
             return case((is_number, cast(self.json_text(column, path), Float())), else_=None)
         if what == "text":
             if self.dialect == "sqlite":
@@ -331,9 +390,7 @@ class _Compiler:
                     field=resolved.name,
                 )
             if self.dialect == "sqlite":
-                return func.coalesce(
-                    self.json_type(column, path) == ("true" if value else "false"), false()
-                )
+                return self.json_is(resolved, "true" if value else "false")
             return and_(self.json_is(resolved, "boolean"), text == ("true" if value else "false"))
         if isinstance(value, datetime):
             value = value.isoformat()
@@ -543,6 +600,8 @@ _JSON_KINDS = {
         "string": ("text",),
         "number": ("integer", "real"),
         "boolean": ("true", "false"),
+        "true": ("true",),
+        "false": ("false",),
         "null": ("null",),
     },
     "postgresql": {
@@ -556,6 +615,12 @@ _JSON_KINDS = {
 # they are built once (a few hundred paths, not per query or per value).
 _JSON_EXPRESSIONS: dict[tuple[str, Any, tuple[str, ...], str], Any] = {}
 _JSON_CACHE_LIMIT = 4096
+
+
+def _inline(value: str) -> Any:
+    """A constant written into the SQL, as it is in an index built on the expression around it
+    (a bound parameter there would keep the database from matching the index)."""
+    return literal(value, String(), literal_execute=True)
 
 
 def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _Compiler) -> Any:

@@ -160,6 +160,64 @@ def upload(
 
 
 @main.group()
+def index() -> None:
+    """Metadata indexes that DQL filters use (run on the server machine: it needs no token)."""
+
+
+def _index_work(work: Callable[[Platform], Awaitable[T]]) -> T:
+    from graph.domain.errors import DomainError
+
+    try:
+        return _run(work)
+    except DomainError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+
+
+@index.command("add")
+@click.argument("resource", type=click.Choice(["items", "annotations"]))
+@click.argument("path")
+def index_add(resource: str, path: str) -> None:
+    """Declare and build an index on PATH of RESOURCE, e.g. `items metadata.user.camera`."""
+    from graph.domain import indexes
+
+    async def work(platform: Platform) -> list[str]:
+        row = await indexes.create_index(platform, None, resource, path)
+        return sorted(row.sql_indexes.values())
+
+    names = _index_work(work)
+    click.echo(f"{resource} {path}: {', '.join(names)}")
+
+
+@index.command("list")
+@click.argument("resource", required=False, type=click.Choice(["items", "annotations"]))
+def index_list(resource: str | None) -> None:
+    """List declared indexes, of RESOURCE if given."""
+    from graph.domain import indexes
+
+    async def work(platform: Platform) -> list[tuple[str, str, list[str]]]:
+        rows = await indexes.list_indexes(platform, None, resource)
+        return [(r.resource, r.path, sorted(r.sql_indexes.values())) for r in rows]
+
+    for on, path, names in _index_work(work):
+        click.echo(f"{on} {path}: {', '.join(names)}")
+
+
+@index.command("drop")
+@click.argument("resource", type=click.Choice(["items", "annotations"]))
+@click.argument("path")
+def index_drop(resource: str, path: str) -> None:
+    """Drop the declared index on PATH of RESOURCE."""
+    from graph.domain import indexes
+
+    async def work(platform: Platform) -> None:
+        await indexes.drop_index(platform, None, resource, path)
+
+    _index_work(work)
+    click.echo(f"dropped {resource} {path}")
+
+
+@main.group()
 def token() -> None:
     """API tokens."""
 

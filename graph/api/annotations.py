@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import strawberry
 
 from graph.api.context import Info
+from graph.api.saved_queries import SAVED_ARGUMENT, chosen_query
 from graph.api.scalars import JSON, Connection, iso, to_connection
 from graph.db.tables import Annotation as AnnotationRow
 from graph.domain import annotations
@@ -157,11 +158,13 @@ class AnnotationQueries:
         dataset_id: strawberry.ID,
         dql: str | None = None,
         filter: JSON | None = None,
+        saved: Annotated[str | None, SAVED_ARGUMENT] = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Annotation]:
         ctx = info.context
         actor = await ctx.actor()
+        dql, filter = await chosen_query(info, dataset_id, "annotations", saved, dql, filter)
         page = await annotations.list_annotations(
             ctx.platform, actor, dataset_id, dql=dql, dataloop=filter, first=first, after=after
         )

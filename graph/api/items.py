@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from graph.api.context import Info
+from graph.api.saved_queries import SAVED_ARGUMENT, chosen_query
 from graph.api.scalars import JSON, Connection, iso, to_connection
 from graph.db.tables import Item as ItemRow
 from graph.domain import items
@@ -111,6 +112,9 @@ async def list_items(
     ctx = info.context
     actor = await ctx.actor()
     options = where.options()
+    options["dql"], options["dataloop"] = await chosen_query(
+        info, dataset_id, "items", where.saved, where.dql, where.filter
+    )
     page = await items.list_items(
         ctx.platform, actor, dataset_id, **options, first=first, after=after
     )
@@ -140,6 +144,7 @@ class ItemListing:
     dir: str | None = None
     recursive: bool = True
     folders: bool = True
+    saved: str | None = None
 
     def options(self) -> dict[str, Any]:
         return {
@@ -171,10 +176,13 @@ class ItemQueries:
         dir: Annotated[str | None, DIR_ARGUMENT] = None,
         recursive: bool = True,
         folders: bool = True,
+        saved: Annotated[str | None, SAVED_ARGUMENT] = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Item]:
-        listing = ItemListing(dql=dql, filter=filter, dir=dir, recursive=recursive, folders=folders)
+        listing = ItemListing(
+            dql=dql, filter=filter, dir=dir, recursive=recursive, folders=folders, saved=saved
+        )
         return await list_items(info, dataset_id, listing, first, after)
 
 

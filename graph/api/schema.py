@@ -15,10 +15,13 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from graph.api.annotations import AnnotationMutations, AnnotationQueries
+from graph.api.bulk import BulkMutations
 from graph.api.datasets import DatasetMutations, DatasetQueries
+from graph.api.indexes import IndexMutations, IndexQueries
 from graph.api.items import ItemMutations, ItemQueries
 from graph.api.links import LinkMutations
 from graph.api.projects import ProjectMutations, ProjectQueries
+from graph.api.saved_queries import SavedQueryMutations, SavedQueryQueries
 from graph.api.storage import StorageMutations, StorageQueries
 from graph.api.sync import SyncMutations
 from graph.api.uploads import UploadMutations
@@ -38,6 +41,8 @@ Query = merge_types(
         AnnotationQueries,
         StorageQueries,
         VersioningQueries,
+        IndexQueries,
+        SavedQueryQueries,
     ),
 )
 Mutation = merge_types(
@@ -52,6 +57,9 @@ Mutation = merge_types(
         UploadMutations,
         LinkMutations,
         VersioningMutations,
+        IndexMutations,
+        BulkMutations,
+        SavedQueryMutations,
     ),
 )
 

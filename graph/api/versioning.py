@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from graph.api.context import Info
 from graph.api.datasets import Dataset
+from graph.api.items import DQL_ARGUMENT, FILTER_ARGUMENT
+from graph.api.saved_queries import SAVED_ARGUMENT, chosen_query
+from graph.api.scalars import JSON
 from graph.domain import versioning
 
 __all__ = ["DatasetLineage", "VersioningMutations", "VersioningQueries"]
@@ -36,9 +41,10 @@ class VersioningQueries:
 @strawberry.type
 class VersioningMutations:
     @strawberry.mutation(
-        description="A new dataset of the same project with copies of the items (all, or the "
-        "files and folders given) sharing the source's bytes; annotations copied too unless "
-        "`withAnnotations` is false, user metadata unless `withMetadata` is false."
+        description="A new dataset of the same project with copies of the items (all, the "
+        "files and folders given, or those a query selects, folders with everything below them) "
+        "sharing the source's bytes; annotations copied too unless `withAnnotations` is false, "
+        "user metadata unless `withMetadata` is false."
     )
     async def clone_dataset(
         self,
@@ -46,17 +52,23 @@ class VersioningMutations:
         dataset_id: strawberry.ID,
         name: str,
         item_ids: list[strawberry.ID] | None = None,
+        dql: Annotated[str | None, DQL_ARGUMENT] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        saved: Annotated[str | None, SAVED_ARGUMENT] = None,
         with_metadata: bool = True,
         with_annotations: bool = True,
         target_dir: str | None = None,
     ) -> Dataset:
         ctx = info.context
+        dql, filter = await chosen_query(info, dataset_id, "items", saved, dql, filter)
         row = await versioning.clone_dataset(
             ctx.platform,
             await ctx.actor(),
             dataset_id,
             name,
             item_ids=item_ids,
+            dql=dql,
+            dataloop=filter,
             with_metadata=with_metadata,
             with_annotations=with_annotations,
             target_dir=target_dir,

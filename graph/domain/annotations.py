@@ -22,11 +22,14 @@ from graph.domain.platform import Platform
 
 __all__ = [
     "AnnotationSpec",
+    "check_status",
     "count_annotations",
     "list_annotations",
     "create_annotations",
     "delete_annotations",
     "get_annotation",
+    "recount",
+    "remove_annotations",
     "update_annotation",
 ]
 
@@ -38,6 +41,7 @@ TYPES = frozenset(
     }
 )  # fmt: skip
 STATUSES = frozenset({"issue", "approved", "review"})
+_IN_CHUNK = 500  # ids per IN (...) list
 
 
 @dataclass
@@ -73,6 +77,11 @@ def _finite(value: Any, where: str) -> None:
             _finite(inner, where)
 
 
+def check_status(status: str | None, field: str) -> None:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(sorted(STATUSES))} or null", field)
+
+
 def _check(spec: AnnotationSpec, index: int) -> None:
     where = f"annotations[{index}]"
     if spec.type not in TYPES:
@@ -80,10 +89,7 @@ def _check(spec: AnnotationSpec, index: int) -> None:
             f"unknown annotation type {spec.type!r}; known: {', '.join(sorted(TYPES))}",
             field=f"{where}.type",
         )
-    if spec.status is not None and spec.status not in STATUSES:
-        raise InvalidInput(
-            f"status must be one of {', '.join(sorted(STATUSES))} or null", field=f"{where}.status"
-        )
+    check_status(spec.status, f"{where}.status")
     if spec.confidence is not None and not 0 <= spec.confidence <= 1:
         raise InvalidInput("confidence must be between 0 and 1", field=f"{where}.confidence")
     for name in ("frame", "end_frame"):
@@ -97,14 +103,15 @@ def _check(spec: AnnotationSpec, index: int) -> None:
     _finite(spec.coordinates, f"{where}.coordinates")
 
 
-async def _recount(session: AsyncSession, item_ids: set[str], dataset_id: str, delta: int) -> None:
+async def recount(session: AsyncSession, item_ids: set[str], dataset_id: str, delta: int) -> None:
     """Keep ``annotationsCount``/``annotated`` of items and the dataset's counter in step."""
     now = utcnow()
     counted = select(func.count()).where(Annotation.item_id == Item.id).scalar_subquery()
-    for item_id in item_ids:
+    ids = sorted(item_ids)
+    for start in range(0, len(ids), _IN_CHUNK):
         await session.execute(
             update(Item)
-            .where(Item.id == item_id)
+            .where(Item.id.in_(ids[start : start + _IN_CHUNK]))
             .values(annotations_count=counted, annotated=counted > 0, updated_at=now)
         )
     await session.execute(
@@ -168,7 +175,7 @@ async def create_annotations(
         rows = [_row(s, i, item, actor) for s, i in zip(specs, ids, strict=True)]
         if rows:
             await session.execute(insert(Annotation), rows)
-            await _recount(session, {item_id}, dataset.id, len(rows))
+            await recount(session, {item_id}, dataset.id, len(rows))
             await events.record_many(
                 session,
                 project_id=dataset.project_id,
@@ -306,16 +313,48 @@ async def delete_annotations(
         _, dataset = await row_in_dataset(
             session, actor, Annotation, unique[0], Role.annotator, writing=True
         )
-        children = select(Annotation.id).where(Annotation.parent_id.in_(unique))
-        doomed = list(unique) + list(await session.scalars(children))
-        await session.execute(delete(Annotation).where(Annotation.id.in_(doomed)))
-        await _recount(session, {row.item_id for row in found}, dataset.id, -len(doomed))
-        await events.record_many(
-            session,
-            project_id=dataset.project_id,
-            resource="annotation",
-            action="deleted",
-            actor=actor.email,
-            changes=[(i, {"datasetId": dataset.id}) for i in doomed],
+        gone = await remove_annotations(session, actor, dataset, unique)
+        await recount(session, {row.item_id for row in found}, dataset.id, -gone)
+    return gone
+
+
+async def remove_annotations(
+    session: AsyncSession, actor: Actor, dataset: Dataset, annotation_ids: Sequence[str]
+) -> int:
+    """Delete annotations of ``dataset`` and their descendants (by ``parentId``, at any depth) in
+    the caller's transaction, with events; returns how many went. The caller then calls
+    :func:`recount` on the items they were on (descendants are on their parent's item)."""
+    doomed = list(dict.fromkeys(annotation_ids))
+    seen = set(doomed)
+    level = doomed
+    while level:
+        children: list[str] = []
+        for start in range(0, len(level), _IN_CHUNK):
+            children.extend(
+                await session.scalars(
+                    select(Annotation.id).where(
+                        Annotation.parent_id.in_(level[start : start + _IN_CHUNK])
+                    )
+                )
+            )
+        level = [c for c in children if c not in seen]
+        seen.update(level)
+        doomed += level
+    for start in range(0, len(doomed), _IN_CHUNK):
+        await session.execute(
+            delete(Annotation)
+            .where(
+                Annotation.dataset_id == dataset.id,
+                Annotation.id.in_(doomed[start : start + _IN_CHUNK]),
+            )
+            .execution_options(synchronize_session=False)
         )
+    await events.record_many(
+        session,
+        project_id=dataset.project_id,
+        resource="annotation",
+        action="deleted",
+        actor=actor.email,
+        changes=[(i, {"datasetId": dataset.id}) for i in doomed],
+    )
     return len(doomed)

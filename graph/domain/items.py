@@ -6,9 +6,9 @@ sync, clone), so name clashes, folders, counters and events behave the same ever
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from sqlalchemy import (
     ColumnElement,
@@ -40,15 +40,24 @@ from graph.domain.platform import Platform
 __all__ = [
     "ClashMode",
     "ItemSpec",
+    "LOCATED",
+    "Located",
+    "below",
     "count_items",
     "create_folder",
     "delete_items",
+    "ensure_folders",
     "get_item",
+    "inside",
     "insert_items",
     "item_for",
     "items_at",
     "list_items",
+    "listing",
     "move_items",
+    "outermost",
+    "relocate",
+    "remove_chosen",
     "remove_items",
     "system_metadata",
     "update_item",
@@ -136,9 +145,11 @@ async def get_item(platform: Platform, actor: Actor, item_id: str) -> Item:
         return item
 
 
-def _listing(
-    dataset_id: str, dir: str | None, recursive: bool, folders: bool
+def listing(
+    dataset_id: str, dir: str | None = None, recursive: bool = True, folders: bool = True
 ) -> list[ColumnElement[bool]]:
+    """The conditions of a dataset's listing (hidden items never show); with a DQL query's, what
+    lists, counts and changes by query select."""
     where = [Item.dataset_id == dataset_id, Item.hidden.is_(False)]
     if dir is not None:
         directory = paths.normalise_dir(dir)
@@ -174,7 +185,7 @@ async def list_items(
         compiled = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
         statement, finish = queries.keyset_select(
             Item,
-            _listing(dataset_id, dir, recursive, folders),
+            listing(dataset_id, dir, recursive, folders),
             compiled,
             [Order(Item.type), Order(Item.filename), Order(Item.id)],
             lambda i: (i.type, i.filename, i.id),
@@ -200,12 +211,12 @@ async def count_items(
         await dataset_for(session, actor, dataset_id, Role.annotator)
         compiled = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
         statement = select(func.count()).where(
-            *_listing(dataset_id, dir, recursive, folders), compiled.where
+            *listing(dataset_id, dir, recursive, folders), compiled.where
         )
         return int(await session.scalar(statement) or 0)
 
 
-async def _ensure_folders(
+async def ensure_folders(
     session: AsyncSession, actor: Actor, dataset: Dataset, directories: Iterable[str]
 ) -> None:
     """Create the folder items (and their parents) that do not exist yet.
@@ -362,7 +373,7 @@ async def _insert_once(
             raise InvalidInput(f"{filename!r} is a folder", field="path")
         existing[filename] = (item_id, kind, blob_id, thumb_id)
 
-    await _ensure_folders(session, actor, dataset, {d for d, _, _, _ in placed})
+    await ensure_folders(session, actor, dataset, {d for d, _, _, _ in placed})
 
     now = utcnow()
     dataset_id, creator = dataset.id, actor.email
@@ -454,7 +465,7 @@ async def create_folder(platform: Platform, actor: Actor, dataset_id: str, path:
         raise InvalidInput("the root folder always exists", field="path")
     async with platform.db.write() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.developer, writing=True)
-        await _ensure_folders(session, actor, dataset, [directory])
+        await ensure_folders(session, actor, dataset, [directory])
         folder = await session.scalar(
             select(Item).where(Item.dataset_id == dataset_id, Item.filename == directory)
         )
@@ -540,57 +551,125 @@ async def _items_in(
     return dataset, items
 
 
+class Located(Protocol):
+    """Where an item is: what moving and deleting need (an :class:`Item` or a row of its columns)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def dir(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+
+
+LOCATED = (Item.id, Item.type, Item.dir, Item.name, Item.filename)
+_FOLDERS_PER_STATEMENT = 200  # OR-ed folder conditions per DELETE (SQLite's expression depth)
+
+
+def below(dataset_id: str, folder: str) -> ColumnElement[bool]:
+    """Everything inside ``folder``, at any depth."""
+    return and_(
+        Item.dataset_id == dataset_id,
+        or_(Item.dir == folder, Item.dir.startswith(folder + "/", autoescape=True)),
+    )
+
+
+def inside(directory: str, folders: Collection[str]) -> bool:
+    """Whether an item in ``directory`` lies inside one of ``folders`` (at any depth)."""
+    return bool(folders) and any(a in folders for a in paths.ancestors(directory))
+
+
+def outermost(chosen: Iterable[Located]) -> set[str]:
+    """The paths of the chosen folders that are not inside another chosen folder: an operation on
+    a folder takes everything below it, so what is inside comes with the outermost one."""
+    folders = {c.filename for c in chosen if c.type == "dir"}
+    return {f for f in folders if not inside(paths.split(f)[0], folders)}
+
+
+async def relocate(
+    session: AsyncSession, actor: Actor, dataset: Dataset, chosen: Sequence[Located], target: str
+) -> int:
+    """Move the chosen items into the existing folder ``target`` in the caller's transaction: files
+    by themselves, folders with everything below them (a chosen item inside a chosen folder comes
+    with it). Returns how many chosen items changed place.
+
+    The new paths are checked together first, in one statement: a path that is taken, or two items
+    that would land on the same path, refuses the whole move.
+    """
+    carried = outermost(chosen)
+    moves: dict[str, Located] = {}
+    for item in chosen:
+        new_path = paths.join(target, item.name)
+        if new_path == item.filename or inside(item.dir, carried):
+            continue
+        if item.type == "dir" and (target + "/").startswith(item.filename + "/"):
+            raise InvalidInput(f"cannot move folder {item.filename!r} into itself", field="toDir")
+        if new_path in moves:
+            raise InvalidInput(
+                f"{moves[new_path].filename!r} and {item.filename!r} would both move to "
+                f"{new_path!r}",
+                field="toDir",
+            )
+        moves[new_path] = item
+    if not moves:
+        return 0
+    taken = await items_at(session, dataset.id, list(moves))
+    if taken:
+        raise InvalidInput(f"{taken[0].filename!r} already exists in the dataset", field="toDir")
+    now = utcnow()
+    for new_path, item in moves.items():
+        if item.type == "dir":
+            cut = len(item.filename) + 1  # SQL substr is 1-based
+            await session.execute(
+                update(_ITEMS)
+                .where(below(dataset.id, item.filename))
+                .values(
+                    dir=new_path + func.substr(_ITEMS.c.dir, cut),
+                    filename=new_path + func.substr(_ITEMS.c.filename, cut),
+                    updated_at=now,
+                )
+            )
+    await session.execute(
+        update(_ITEMS)
+        .where(_ITEMS.c.id == bindparam("item_id"))
+        .values(dir=target, filename=bindparam("new_filename"), updated_at=now),
+        [{"item_id": item.id, "new_filename": path} for path, item in moves.items()],
+    )
+    await events.record_many(
+        session,
+        project_id=dataset.project_id,
+        resource="item",
+        action="updated",
+        actor=actor.email,
+        changes=[
+            (item.id, {"datasetId": dataset.id, "filename": path}) for path, item in moves.items()
+        ],
+    )
+    return len(moves)
+
+
 async def move_items(
     platform: Platform, actor: Actor, item_ids: Sequence[str], to_dir: str
 ) -> list[Item]:
     """Move files and folders (with everything below them) into ``to_dir``, made if missing."""
     target = paths.normalise_dir(to_dir, field="toDir")
     async with platform.db.write() as session:
-        dataset, items = await _items_in(session, actor, item_ids, Role.annotationManager)
-        await _ensure_folders(session, actor, dataset, [target])
-        now = utcnow()
-        moved: list[tuple[str, dict[str, Any]]] = []
-        for item in items:
-            new_path = paths.join(target, item.name)
-            if new_path == item.filename:
-                continue
-            if item.type == "dir" and (target + "/").startswith(item.filename + "/"):
-                raise InvalidInput(
-                    f"cannot move folder {item.filename!r} into itself", field="toDir"
-                )
-            await _check_free(session, dataset.id, new_path)
-            if item.type == "dir":
-                old_prefix = item.filename
-                below = and_(
-                    Item.dataset_id == dataset.id,
-                    or_(
-                        Item.dir == old_prefix,
-                        Item.dir.startswith(old_prefix + "/", autoescape=True),
-                    ),
-                )
-                cut = len(old_prefix) + 1  # SQL substr is 1-based
-                await session.execute(
-                    update(Item)
-                    .where(below)
-                    .values(
-                        dir=new_path + func.substr(Item.dir, cut),
-                        filename=new_path + func.substr(Item.filename, cut),
-                        updated_at=now,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            item.dir, item.filename, item.updated_at = target, new_path, now
-            moved.append((item.id, {"datasetId": dataset.id, "filename": new_path}))
-        await session.flush()
-        await events.record_many(
-            session,
-            project_id=dataset.project_id,
-            resource="item",
-            action="updated",
-            actor=actor.email,
-            changes=moved,
-        )
-    return items
+        dataset, chosen = await _items_in(session, actor, item_ids, Role.annotationManager)
+        await ensure_folders(session, actor, dataset, [target])
+        await relocate(session, actor, dataset, chosen, target)
+        ids = [i.id for i in chosen]
+        for start in range(0, len(ids), _CHUNK):
+            # the moves ran as SQL: load the new places into the objects returned
+            await session.scalars(
+                select(Item)
+                .where(Item.id.in_(ids[start : start + _CHUNK]))
+                .execution_options(populate_existing=True)
+            )
+    return chosen
 
 
 async def remove_items(
@@ -634,22 +713,27 @@ async def remove_items(
     return files, blob_ids
 
 
+async def remove_chosen(
+    session: AsyncSession, actor: Actor, dataset: Dataset, chosen: Sequence[Located]
+) -> tuple[int, set[str]]:
+    """Delete the chosen items, folders with everything below them, as :func:`remove_items` does."""
+    files, blob_ids = await remove_items(
+        session, actor, dataset, Item.id.in_([c.id for c in chosen])
+    )
+    folders = sorted(outermost(chosen))
+    for start in range(0, len(folders), _FOLDERS_PER_STATEMENT):
+        inner = [below(dataset.id, f) for f in folders[start : start + _FOLDERS_PER_STATEMENT]]
+        more, more_blobs = await remove_items(session, actor, dataset, or_(*inner))
+        files += more
+        blob_ids |= more_blobs
+    return files, blob_ids
+
+
 async def delete_items(platform: Platform, actor: Actor, item_ids: Sequence[str]) -> int:
     """Delete items (a folder with everything below it); returns how many file items went."""
     async with platform.db.write() as session:
-        dataset, items = await _items_in(session, actor, item_ids, Role.annotationManager)
-        conditions = [Item.id.in_([i.id for i in items])]
-        for folder in (i for i in items if i.type == "dir"):
-            conditions.append(
-                and_(
-                    Item.dataset_id == dataset.id,
-                    or_(
-                        Item.dir == folder.filename,
-                        Item.dir.startswith(folder.filename + "/", autoescape=True),
-                    ),
-                )
-            )
-        files, blob_ids = await remove_items(session, actor, dataset, or_(*conditions))
+        dataset, chosen = await _items_in(session, actor, item_ids, Role.annotationManager)
+        files, blob_ids = await remove_chosen(session, actor, dataset, chosen)
         freed = await blobs.release(session, blob_ids)
     blobs.delete_bytes(platform, freed)
     return files

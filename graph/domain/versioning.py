@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import posixpath
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, bindparam, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dql.ast import Query
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
-from graph.domain import events, items, paths
+from graph.domain import events, items, paths, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, insert_dataset
 from graph.domain.errors import Conflict, InvalidInput
@@ -78,48 +79,57 @@ async def _source_rows(
         after = batch[-1].filename
 
 
-def _below(folder: str) -> ColumnElement[bool]:
-    return or_(_ITEMS.c.dir == folder, _ITEMS.c.dir.startswith(folder + "/", autoescape=True))
+# what one pass over the source copies: the files matching a condition (all if None), except
+# those inside the folders given (another pass copies them)
+_Pass = tuple[ColumnElement[bool] | None, Collection[str]]
 
 
 async def _selection(
     session: AsyncSession, source: Dataset, item_ids: Sequence[str]
-) -> list[ColumnElement[bool]]:
-    """Conditions for the chosen items: the files given and everything below the folders given.
+) -> list[_Pass]:
+    """Passes for the chosen items: the files given and everything below the folders given.
 
-    Every id must be an item of ``source``. The conditions select disjoint sets, so each item is
-    copied once.
+    Every id must be an item of ``source``. The passes select disjoint sets (a folder or file
+    inside a chosen folder comes with it), so each item is copied once.
     """
     unique = list(dict.fromkeys(item_ids))
     if not unique:
         raise InvalidInput("no item ids given; leave itemIds out to clone everything", "itemIds")
-    found: dict[str, tuple[str, str, str]] = {}
+    found: dict[str, Row[Any]] = {}
     for start in range(0, len(unique), _IN_CHUNK):
         rows = await session.execute(
-            select(_ITEMS.c.id, _ITEMS.c.type, _ITEMS.c.dir, _ITEMS.c.filename).where(
-                _ITEMS.c.dataset_id == source.id, _ITEMS.c.id.in_(unique[start : start + _IN_CHUNK])
+            select(*items.LOCATED).where(
+                Item.dataset_id == source.id, Item.id.in_(unique[start : start + _IN_CHUNK])
             )
         )
-        found.update({r.id: (r.type, r.dir, r.filename) for r in rows})
+        found.update({r.id: r for r in rows})
     for item_id in unique:
         if item_id not in found:
             raise InvalidInput(
                 f"item {item_id!r} is not in dataset {source.name!r}", field="itemIds"
             )
-    folders = sorted(f for kind, _, f in found.values() if kind == "dir")
-    # a folder inside another chosen folder, or a file inside one, comes with that folder
-    outer = [f for f in folders if not any(a in folders for a in paths.ancestors(f)[:-1])]
-
-    def covered(directory: str) -> bool:
-        return any(directory == f or directory.startswith(f + "/") for f in outer)
-
-    files = [i for i, (kind, d, _) in found.items() if kind == "file" and not covered(d)]
-    conditions = [_below(f) for f in outer]
-    conditions += [
-        _ITEMS.c.id.in_(files[start : start + _IN_CHUNK])
+    outer = items.outermost(found.values())
+    files = [r.id for r in found.values() if r.type == "file" and not items.inside(r.dir, outer)]
+    passes: list[_Pass] = [(items.below(source.id, f), ()) for f in sorted(outer)]
+    passes += [
+        (Item.id.in_(files[start : start + _IN_CHUNK]), ())
         for start in range(0, len(files), _IN_CHUNK)
     ]
-    return conditions
+    return passes
+
+
+async def _query_selection(
+    session: AsyncSession, source: Dataset, query: Query, dialect: str
+) -> list[_Pass]:
+    """Passes for the items a query selects (what the source's listing with it shows): the files
+    it matches, and everything below the folders it matches."""
+    compiled = queries.compile_for(query, "items", dialect, source.id)
+    where = [*items.listing(source.id), compiled.where]
+    folders = await session.execute(select(*items.LOCATED).where(*where, Item.type == "dir"))
+    outer = items.outermost(folders)
+    passes: list[_Pass] = [(items.below(source.id, f), ()) for f in sorted(outer)]
+    passes.append((and_(*where), outer))
+    return passes
 
 
 # --- writing copies -------------------------------------------------------------------------------
@@ -249,20 +259,33 @@ async def clone_dataset(
     name: str,
     *,
     item_ids: Sequence[str] | None = None,
+    dql: str | None = None,
+    dataloop: Mapping[str, Any] | None = None,
     with_metadata: bool = True,
     with_annotations: bool = True,
     target_dir: str | None = None,
 ) -> Dataset:
-    """A new dataset in the same project holding copies of the source's items (all, or the ones
-    given: files, and folders with everything below them), optionally below ``target_dir``.
+    """A new dataset in the same project holding copies of the source's items: all, the ones
+    given, or the ones a DQL query (text and/or Dataloop JSON) selects, as the source's listing
+    with that query shows them; files, and folders with everything below them. Optionally below
+    ``target_dir``.
 
     ``with_metadata`` False leaves ``metadata.user`` empty (system metadata is always kept);
     ``with_annotations`` False copies no annotations.
     """
     directory = paths.normalise_dir(target_dir, field="targetDir")
+    query = None
+    if dql is not None or dataloop is not None:
+        if item_ids is not None:
+            raise InvalidInput("choose the items by itemIds or by a query, not both", "itemIds")
+        query = queries.parse_query(dql, dataloop, resource="items")
     async with platform.db.write() as session:
         source = await dataset_for(session, actor, dataset_id, Role.developer)
-        conditions = [None] if item_ids is None else await _selection(session, source, item_ids)
+        passes: list[_Pass] = [(None, ())]
+        if query is not None:
+            passes = await _query_selection(session, source, query, platform.db.dialect)
+        elif item_ids is not None:
+            passes = await _selection(session, source, item_ids)
         target = await insert_dataset(
             session, actor, source.project_id, name, src_dataset_id=source.id
         )
@@ -273,9 +296,11 @@ async def clone_dataset(
             with_metadata=with_metadata,
             with_annotations=with_annotations,
         )
-        for condition in conditions:
+        for condition, carried in passes:
             async for batch in _source_rows(session, source.id, condition):
-                await copier.copy(batch, [directory.rstrip("/") + r.filename for r in batch])
+                rows = [r for r in batch if not items.inside(r.dir, carried)]
+                if rows:
+                    await copier.copy(rows, [directory.rstrip("/") + r.filename for r in rows])
         return await copier.finish()
 
 

@@ -43,6 +43,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_events_project_id"), ["project_id"], unique=False)
 
     op.create_table(
+        "metadata_indexes",
+        sa.Column("resource", sa.String(length=32), nullable=False),
+        sa.Column("path", sa.String(length=512), nullable=False),
+        sa.Column(
+            "sql_indexes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("creator", sa.String(length=320), nullable=False),
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_metadata_indexes")),
+        sa.UniqueConstraint("resource", "path", name=op.f("uq_metadata_indexes_resource_path")),
+    )
+    op.create_table(
         "projects",
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("creator", sa.String(length=320), nullable=False),
@@ -124,6 +140,31 @@ def upgrade() -> None:
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_members_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "saved_queries",
+        sa.Column("project_id", sa.String(length=24), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("resource", sa.String(length=32), nullable=False),
+        sa.Column("dql", sa.Text(), nullable=True),
+        sa.Column(
+            "filter",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("creator", sa.String(length=320), nullable=False),
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["projects.id"],
+            name=op.f("fk_saved_queries_project_id_projects"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_saved_queries")),
+        sa.UniqueConstraint("project_id", "name", name=op.f("uq_saved_queries_project_id_name")),
+    )
     op.create_table(
         "drivers",
         sa.Column("project_id", sa.String(length=24), nullable=False),
@@ -284,6 +325,11 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_items_dataset_id_dir_name", ["dataset_id", "dir", "name"], unique=False
         )
+        batch_op.create_index(
+            "ix_items_dataset_id_type_filename_id",
+            ["dataset_id", "type", "filename", "id"],
+            unique=False,
+        )
         batch_op.create_index(batch_op.f("ix_items_src_item_id"), ["src_item_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_items_thumbnail_blob_id"), ["thumbnail_blob_id"], unique=False
@@ -345,7 +391,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("annotations", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_annotations_dataset_id_label", ["dataset_id", "label"], unique=False
+            "ix_annotations_dataset_id_label_item_id",
+            ["dataset_id", "label", "item_id"],
+            unique=False,
         )
         batch_op.create_index(batch_op.f("ix_annotations_item_id"), ["item_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_annotations_parent_id"), ["parent_id"], unique=False)
@@ -358,12 +406,13 @@ def downgrade() -> None:
     with op.batch_alter_table("annotations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_annotations_parent_id"))
         batch_op.drop_index(batch_op.f("ix_annotations_item_id"))
-        batch_op.drop_index("ix_annotations_dataset_id_label")
+        batch_op.drop_index("ix_annotations_dataset_id_label_item_id")
 
     op.drop_table("annotations")
     with op.batch_alter_table("items", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_items_thumbnail_blob_id"))
         batch_op.drop_index(batch_op.f("ix_items_src_item_id"))
+        batch_op.drop_index("ix_items_dataset_id_type_filename_id")
         batch_op.drop_index("ix_items_dataset_id_dir_name")
         batch_op.drop_index(batch_op.f("ix_items_blob_id"))
 
@@ -381,6 +430,7 @@ def downgrade() -> None:
 
     op.drop_table("blobs")
     op.drop_table("drivers")
+    op.drop_table("saved_queries")
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_members_user_id"))
 
@@ -392,6 +442,7 @@ def downgrade() -> None:
     op.drop_table("api_tokens")
     op.drop_table("users")
     op.drop_table("projects")
+    op.drop_table("metadata_indexes")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_events_project_id"))
 

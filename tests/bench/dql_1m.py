@@ -1,0 +1,552 @@
+"""DQL at scale: 1M items with realistic metadata and ~3M annotations, beside raw SQL.
+
+Run: ``python -m tests.bench.dql_1m [--items 1000000] [--postgres URL] [--repeat 20]``.
+
+Builds the data in a fresh SQLite file (and in the PostgreSQL database at ``--postgres`` or
+``LOOPLINE_TEST_DATABASE_URL``, emptied first) with bulk inserts, declares metadata indexes on the
+paths it filters through ``graph.domain.indexes``, then times each question through the domain layer
+(``items.list_items`` / ``items.count_items``: role check, parse, compile, keyset page, ORM rows)
+beside the same question asked in hand-written SQL on the raw driver in the same run. Figures are
+medians of ``--repeat`` runs after one warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from dql import parse
+from dql.compiler import compile_query
+from graph.config import Settings, normalise_database_url
+from graph.db.bulk import insert_many
+from graph.db.ids import new_ids
+from graph.db.migrate import upgrade
+from graph.db.tables import Annotation, Dataset, Item, User
+from graph.domain import datasets, explain, indexes, items, projects, queries, users
+from graph.domain.access import Actor
+from graph.domain.paging import Order, encode_cursor
+from graph.domain.platform import Platform
+from tests.servers import postgres_server_url
+
+CAMERAS = ("front", "back", "left", "right")
+TAGS = ("day", "night", "rain", "urban", "highway", "snow")
+LABELS = tuple(
+    "car truck bus bicycle person dog cat bird sign light pole tree cone barrier rider "
+    "scooter stroller train boat kite".split()
+)
+DIRS = 1000
+CHUNK = 50_000
+BENCH_USER = "bench@bench.test"
+
+
+@dataclass(frozen=True)
+class Fixture:
+    actor: Actor
+    dataset_id: str
+    items: int
+    annotations: int
+
+
+def _item_rows(dataset_id: str, n: int, rng: random.Random) -> tuple[list[dict[str, Any]], int]:
+    """Folder rows and file rows; files per folder, user metadata of a camera fleet."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    folder_ids = new_ids(DIRS)
+    rows: list[dict[str, Any]] = []
+    for d, folder_id in enumerate(folder_ids):
+        name = f"batch_{d:04d}"
+        rows.append(
+            {
+                "id": folder_id,
+                "dataset_id": dataset_id,
+                "dir": "/",
+                "name": name,
+                "filename": f"/{name}",
+                "type": "dir",
+                "metadata": {},
+                "created_at": start,
+                "updated_at": start,
+            }
+        )
+    ids = new_ids(n)
+    for i, item_id in enumerate(ids):
+        folder = f"/batch_{i % DIRS:04d}"
+        name = f"frame_{i:07d}.jpg"
+        user: dict[str, Any] = {
+            "camera": CAMERAS[rng.randrange(4)],
+            "score": rng.random(),
+            "tags": rng.sample(TAGS, rng.randrange(3)),
+            "site": f"site{rng.randrange(10)}",
+        }
+        if rng.random() < 0.3:
+            user["reviewed"] = rng.random() < 0.5
+        when = start + timedelta(seconds=i)
+        rows.append(
+            {
+                "id": item_id,
+                "dataset_id": dataset_id,
+                "dir": folder,
+                "name": name,
+                "filename": f"{folder}/{name}",
+                "type": "file",
+                "mimetype": "image/jpeg",
+                "size": 50_000 + rng.randrange(200_000),
+                "width": 1920,
+                "height": 1080,
+                "url": f"https://cdn.example.com/{folder}/{name}",
+                "metadata": {"system": {"originalname": name}, "user": user},
+                "created_at": when,
+                "updated_at": when,
+            }
+        )
+    return rows, DIRS
+
+
+async def build(platform: Platform, n: int, seed: int = 7) -> Fixture:
+    """A user, project and dataset made through the domain; items and annotations bulk-inserted."""
+    await upgrade(platform.db)
+    user = await users.create_user(platform, None, BENCH_USER)
+    actor = Actor(user.id, user.email)
+    project = await projects.create_project(platform, actor, "bench")
+    dataset = await datasets.create_dataset(platform, actor, project.id, "bench")
+    rng = random.Random(seed)
+    rows, folders = _item_rows(dataset.id, n, rng)
+    file_ids = [r["id"] for r in rows[folders:]]
+    async with platform.db.write() as session:
+        for at in range(0, len(rows), CHUNK):
+            await insert_many(session, Item.__table__, _full(Item.__table__, rows[at : at + CHUNK]))
+    del rows
+    total = 0
+    async with platform.db.write() as session:
+        batch: list[dict[str, Any]] = []
+        counts: list[tuple[str, int]] = []
+        for item_id in file_ids:
+            k = rng.randrange(6)  # 0..5, 2.5 a item on average
+            counts.append((item_id, k))
+            for label_at in rng.choices(range(len(LABELS)), k=k):
+                x, y = rng.randrange(1800), rng.randrange(1000)
+                batch.append(
+                    {
+                        "item_id": item_id,
+                        "dataset_id": dataset.id,
+                        "type": "box",
+                        "label": LABELS[label_at],
+                        "coordinates": [{"x": x, "y": y}, {"x": x + 80, "y": y + 60}],
+                        "attributes": {"occluded": rng.random() < 0.2},
+                        "confidence": rng.random(),
+                    }
+                )
+            if len(batch) >= CHUNK:
+                total += await _annotations(session, batch)
+                batch = []
+        total += await _annotations(session, batch)
+        await session.execute(
+            update(Dataset)
+            .where(Dataset.id == dataset.id)
+            .values(items_count=n + folders, annotations_count=total)
+        )
+    await _set_counts(platform, counts)
+    await analyze(platform)
+    return Fixture(actor, dataset.id, n, total)
+
+
+def _full(table: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with every column, scalar defaults filled in (insert_many needs one key set)."""
+    defaults = {
+        c.key: c.default.arg if c.default is not None and c.default.is_scalar else None
+        for c in table.c
+    }
+    return [{**defaults, **row} for row in rows]
+
+
+async def _annotations(session: Any, batch: list[dict[str, Any]]) -> int:
+    if not batch:
+        return 0
+    now = datetime.now(UTC)
+    ids = new_ids(len(batch))
+    for row, annotation_id in zip(batch, ids, strict=True):
+        row.update(id=annotation_id, created_at=now, updated_at=now, metadata={})
+    await insert_many(session, Annotation.__table__, _full(Annotation.__table__, batch))
+    return len(batch)
+
+
+async def _set_counts(platform: Platform, counts: Sequence[tuple[str, int]]) -> None:
+    async with platform.db.write() as session:
+        connection = await session.connection()
+        statement = "UPDATE items SET annotations_count = {p}, annotated = {q} WHERE id = {r}"
+        marks = ("?", "?", "?") if platform.db.is_sqlite else ("$1", "$2", "$3")
+        sql = statement.format(p=marks[0], q=marks[1], r=marks[2])
+        rows = [(k, k > 0, item_id) for item_id, k in counts if k]
+        for at in range(0, len(rows), CHUNK):
+            await connection.exec_driver_sql(sql, rows[at : at + CHUNK])
+
+
+async def analyze(platform: Platform) -> None:
+    """Statistics for the planner (PostgreSQL's autovacuum gathers them; SQLite needs asking)."""
+    async with platform.db.write() as session:
+        await session.execute(text("ANALYZE"))
+
+
+async def declare_indexes(platform: Platform, actor: Actor) -> float:
+    """The metadata indexes the measured filters use, declared through the domain; seconds."""
+    start = time.perf_counter()
+    for path in INDEXED:
+        await indexes.create_index(platform, actor, "items", path)
+    await analyze(platform)
+    return time.perf_counter() - start
+
+
+INDEXED = ("metadata.user.camera", "metadata.user.score")
+TEN_CLAUSES = (
+    'dir = "/batch_0001" and metadata.user.camera in ("front", "back") and width >= {n} '
+    'and not has metadata.user.reviewed and annotations.any(label = "cat" and confidence < 0.5) '
+    'and annotations.count(type = "box") >= 2 and metadata.user.score > 0.3 '
+    'and name like "frame_*" and height <= 2000 and mimetype = "image/jpeg" '
+    "order by metadata.user.score desc"
+)
+
+
+@dataclass
+class Row:
+    work: str
+    ours: float
+    anchor: float | None
+    anchor_name: str
+    target: str
+    note: str = ""
+
+
+class Raw:
+    """The bare driver (sqlite3 / asyncpg) on the same database, for the anchors."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.dialect = platform.db.engine.dialect
+        self.connection: Any = None
+
+    async def __aenter__(self) -> Raw:
+        url = self.platform.db.engine.url
+        if self.platform.db.is_sqlite:
+            self.connection = sqlite3.connect(url.database)
+        else:
+            self.connection = await asyncpg.connect(
+                user=url.username,
+                password=url.password,
+                host=url.host,
+                port=url.port,
+                database=url.database,
+            )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.platform.db.is_sqlite:
+            self.connection.close()
+        else:
+            await self.connection.close()
+
+    async def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self.platform.db.is_sqlite:
+            return self.connection.execute(sql, params).fetchall()
+        return await self.connection.fetch(sql, *params)
+
+    def statement(self, statement: Any) -> tuple[str, list[Any]]:
+        """A SQLAlchemy statement as the driver gets it: SQL text and positional values."""
+        compiled = statement.compile(
+            dialect=self.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        return str(compiled), [compiled.params[name] for name in compiled.positiontup or ()]
+
+
+def _sql(platform: Platform, sqlite: str, postgresql: str) -> str:
+    return sqlite if platform.db.is_sqlite else postgresql
+
+
+async def measure(platform: Platform, fixture: Fixture, repeat: int) -> list[Row]:
+    actor, dataset_id, dialect = fixture.actor, fixture.dataset_id, platform.db.dialect
+    fields = queries.item_fields(dataset_id)
+    rows: list[Row] = []
+    page_order = [Order(Item.type), Order(Item.filename), Order(Item.id)]
+
+    def listed(dql: str) -> Any:
+        compiled = queries.compile_for(parse(dql), "items", dialect, dataset_id)
+        statement, _ = queries.keyset_select(
+            Item, items.listing(dataset_id), compiled, page_order, lambda i: i, 100, None
+        )
+        return statement
+
+    def counted(dql: str) -> Any:
+        compiled = queries.compile_for(parse(dql), "items", dialect, dataset_id)
+        return select(func.count()).where(*items.listing(dataset_id), compiled.where)
+
+    # parse + compile: cold (a new text each time, so no cache helps) and through the caches
+    counter = iter(range(10**9))
+
+    async def cold() -> Any:
+        return compile_query(parse(TEN_CLAUSES.format(n=640 + next(counter))), fields, dialect)
+
+    async def cached() -> Any:
+        query = queries.parse_query(TEN_CLAUSES.format(n=640))
+        return queries.compile_for(query, "items", dialect, dataset_id)
+
+    ms, _ = await timed(cold, repeat * 10)
+    rows.append(Row("parse + compile, 10 clauses, cold", ms, None, "", "< 0.3"))
+    ms, _ = await timed(cached, repeat * 10)
+    rows.append(Row("parse + compile, 10 clauses, cached", ms, None, "", "< 0.3"))
+
+    async with Raw(platform) as raw:
+
+        async def same(statement: Any) -> float:
+            sql, params = raw.statement(statement)
+            ms, _ = await timed(lambda: raw.rows(sql, params), repeat)
+            return ms
+
+        async def page(dql: str) -> Any:
+            return await items.list_items(platform, actor, dataset_id, dql=dql, first=100)
+
+        async def count(dql: str) -> int:
+            return await items.count_items(platform, actor, dataset_id, dql=dql)
+
+        for dql, share in (
+            ('metadata.user.camera = "front"', "25%"),
+            ("metadata.user.score > 0.999", "0.1%"),
+        ):
+            ms, result = await timed(lambda dql=dql: page(dql), repeat)
+            assert result.rows
+            anchor = await same(listed(dql))
+            rows.append(
+                Row(f"indexed filter ({share}), first page of 100", ms, anchor, "same SQL", "< 5")
+            )
+        dql = "metadata.user.score > 0.9"
+        ms, found = await timed(lambda: count(dql), repeat)
+        anchor = await same(counted(dql))
+        limit = "< 50" if platform.db.is_sqlite else "< 100"
+        rows.append(
+            Row(f"count of a 10% match, indexed ({found:,})", ms, anchor, "same SQL", limit)
+        )
+
+        # a page at depth 900k: the cursor of the row there, as the previous page gave it out
+        position = min(900_000, fixture.items - 101)
+        deep = await raw.rows(
+            _sql(
+                platform,
+                "SELECT type, filename, id FROM items WHERE dataset_id = ? AND hidden = 0 "
+                "ORDER BY type, filename, id LIMIT 1 OFFSET ?",
+                "SELECT type, filename, id FROM items WHERE dataset_id = $1 AND NOT hidden "
+                "ORDER BY type, filename, id LIMIT 1 OFFSET $2",
+            ),
+            (dataset_id, position),
+        )
+        cursor = encode_cursor(tuple(deep[0]))
+
+        async def deep_page() -> Any:
+            return await items.list_items(platform, actor, dataset_id, first=100, after=cursor)
+
+        ms, result = await timed(deep_page, repeat)
+        assert len(result.rows) == 100
+        offset_sql = _sql(
+            platform,
+            "SELECT * FROM items WHERE dataset_id = ? AND hidden = 0 "
+            "ORDER BY type, filename, id LIMIT 100 OFFSET ?",
+            "SELECT * FROM items WHERE dataset_id = $1 AND NOT hidden "
+            "ORDER BY type, filename, id LIMIT 100 OFFSET $2",
+        )
+        anchor, _ = await timed(lambda: raw.rows(offset_sql, (dataset_id, position)), repeat)
+        rows.append(Row(f"page at depth {position:,} (keyset)", ms, anchor, "raw OFFSET", "< 5"))
+
+        dql = 'annotations.any(label = "cat")'
+        ms, result = await timed(lambda: page(dql), repeat)
+        assert len(result.rows) == 100
+        rows.append(
+            Row(
+                'annotations.any(label = "cat"), first page',
+                ms,
+                await same(listed(dql)),
+                "same SQL",
+                "< 20",
+            )
+        )
+        dql = 'annotations.count(label = "cat") >= 2'
+        ms, found = await timed(lambda: count(dql), repeat)
+        grouped = _sql(
+            platform,
+            "SELECT count(*) FROM (SELECT item_id FROM annotations WHERE dataset_id = ? "
+            "AND label = 'cat' GROUP BY item_id HAVING count(*) >= 2)",
+            "SELECT count(*) FROM (SELECT item_id FROM annotations WHERE dataset_id = $1 "
+            "AND label = 'cat' GROUP BY item_id HAVING count(*) >= 2) AS two",
+        )
+        anchor, _ = await timed(lambda: raw.rows(grouped, (dataset_id,)), repeat)
+        rows.append(
+            Row(
+                f">= 2 annotations of one label, count ({found:,})",
+                ms,
+                anchor,
+                "raw GROUP BY",
+                "< 50",
+            )
+        )
+        facet = _sql(
+            platform,
+            "SELECT label, count(*) FROM annotations WHERE dataset_id = ? GROUP BY label",
+            "SELECT label, count(*) FROM annotations WHERE dataset_id = $1 GROUP BY label",
+        )
+        anchor, _ = await timed(lambda: raw.rows(facet, (dataset_id,)), repeat)
+        rows.append(
+            Row(
+                "facet: annotations per label",
+                math.nan,
+                anchor,
+                "raw GROUP BY",
+                "< 150",
+                "no facet function yet",
+            )
+        )
+
+        dql = 'metadata.user.site = "site3"'
+        ms, found = await timed(lambda: count(dql), repeat)
+        scan = _sql(
+            platform,
+            "SELECT count(*) FROM items WHERE json_extract(metadata, '$.user.site') = 'site3'",
+            "SELECT count(*) FROM items WHERE metadata #>> '{user,site}' = 'site3'",
+        )
+        anchor, _ = await timed(lambda: raw.rows(scan, ()), repeat)
+        rows.append(
+            Row(
+                f"unindexed filter, count ({found:,})",
+                ms,
+                anchor,
+                "raw full scan",
+                "<= 1.2x anchor",
+                f"{ms / anchor:.2f}x",
+            )
+        )
+    return rows
+
+
+async def verdicts(platform: Platform, fixture: Fixture) -> list[str]:
+    """What ``explain`` says of the measured filters."""
+    out = []
+    for dql in (
+        'metadata.user.camera = "front"',
+        "metadata.user.score > 0.9",
+        'annotations.any(label = "cat")',
+        'metadata.user.site = "site3"',
+    ):
+        found = await explain.explain(platform, fixture.actor, "items", fixture.dataset_id, dql)
+        out.append(f"  {dql}: {found.verdict}")
+    return out
+
+
+def table(dialect: str, rows: Sequence[Row]) -> str:
+    def figure(value: float | None) -> str:
+        return "-" if value is None or math.isnan(value) else f"{value:.2f}"
+
+    lines = [
+        f"{'work (' + dialect + ')':<48}  {'ours ms':>8}  {'anchor ms':>9}  {'anchor':<14}  "
+        f"{'target ms':<14}  note",
+    ]
+    for row in rows:
+        lines.append(
+            f"{row.work:<48}  {figure(row.ours):>8}  {figure(row.anchor):>9}  "
+            f"{row.anchor_name:<14}  {row.target:<14}  {row.note}"
+        )
+    return "\n".join(lines)
+
+
+async def timed(work: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, Any]:
+    """Median milliseconds of ``repeat`` runs after a warm-up, and the last result."""
+    result = await work()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = await work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000, result
+
+
+async def run_one(url: str, n: int, repeat: int, reuse: bool) -> None:
+    settings = Settings(home=Path(tempfile.mkdtemp(prefix="loopline-bench-")), database_url=url)
+    platform = Platform.from_settings(settings)
+    try:
+        start = time.perf_counter()
+        fixture = await existing(platform) if reuse else None
+        if fixture is None:
+            fixture = await build(platform, n)
+            print(
+                f"{platform.db.dialect}: {fixture.items:,} items, {fixture.annotations:,} "
+                f"annotations built in {time.perf_counter() - start:.0f} s"
+            )
+        seconds = await declare_indexes(platform, fixture.actor)
+        print(f"indexes on {', '.join(INDEXED)} declared and built in {seconds:.1f} s")
+        print(table(platform.db.dialect, await measure(platform, fixture, repeat)))
+        print("explain:")
+        print("\n".join(await verdicts(platform, fixture)))
+    finally:
+        await platform.close()
+        shutil.rmtree(settings.home, ignore_errors=True)
+
+
+async def existing(platform: Platform) -> Fixture | None:
+    """The data a previous run built in this database (``--reuse``), if any."""
+    try:
+        async with platform.db.read() as session:
+            dataset = await session.scalar(select(Dataset))
+            user = await session.scalar(select(User).where(User.email == BENCH_USER))
+    except DBAPIError:
+        return None
+    if dataset is None or user is None:
+        return None
+    actor = Actor(user.id, user.email)
+    return Fixture(actor, dataset.id, dataset.items_count - DIRS, dataset.annotations_count)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--postgres", default=os.environ.get("LOOPLINE_TEST_DATABASE_URL"))
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="Keep the SQLite file here (and the PostgreSQL "
+        "database at the --postgres URL itself, not a fresh one).",
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="With --keep: measure the data a run kept."
+    )
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="loopline-bench-db-"))
+    try:
+        path = args.keep or root / "bench.db"
+        reuse = args.reuse and args.keep is not None
+        asyncio.run(run_one(f"sqlite+aiosqlite:///{path}", args.items, args.repeat, reuse))
+        if args.postgres and args.keep:
+            url = normalise_database_url(args.postgres)
+            asyncio.run(run_one(url, args.items, args.repeat, reuse))
+        elif args.postgres:
+            os.environ["LOOPLINE_TEST_DATABASE_URL"] = args.postgres
+            with postgres_server_url() as url:  # a fresh database on that server, dropped after
+                url = normalise_database_url(url)
+                asyncio.run(run_one(url, args.items, args.repeat, False))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
