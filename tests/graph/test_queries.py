@@ -257,3 +257,34 @@ async def test_queries_over_graphql(client, data) -> None:
         {"d": dataset_id},
     )
     assert annotated["annotations"]["totalCount"] == 2
+
+
+async def test_active_learning_subset_filter_runs_unchanged(platform, owner, project) -> None:
+    """The subset filter of Dataloop's active-learning template, exactly as the template sends it."""
+    actor = owner[0]
+    dataset = await datasets.create_dataset(platform, actor, project.id, "subsets")
+    tags = {"/t1.jpg": "train", "/t2.jpg": "train", "/v1.jpg": "validation", "/n.jpg": None}
+    specs = [
+        items.ItemSpec(
+            path=path,
+            system={"tags": {s: (s == tag or None) for s in ("train", "validation", "test")}},
+        )
+        for path, tag in tags.items()
+    ]
+    async with platform.db.write() as session:
+        await items.insert_items(session, actor, dataset, specs)
+    await items.create_folder(platform, actor, dataset.id, "/folder")  # type dir: excluded
+    train = {
+        "filter": {
+            "$and": [
+                {"hidden": False},
+                {"metadata": {"system": {"tags": {"train": True}}}},
+                {"type": "file"},
+            ]
+        }
+    }
+    page = await items.list_items(platform, actor, dataset.id, dataloop=train)
+    assert {i.filename for i in page.rows} == {"/t1.jpg", "/t2.jpg"}
+    missing = {"filter": {"$and": [{"metadata.system.tags.train": {"$ne": True}}]}}
+    page = await items.list_items(platform, actor, dataset.id, dataloop=missing)
+    assert {i.filename for i in page.rows} == {"/v1.jpg", "/n.jpg"}
