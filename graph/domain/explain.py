@@ -260,8 +260,8 @@ def _verdict(
     unused = [named(*p) for p in paths if p in have and p[0] in whole]
     if unused:
         parts.append(
-            f"the index on {', '.join(unused)} cannot serve this filter (`!=`, `not`, `or` "
-            "with an unindexed field, `like` without a prefix) or the database judged reading "
-            "it slower"
+            f"the index on {', '.join(unused)} is not used: the filter asks what it cannot "
+            "answer (`!=`, `not`, `or` with an unindexed field, `like` without a prefix), or "
+            "the database judged reading the list in order faster"
         )
     return "; ".join(parts), False
