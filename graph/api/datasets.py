@@ -8,6 +8,7 @@ import strawberry
 
 from graph.api.context import Info
 from graph.api.items import DIR_ARGUMENT, DQL_ARGUMENT, FILTER_ARGUMENT, ItemListing, list_items
+from graph.api.saved_queries import SAVED_ARGUMENT
 from graph.api.scalars import JSON, Connection, iso, to_connection
 from graph.db.tables import Dataset as DatasetRow
 from graph.domain import datasets
@@ -71,10 +72,13 @@ class Dataset:
         dir: Annotated[str | None, DIR_ARGUMENT] = None,
         recursive: bool = True,
         folders: bool = True,
+        saved: Annotated[str | None, SAVED_ARGUMENT] = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Annotated[Item, strawberry.lazy("graph.api.items")]]:
-        listing = ItemListing(dql=dql, filter=filter, dir=dir, recursive=recursive, folders=folders)
+        listing = ItemListing(
+            dql=dql, filter=filter, dir=dir, recursive=recursive, folders=folders, saved=saved
+        )
         return await list_items(info, self.id, listing, first, after)
 
 

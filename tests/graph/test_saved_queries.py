@@ -232,6 +232,12 @@ async def test_run_by_name_over_graphql(client, data) -> None:
     assert listed["items"]["totalCount"] == 2
     assert [n["filename"] for n in listed["items"]["nodes"]] == ["/c.jpg", "/a.jpg"]
     assert [n["label"] for n in listed["annotations"]["nodes"]] == ["dog"]
+    nested = await gql(
+        client,
+        'query($d: ID!) { dataset(id: $d) { items(saved: "front") { totalCount } } }',
+        {"d": data.id},
+    )
+    assert nested["dataset"]["items"]["totalCount"] == 2
 
     changed = await gql(
         client,
