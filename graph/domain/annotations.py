@@ -21,6 +21,8 @@ from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
 
 __all__ = [
+    "DEFAULT_ORDER",
+    "default_key",
     "AnnotationSpec",
     "check_status",
     "count_annotations",
@@ -192,6 +194,14 @@ async def create_annotations(
     return created
 
 
+# without an ``order by``: creation order
+DEFAULT_ORDER = (Order(Annotation.id),)
+
+
+def default_key(annotation: Annotation) -> tuple[str]:
+    return (annotation.id,)
+
+
 async def list_annotations(
     platform: Platform,
     actor: Actor,
@@ -212,8 +222,8 @@ async def list_annotations(
             Annotation,
             [Annotation.dataset_id == dataset_id],
             compiled,
-            [Order(Annotation.id)],
-            lambda a: (a.id,),
+            DEFAULT_ORDER,
+            default_key,
             page_size(first, platform.settings.max_page_size),
             after,
         )

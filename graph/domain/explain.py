@@ -22,7 +22,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from dql import ast
 from graph.db.tables import Annotation, Item, MetadataIndex
-from graph.domain import indexes, items, queries
+from graph.domain import annotations, indexes, items, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import InvalidInput
@@ -42,7 +42,7 @@ class Explanation:
 
 @dataclass(frozen=True)
 class _Listing:
-    """How a resource's list query selects: its entity, dataset scope and default order (as in
+    """How a resource's list query selects: its entity, dataset scope and default order (those of
     ``items.list_items`` and ``annotations.list_annotations``)."""
 
     entity: Any
@@ -56,15 +56,15 @@ _LISTINGS = {
     "items": _Listing(
         Item,
         items.listing,
-        [Order(Item.type), Order(Item.filename), Order(Item.id)],
-        lambda i: (i.type, i.filename, i.id),
+        items.DEFAULT_ORDER,
+        items.default_key,
         {"annotations": "annotations"},
     ),
     "annotations": _Listing(
         Annotation,
         lambda d: [Annotation.dataset_id == d],
-        [Order(Annotation.id)],
-        lambda a: (a.id,),
+        annotations.DEFAULT_ORDER,
+        annotations.default_key,
         {"item": "items"},
     ),
 }

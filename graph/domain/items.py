@@ -38,6 +38,8 @@ from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
 
 __all__ = [
+    "DEFAULT_ORDER",
+    "default_key",
     "ClashMode",
     "ItemSpec",
     "LOCATED",
@@ -164,6 +166,14 @@ def listing(
     return where
 
 
+# without an ``order by``: folders first, then by path
+DEFAULT_ORDER = (Order(Item.type), Order(Item.filename), Order(Item.id))
+
+
+def default_key(item: Item) -> tuple[str, str, str]:
+    return item.type, item.filename, item.id
+
+
 async def list_items(
     platform: Platform,
     actor: Actor,
@@ -187,8 +197,8 @@ async def list_items(
             Item,
             listing(dataset_id, dir, recursive, folders),
             compiled,
-            [Order(Item.type), Order(Item.filename), Order(Item.id)],
-            lambda i: (i.type, i.filename, i.id),
+            DEFAULT_ORDER,
+            default_key,
             page_size(first, platform.settings.max_page_size),
             after,
         )
