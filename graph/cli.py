@@ -20,7 +20,8 @@ T = TypeVar("T")
 
 
 def _run(work: Callable[[Platform], Awaitable[T]], *, migrate: bool = True) -> T:
-    """Run ``work`` on a platform built from the environment, migrated first."""
+    """Run ``work`` on a platform built from the environment, migrated first; a domain error
+    ends the command with its message and exit code 1."""
     from graph.db.migrate import upgrade
 
     async def runner() -> T:
@@ -34,7 +35,13 @@ def _run(work: Callable[[Platform], Awaitable[T]], *, migrate: bool = True) -> T
         finally:
             await platform.close()
 
-    return asyncio.run(runner())
+    from graph.domain.errors import DomainError
+
+    try:
+        return asyncio.run(runner())
+    except DomainError as exc:  # the user's mistake: say what it was, no traceback
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
 
 
 @click.group()
@@ -164,16 +171,6 @@ def index() -> None:
     """Metadata indexes that DQL filters use (run on the server machine: it needs no token)."""
 
 
-def _index_work(work: Callable[[Platform], Awaitable[T]]) -> T:
-    from graph.domain.errors import DomainError
-
-    try:
-        return _run(work)
-    except DomainError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(1)
-
-
 @index.command("add")
 @click.argument("resource", type=click.Choice(["items", "annotations"]))
 @click.argument("path")
@@ -185,7 +182,7 @@ def index_add(resource: str, path: str) -> None:
         row = await indexes.create_index(platform, None, resource, path)
         return sorted(row.sql_indexes.values())
 
-    names = _index_work(work)
+    names = _run(work)
     click.echo(f"{resource} {path}: {', '.join(names)}")
 
 
@@ -199,7 +196,7 @@ def index_list(resource: str | None) -> None:
         rows = await indexes.list_indexes(platform, None, resource)
         return [(r.resource, r.path, sorted(r.sql_indexes.values())) for r in rows]
 
-    for on, path, names in _index_work(work):
+    for on, path, names in _run(work):
         click.echo(f"{on} {path}: {', '.join(names)}")
 
 
@@ -213,7 +210,7 @@ def index_drop(resource: str, path: str) -> None:
     async def work(platform: Platform) -> None:
         await indexes.drop_index(platform, None, resource, path)
 
-    _index_work(work)
+    _run(work)
     click.echo(f"dropped {resource} {path}")
 
 
@@ -230,7 +227,7 @@ def token() -> None:
 def token_create(email: str, name: str, create_user: bool, admin: bool) -> None:
     """Print a new token for a user (run on the server machine: it needs no token itself)."""
     from graph.domain import users
-    from graph.domain.errors import DomainError, NotFound
+    from graph.domain.errors import NotFound
 
     async def work(platform: Platform) -> str:
         try:
@@ -241,8 +238,4 @@ def token_create(email: str, name: str, create_user: bool, admin: bool) -> None:
             user = await users.create_user(platform, None, email, is_admin=admin)
         return await users.create_token(platform, None, user.id, name)
 
-    try:
-        click.echo(_run(work))
-    except DomainError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(1)
+    click.echo(_run(work))
