@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -53,18 +54,53 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1, LOOPLINE_HOST).")
 @click.option("--port", default=None, type=int, help="Port (default 8080, LOOPLINE_PORT).")
-def serve(host: str | None, port: int | None) -> None:
-    """Run the platform: migrate the database, create the first admin, serve the API."""
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(0, 256),
+    help="Worker processes to start (default 2, LOOPLINE_WORKERS; 0: run `loopline worker` elsewhere).",
+)
+@click.option("--no-scheduler", is_flag=True, help="Do not start a scheduler (run one elsewhere).")
+def serve(host: str | None, port: int | None, workers: int | None, no_scheduler: bool) -> None:
+    """Run the platform: migrate the database, create the first admin, serve the API, and run
+    the execution side (a private Redis unless LOOPLINE_REDIS_URL is set, workers, a scheduler)."""
+    import dataclasses
+
     import uvicorn
 
     from graph.app import create_app
+    from graph.db.migrate import upgrade
+    from graph.processes import Supervisor, private_redis, python_module
 
     settings = Settings.from_env()
-    platform = Platform.from_settings(settings)
-    app = create_app(platform)
-    host, port = host or settings.host, port or settings.port
-    click.echo(f"Loopline on http://{host}:{port}/graphql (data in {settings.home})")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor()
+    try:
+        if settings.redis_url is None:
+            redis_url = private_redis(supervisor, settings.home / "redis")
+            settings = dataclasses.replace(settings, redis_url=redis_url)
+        platform = Platform.from_settings(settings)
+        asyncio.run(upgrade(Platform.from_settings(settings).db))  # before any child connects
+        env = {
+            "LOOPLINE_HOME": str(settings.home),
+            "LOOPLINE_DATABASE_URL": settings.database_url,
+            "LOOPLINE_REDIS_URL": settings.redis_url or "",
+        }
+        for n in range(settings.workers if workers is None else workers):
+            supervisor.add(f"worker-{n}", python_module("workers", "work"), env)
+        if not no_scheduler:
+            supervisor.add("scheduler", python_module("workers", "scheduler"), env)
+        supervisor.watch()
+        app = create_app(platform)
+        host, port = host or settings.host, port or settings.port
+        click.echo(f"Loopline on http://{host}:{port}/graphql (data in {settings.home})")
+        # uvicorn re-raises the signal that stopped it once it has shut down, to the handler
+        # installed before it: exit through ``finally`` so the children are stopped too
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: sys.exit(0))
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        supervisor.stop()
 
 
 @main.group()

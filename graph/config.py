@@ -35,7 +35,16 @@ class Settings:
     max_body_bytes: int = 1 << 20
     max_upload_bytes: int = 5 << 30
     max_page_size: int = 1000
+    max_package_bytes: int = 100 << 20
     plugins_enabled: bool = True
+    # modules registered as plugins besides the entry points (LOOPLINE_PLUGINS, comma-separated):
+    # a plugin under development, without packaging it
+    plugin_modules: tuple[str, ...] = ()
+    # a worker renews its claim on an execution every third of this; a claim not renewed in time
+    # is reaped (the execution runs again or fails, per its service's onReset and maxAttempts)
+    execution_lease_seconds: int = 30
+    # worker processes `loopline serve` starts (0: none, run `loopline worker` elsewhere)
+    workers: int = 2
 
     @property
     def blob_root(self) -> Path:
@@ -60,7 +69,13 @@ class Settings:
             port=_int(env, "LOOPLINE_PORT", 8080),
             max_body_bytes=_int(env, "LOOPLINE_MAX_BODY_BYTES", 1 << 20),
             max_upload_bytes=_int(env, "LOOPLINE_MAX_UPLOAD_BYTES", 5 << 30),
+            max_package_bytes=_int(env, "LOOPLINE_MAX_PACKAGE_BYTES", 100 << 20),
+            execution_lease_seconds=_int(env, "LOOPLINE_EXECUTION_LEASE", 30),
+            workers=_int(env, "LOOPLINE_WORKERS", 2),
             plugins_enabled=env.get("LOOPLINE_DISABLE_PLUGINS", "") in ("", "0", "false"),
+            plugin_modules=tuple(
+                m.strip() for m in env.get("LOOPLINE_PLUGINS", "").split(",") if m.strip()
+            ),
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pluggy
 
+from plugins.functions import PackageSpec
 from plugins.types import StorageDriverType
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
@@ -27,4 +28,22 @@ def register_storage_drivers() -> list[StorageDriverType]:
 
     :return: a list of :class:`plugins.types.StorageDriverType`. Each ``name`` must be unique across
         all plugins; a clash is reported with both plugin names and the later one is ignored.
+    """
+
+
+@hookspec
+def register_functions() -> list[PackageSpec]:
+    """Contribute packages of functions that every project can deploy as services.
+
+    Called once per process, the first time the platform needs the table of packages: in the
+    API process (to list them and check deployments and inputs) and in each worker process (to
+    run them). Each module's ``runner`` must be set: the class whose methods are the functions,
+    constructed once per worker process with the service's ``initParams``. Functions receive their
+    inputs by name (entity inputs as runtime objects, see :mod:`workers.runtime`), plus
+    ``progress`` and ``context`` when their signature names them.
+
+    :return: a list of :class:`plugins.functions.PackageSpec`. Each ``name`` must be unique across
+        all plugins and must not be the name of a package uploaded to a project; a clash is
+        reported with both plugin names and the later one is ignored, as is a spec that fails
+        :meth:`~plugins.functions.PackageSpec.check`.
     """

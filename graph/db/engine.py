@@ -33,6 +33,14 @@ def json_dumps(value: Any) -> str:
         return json.dumps(value)
 
 
+def json_loads(value: Any) -> Any:
+    """JSON from the database. SQLite gives a JSON column numeric affinity, so a document that
+    is a bare number comes back as that number, not as text."""
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -65,7 +73,7 @@ class Database:
         options: dict[str, Any] = {
             "echo": echo,
             "json_serializer": json_dumps,
-            "json_deserializer": orjson.loads,
+            "json_deserializer": json_loads,
         }
         if not self.is_sqlite:
             options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)

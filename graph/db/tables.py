@@ -36,12 +36,19 @@ __all__ = [
     "Dataset",
     "Driver",
     "Event",
+    "Execution",
+    "ExecutionLog",
     "Integration",
     "Item",
+    "Lease",
     "Member",
     "MetadataIndex",
+    "Package",
+    "PackageRevision",
     "Project",
     "SavedQuery",
+    "Service",
+    "Trigger",
     "User",
     "utcnow",
 ]
@@ -249,6 +256,9 @@ class Annotation(_Entity, Base):
     model_name: Mapped[str | None] = mapped_column(String(200), default=None)
     confidence: Mapped[float | None] = mapped_column(Float, default=None)
     execution_id: Mapped[str | None] = mapped_column(String(24), default=None)
+    # "<execution id>:<n>" for the n-th annotation an execution writes: a retried execution
+    # writes the same keys, so its annotations are not duplicated
+    effect_key: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
     description: Mapped[str | None] = mapped_column(Text, default=None)
     src_annotation_id: Mapped[str | None] = mapped_column(String(24), default=None)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
@@ -293,9 +303,21 @@ class SavedQuery(_Entity, Base):
 
 
 class Event(Base):
-    """The outbox: one row per change, written in the transaction that made the change."""
+    """The outbox: one row per change, written in the transaction that made the change.
+
+    The dispatcher takes undispatched rows in ``seq`` order and flags them in the transaction that
+    creates their executions. A flag rather than a high-water mark: on PostgreSQL a transaction
+    may commit after one holding a later ``seq``, and a mark would skip its events."""
 
     __tablename__ = "events"
+    __table_args__ = (
+        Index(
+            "ix_events_undispatched",
+            "seq",
+            sqlite_where=text("dispatched = 0"),
+            postgresql_where=text("NOT dispatched"),
+        ),
+    )
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
@@ -306,3 +328,163 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(320), default="")
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched: Mapped[bool] = mapped_column(default=False)
+
+
+# --- compute --------------------------------------------------------------------------------------
+
+
+class Package(_Entity, Base):
+    """Code uploaded to a project as an archive: modules of functions with typed inputs and
+    outputs (``spec``, from the archive's manifest). ``revision`` is the latest; each revision's
+    archive and spec are kept. Packages shipped by plugins (hook ``register_functions``) have no
+    row: every project may deploy them by name."""
+
+    __tablename__ = "packages"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class PackageRevision(Base):
+    __tablename__ = "package_revisions"
+    package_id: Mapped[str] = mapped_column(
+        ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True
+    )
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # the archive's bytes in the platform blob store (content addressed)
+    blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"))
+    creator: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Service(_Entity, Base):
+    """A deployed module of a package: its executions run on workers listening to ``queue``."""
+
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    package_name: Mapped[str] = mapped_column(String(200))
+    # set for an uploaded package (pinned to a revision); None for a plugin's package
+    package_id: Mapped[str | None] = mapped_column(
+        ForeignKey("packages.id", ondelete="RESTRICT"), default=None, index=True
+    )
+    package_revision: Mapped[int | None] = mapped_column(Integer, default=None)
+    module_name: Mapped[str] = mapped_column(String(200))
+    init_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    concurrency: Mapped[int] = mapped_column(Integer, default=10)
+    execution_timeout: Mapped[int] = mapped_column(Integer, default=3600)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    on_reset: Mapped[str] = mapped_column(String(16), default="failed")
+    queue: Mapped[str] = mapped_column(String(64), default="default")
+    active: Mapped[bool] = mapped_column(default=True)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Trigger(_Entity, Base):
+    """Runs a service function on events (``type`` event: ``resource``, ``actions``, a DQL filter,
+    ``execution_mode`` once or always) or on a schedule (``type`` cron: ``cron``, ``next_at``)."""
+
+    __tablename__ = "triggers"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(default=True)
+    service_id: Mapped[str] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), index=True
+    )
+    function_name: Mapped[str] = mapped_column(String(200))
+    input: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    resource: Mapped[str | None] = mapped_column(String(32), default=None)
+    actions: Mapped[Any] = mapped_column(Json, default=list)
+    dql: Mapped[str | None] = mapped_column(Text, default=None)
+    filter: Mapped[Any] = mapped_column(Json, default=None)
+    execution_mode: Mapped[str] = mapped_column(String(16), default="once")
+    cron: Mapped[str | None] = mapped_column(String(200), default=None)
+    start_at: Mapped[datetime | None] = mapped_column(default=None)
+    end_at: Mapped[datetime | None] = mapped_column(default=None)
+    next_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    # instants missed while no scheduler ran that still fire when one comes back (latest first)
+    max_catch_up: Mapped[int] = mapped_column(Integer, default=1)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Execution(_Entity, Base):
+    """One run of a function with its input; the system of record for the work (Redis carries
+    only the id). Claimed by a worker with a conditional UPDATE that takes a lease."""
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        Index("ix_executions_project_id_created_at", "project_id", "created_at"),
+        Index("ix_executions_status_lease_until", "status", "lease_until"),
+        Index("ix_executions_service_id_status", "service_id", "status"),
+    )
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), default=None
+    )
+    # None for the platform's own functions (clone, merge, sync, bulk updates)
+    service_id: Mapped[str | None] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), default=None
+    )
+    package_name: Mapped[str] = mapped_column(String(200))
+    module_name: Mapped[str] = mapped_column(String(200))
+    function_name: Mapped[str] = mapped_column(String(200))
+    queue: Mapped[str] = mapped_column(String(64))
+    trigger_id: Mapped[str | None] = mapped_column(
+        ForeignKey("triggers.id", ondelete="SET NULL"), default=None, index=True
+    )
+    event_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # what makes a trigger's execution unique (per event, per entity, per cron instant)
+    dedupe_key: Mapped[str | None] = mapped_column(String(160), default=None, unique=True)
+    input: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    output: Mapped[Any] = mapped_column(Json, default=None)
+    status: Mapped[str] = mapped_column(String(16), default="created")
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    action: Mapped[str | None] = mapped_column(String(200), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    on_reset: Mapped[str] = mapped_column(String(16), default="failed")
+    execution_timeout: Mapped[int] = mapped_column(Integer, default=3600)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    to_terminate: Mapped[bool] = mapped_column(default=False)
+    job_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    queued_at: Mapped[datetime | None] = mapped_column(default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class ExecutionLog(Base):
+    """An execution's history: status changes (``stream`` status) and the lines its code wrote
+    (stdout, stderr, log), per attempt."""
+
+    __tablename__ = "execution_logs"
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    stream: Mapped[str] = mapped_column(String(16))
+    line: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lease(Base):
+    """A named role one process holds at a time (the dispatcher, the cron scheduler, the reaper),
+    taken and renewed with a conditional UPDATE, lost when not renewed before ``expires_at``."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column()

@@ -151,9 +151,19 @@ def _row(spec: AnnotationSpec, annotation_id: str, item: Item, actor: Actor) -> 
 
 
 async def create_annotations(
-    platform: Platform, actor: Actor, item_id: str, specs: Sequence[AnnotationSpec]
+    platform: Platform,
+    actor: Actor,
+    item_id: str,
+    specs: Sequence[AnnotationSpec],
+    *,
+    execution_id: str | None = None,
+    effect_keys: Sequence[str] | None = None,
 ) -> list[Annotation]:
-    """Add annotations to one item, all or none."""
+    """Add annotations to one item, all or none.
+
+    An execution passes its id and one ``effect_keys`` entry per annotation: an annotation whose
+    key exists already (written by an earlier attempt of the same execution) is not written
+    again, and the existing one is returned in its place."""
     for index, spec in enumerate(specs):
         _check(spec, index)
     async with platform.db.write() as session:
@@ -175,6 +185,19 @@ async def create_annotations(
                 )
         ids = new_ids(len(specs))
         rows = [_row(s, i, item, actor) for s, i in zip(specs, ids, strict=True)]
+        if effect_keys is not None:
+            done: dict[str | None, str] = {
+                key: annotation_id
+                for key, annotation_id in await session.execute(
+                    select(Annotation.effect_key, Annotation.id).where(
+                        Annotation.effect_key.in_(effect_keys)
+                    )
+                )
+            }
+            ids = [done.get(k, i) for k, i in zip(effect_keys, ids, strict=True)]
+            for row, key in zip(rows, effect_keys, strict=True):
+                row.update(execution_id=execution_id, effect_key=key)
+            rows = [r for r in rows if r["effect_key"] not in done]
         if rows:
             await session.execute(insert(Annotation), rows)
             await recount(session, {item_id}, dataset.id, len(rows))
@@ -186,12 +209,10 @@ async def create_annotations(
                 actor=actor.email,
                 changes=[(r["id"], {"itemId": item_id, "datasetId": dataset.id}) for r in rows],
             )
-        created = list(
-            await session.scalars(
-                select(Annotation).where(Annotation.id.in_(ids)).order_by(Annotation.id)
-            )
-        )
-    return created
+        found = {
+            a.id: a for a in await session.scalars(select(Annotation).where(Annotation.id.in_(ids)))
+        }
+    return [found[i] for i in ids]
 
 
 # without an ``order by``: creation order

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from graph.config import Settings
 from graph.db.engine import Database
+from graph.queue import JobQueue
 from plugins.builtin.local_storage import LocalBackend
 from plugins.manager import Plugins
 
@@ -20,10 +21,15 @@ class Platform:
 
     def __post_init__(self) -> None:
         self.blobs = LocalBackend(self.settings.blob_root)
+        self.queue = JobQueue(self.settings.redis_url)
 
     @classmethod
     def from_settings(cls, settings: Settings, plugins: Plugins | None = None) -> Platform:
-        return cls(settings, Database(settings.database_url), plugins or Plugins())
+        plugins = plugins or Plugins(
+            entry_points=settings.plugins_enabled, modules=settings.plugin_modules
+        )
+        return cls(settings, Database(settings.database_url), plugins)
 
     async def close(self) -> None:
+        self.queue.close()
         await self.db.dispose()

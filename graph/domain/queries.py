@@ -17,17 +17,19 @@ from sqlalchemy import ColumnElement, Select, select
 from dql import DQLError, from_json, parse
 from dql.ast import And, Query
 from dql.compiler import Compiled, FieldMap, Json, Relation, Scalar, compile_query
-from graph.db.tables import Annotation, Dataset, Item
+from graph.db.tables import Annotation, Dataset, Execution, Item
 from graph.domain.errors import InvalidInput
 from graph.domain.paging import Order, Page, keyset_page
 
 # Core columns: building expressions on them costs less than on the ORM attributes
 _I, _A, _D = Item.__table__, Annotation.__table__, Dataset.__table__
+_E = Execution.__table__
 
 __all__ = [
     "annotation_fields",
     "compile_for",
     "dataset_fields",
+    "execution_fields",
     "item_fields",
     "keyset_select",
     "parse_query",
@@ -142,6 +144,33 @@ def dataset_fields() -> FieldMap:
     return FieldMap(fields=columns, json={"metadata": Json(_D.c.metadata)})
 
 
+@lru_cache(maxsize=1)
+def execution_fields() -> FieldMap:
+    """Executions; ``input.item.item_id`` reaches into the input as stored (Dataloop's form)."""
+    columns = {
+        "id": Scalar(_E.c.id, "string"),
+        "projectId": Scalar(_E.c.project_id, "string"),
+        "serviceId": Scalar(_E.c.service_id, "string"),
+        "triggerId": Scalar(_E.c.trigger_id, "string"),
+        "packageName": Scalar(_E.c.package_name, "string"),
+        "moduleName": Scalar(_E.c.module_name, "string"),
+        "functionName": Scalar(_E.c.function_name, "string"),
+        "queue": Scalar(_E.c.queue, "string"),
+        "status": Scalar(_E.c.status, "string"),
+        "progress": Scalar(_E.c.progress, "integer"),
+        "message": Scalar(_E.c.message, "string"),
+        "action": Scalar(_E.c.action, "string"),
+        "attempts": Scalar(_E.c.attempts, "integer"),
+        "maxAttempts": Scalar(_E.c.max_attempts, "integer"),
+        "creator": Scalar(_E.c.creator, "string"),
+        "createdAt": Scalar(_E.c.created_at, "datetime"),
+        "updatedAt": Scalar(_E.c.updated_at, "datetime"),
+        "startedAt": Scalar(_E.c.started_at, "datetime"),
+        "endedAt": Scalar(_E.c.ended_at, "datetime"),
+    }
+    return FieldMap(fields=columns, json={"input": Json(_E.c.input), "output": Json(_E.c.output)})
+
+
 def _invalid(exc: DQLError) -> InvalidInput:
     details: dict[str, Any] = {}
     for name in ("line", "column", "found", "expected"):
@@ -218,6 +247,7 @@ _FIELDS: dict[str, Callable[[str | None], FieldMap]] = {
     "items": item_fields,
     "annotations": annotation_fields,
     "datasets": lambda _: dataset_fields(),
+    "executions": lambda _: execution_fields(),
 }
 
 

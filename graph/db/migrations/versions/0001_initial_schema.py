@@ -37,11 +37,26 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("dispatched", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_events")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_events_project_id"), ["project_id"], unique=False)
+        batch_op.create_index(
+            "ix_events_undispatched",
+            ["seq"],
+            unique=False,
+            sqlite_where=sa.text("dispatched = 0"),
+            postgresql_where=sa.text("NOT dispatched"),
+        )
 
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=200), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
+    )
     op.create_table(
         "metadata_indexes",
         sa.Column("resource", sa.String(length=32), nullable=False),
@@ -141,6 +156,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_members_user_id"), ["user_id"], unique=False)
 
     op.create_table(
+        "packages",
+        sa.Column("project_id", sa.String(length=24), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("creator", sa.String(length=320), nullable=False),
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["projects.id"],
+            name=op.f("fk_packages_project_id_projects"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_packages")),
+        sa.UniqueConstraint("project_id", "name", name=op.f("uq_packages_project_id_name")),
+    )
+    op.create_table(
         "saved_queries",
         sa.Column("project_id", sa.String(length=24), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -195,6 +229,47 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_drivers")),
         sa.UniqueConstraint("project_id", "name", name=op.f("uq_drivers_project_id_name")),
     )
+    op.create_table(
+        "services",
+        sa.Column("project_id", sa.String(length=24), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("package_name", sa.String(length=200), nullable=False),
+        sa.Column("package_id", sa.String(length=24), nullable=True),
+        sa.Column("package_revision", sa.Integer(), nullable=True),
+        sa.Column("module_name", sa.String(length=200), nullable=False),
+        sa.Column(
+            "init_params",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("concurrency", sa.Integer(), nullable=False),
+        sa.Column("execution_timeout", sa.Integer(), nullable=False),
+        sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column("on_reset", sa.String(length=16), nullable=False),
+        sa.Column("queue", sa.String(length=64), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("creator", sa.String(length=320), nullable=False),
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["package_id"],
+            ["packages.id"],
+            name=op.f("fk_services_package_id_packages"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["projects.id"],
+            name=op.f("fk_services_project_id_projects"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_services")),
+        sa.UniqueConstraint("project_id", "name", name=op.f("uq_services_project_id_name")),
+    )
+    with op.batch_alter_table("services", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_services_package_id"), ["package_id"], unique=False)
+
     op.create_table(
         "blobs",
         sa.Column("driver_id", sa.String(length=24), nullable=True),
@@ -269,6 +344,134 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "triggers",
+        sa.Column("project_id", sa.String(length=24), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("type", sa.String(length=16), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("service_id", sa.String(length=24), nullable=False),
+        sa.Column("function_name", sa.String(length=200), nullable=False),
+        sa.Column(
+            "input",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("resource", sa.String(length=32), nullable=True),
+        sa.Column(
+            "actions",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("dql", sa.Text(), nullable=True),
+        sa.Column(
+            "filter",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("execution_mode", sa.String(length=16), nullable=False),
+        sa.Column("cron", sa.String(length=200), nullable=True),
+        sa.Column("start_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("end_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("max_catch_up", sa.Integer(), nullable=False),
+        sa.Column("creator", sa.String(length=320), nullable=False),
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["projects.id"],
+            name=op.f("fk_triggers_project_id_projects"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["service_id"],
+            ["services.id"],
+            name=op.f("fk_triggers_service_id_services"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_triggers")),
+        sa.UniqueConstraint("project_id", "name", name=op.f("uq_triggers_project_id_name")),
+    )
+    with op.batch_alter_table("triggers", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_triggers_next_at"), ["next_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_triggers_service_id"), ["service_id"], unique=False)
+
+    op.create_table(
+        "executions",
+        sa.Column("project_id", sa.String(length=24), nullable=True),
+        sa.Column("service_id", sa.String(length=24), nullable=True),
+        sa.Column("package_name", sa.String(length=200), nullable=False),
+        sa.Column("module_name", sa.String(length=200), nullable=False),
+        sa.Column("function_name", sa.String(length=200), nullable=False),
+        sa.Column("queue", sa.String(length=64), nullable=False),
+        sa.Column("trigger_id", sa.String(length=24), nullable=True),
+        sa.Column("event_seq", sa.BigInteger(), nullable=True),
+        sa.Column("dedupe_key", sa.String(length=160), nullable=True),
+        sa.Column(
+            "input",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "output",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("progress", sa.Integer(), nullable=False),
+        sa.Column("message", sa.Text(), nullable=True),
+        sa.Column("action", sa.String(length=200), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column("on_reset", sa.String(length=16), nullable=False),
+        sa.Column("execution_timeout", sa.Integer(), nullable=False),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("worker", sa.String(length=200), nullable=True),
+        sa.Column("to_terminate", sa.Boolean(), nullable=False),
+        sa.Column("job_id", sa.String(length=64), nullable=True),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("creator", sa.String(length=320), nullable=False),
+        sa.Column("id", sa.String(length=24), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["project_id"],
+            ["projects.id"],
+            name=op.f("fk_executions_project_id_projects"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["service_id"],
+            ["services.id"],
+            name=op.f("fk_executions_service_id_services"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["trigger_id"],
+            ["triggers.id"],
+            name=op.f("fk_executions_trigger_id_triggers"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_executions")),
+        sa.UniqueConstraint("dedupe_key", name=op.f("uq_executions_dedupe_key")),
+    )
+    with op.batch_alter_table("executions", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_executions_project_id_created_at", ["project_id", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_executions_service_id_status", ["service_id", "status"], unique=False
+        )
+        batch_op.create_index(
+            "ix_executions_status_lease_until", ["status", "lease_until"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_executions_trigger_id"), ["trigger_id"], unique=False)
+
+    op.create_table(
         "items",
         sa.Column("dataset_id", sa.String(length=24), nullable=False),
         sa.Column("dir", sa.String(length=1024), nullable=False),
@@ -336,6 +539,29 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "package_revisions",
+        sa.Column("package_id", sa.String(length=24), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column(
+            "spec",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("blob_id", sa.String(length=24), nullable=False),
+        sa.Column("creator", sa.String(length=320), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["blob_id"], ["blobs.id"], name=op.f("fk_package_revisions_blob_id_blobs")
+        ),
+        sa.ForeignKeyConstraint(
+            ["package_id"],
+            ["packages.id"],
+            name=op.f("fk_package_revisions_package_id_packages"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("package_id", "revision", name=op.f("pk_package_revisions")),
+    )
+    op.create_table(
         "annotations",
         sa.Column("item_id", sa.String(length=24), nullable=False),
         sa.Column("dataset_id", sa.String(length=24), nullable=False),
@@ -362,6 +588,7 @@ def upgrade() -> None:
         sa.Column("model_name", sa.String(length=200), nullable=True),
         sa.Column("confidence", sa.Float(), nullable=True),
         sa.Column("execution_id", sa.String(length=24), nullable=True),
+        sa.Column("effect_key", sa.String(length=64), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("src_annotation_id", sa.String(length=24), nullable=True),
         sa.Column(
@@ -388,6 +615,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_annotations")),
+        sa.UniqueConstraint("effect_key", name=op.f("uq_annotations_effect_key")),
     )
     with op.batch_alter_table("annotations", schema=None) as batch_op:
         batch_op.create_index(
@@ -398,17 +626,48 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_annotations_item_id"), ["item_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_annotations_parent_id"), ["parent_id"], unique=False)
 
+    op.create_table(
+        "execution_logs",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("execution_id", sa.String(length=24), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("stream", sa.String(length=16), nullable=False),
+        sa.Column("line", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["execution_id"],
+            ["executions.id"],
+            name=op.f("fk_execution_logs_execution_id_executions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_execution_logs")),
+    )
+    with op.batch_alter_table("execution_logs", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_execution_logs_execution_id"), ["execution_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("execution_logs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_execution_logs_execution_id"))
+
+    op.drop_table("execution_logs")
     with op.batch_alter_table("annotations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_annotations_parent_id"))
         batch_op.drop_index(batch_op.f("ix_annotations_item_id"))
         batch_op.drop_index("ix_annotations_dataset_id_label_item_id")
 
     op.drop_table("annotations")
+    op.drop_table("package_revisions")
     with op.batch_alter_table("items", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_items_thumbnail_blob_id"))
         batch_op.drop_index(batch_op.f("ix_items_src_item_id"))
@@ -417,6 +676,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_items_blob_id"))
 
     op.drop_table("items")
+    with op.batch_alter_table("executions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_executions_trigger_id"))
+        batch_op.drop_index("ix_executions_status_lease_until")
+        batch_op.drop_index("ix_executions_service_id_status")
+        batch_op.drop_index("ix_executions_project_id_created_at")
+
+    op.drop_table("executions")
+    with op.batch_alter_table("triggers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_triggers_service_id"))
+        batch_op.drop_index(batch_op.f("ix_triggers_next_at"))
+
+    op.drop_table("triggers")
     with op.batch_alter_table("datasets", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_datasets_src_dataset_id"))
 
@@ -429,8 +700,13 @@ def downgrade() -> None:
         )
 
     op.drop_table("blobs")
+    with op.batch_alter_table("services", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_services_package_id"))
+
+    op.drop_table("services")
     op.drop_table("drivers")
     op.drop_table("saved_queries")
+    op.drop_table("packages")
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_members_user_id"))
 
@@ -443,7 +719,13 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_table("projects")
     op.drop_table("metadata_indexes")
+    op.drop_table("leases")
     with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_events_undispatched",
+            sqlite_where=sa.text("dispatched = 0"),
+            postgresql_where=sa.text("NOT dispatched"),
+        )
         batch_op.drop_index(batch_op.f("ix_events_project_id"))
 
     op.drop_table("events")

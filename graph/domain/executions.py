@@ -1,0 +1,388 @@
+"""Executions as users see them: create (one, or one per item a DQL query selects), read, list
+with DQL, rerun, terminate, logs.
+
+An execution row is written ``created`` with the id of the RQ job that will carry it, and the job
+is enqueued after the commit; if that enqueue is lost, the scheduler finds the row and enqueues it
+again (graph/domain/runs.py). What a worker does with it is in graph/domain/runs.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graph.db.bulk import insert_many
+from graph.db.engine import dialect_insert
+from graph.db.ids import new_ids
+from graph.db.tables import Execution, ExecutionLog, Item, Service, utcnow
+from graph.domain import events, queries
+from graph.domain.access import Actor, Role, require_role
+from graph.domain.datasets import dataset_for
+from graph.domain.errors import Conflict, InvalidInput, NotFound
+from graph.domain.inputs import check_inputs
+from graph.domain.paging import Order, Page, page_size
+from graph.domain.platform import Platform
+from graph.domain.services import function_of, service_for
+from graph.queue import Queued
+
+__all__ = [
+    "ACTIVE",
+    "TERMINAL",
+    "create_execution",
+    "create_executions_by_query",
+    "enqueue",
+    "execution_event",
+    "get_execution",
+    "insert_executions",
+    "list_executions",
+    "list_logs",
+    "rerun_execution",
+    "terminate_execution",
+]
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("created", "in-progress")
+TERMINAL = ("success", "failed", "terminated", "system-failure")
+# running a function needs more than reading: it acts with the service's rights
+_RUN_ROLE = Role.annotationManager
+_BATCH_LIMIT = 100_000
+_ROWS = 1000
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def execution_event(execution: Execution | Mapping[str, Any]) -> dict[str, Any]:
+    get = execution.get if isinstance(execution, Mapping) else execution.__getattribute__
+    return {
+        "status": get("status"),
+        "serviceId": get("service_id"),
+        "functionName": get("function_name"),
+    }
+
+
+async def insert_executions(
+    session: AsyncSession,
+    service: Service,
+    function_name: str,
+    inputs: Sequence[Mapping[str, Any]],
+    *,
+    creator: str,
+    trigger_id: str | None = None,
+    event_seqs: Sequence[int | None] | None = None,
+    dedupe_keys: Sequence[str | None] | None = None,
+) -> list[Queued]:
+    """Insert ``created`` executions of a service function (inputs already checked), one per
+    input, in one statement per 1,000; with ``dedupe_keys``, a key already used is skipped.
+    Returns what to enqueue once the transaction commits."""
+    now = utcnow()
+    ids = new_ids(len(inputs))
+    rows = [
+        {
+            "id": execution_id,
+            "project_id": service.project_id,
+            "service_id": service.id,
+            "package_name": service.package_name,
+            "module_name": service.module_name,
+            "function_name": function_name,
+            "queue": service.queue,
+            "trigger_id": trigger_id,
+            "event_seq": event_seqs[n] if event_seqs else None,
+            "dedupe_key": dedupe_keys[n] if dedupe_keys else None,
+            "input": dict(values),
+            "output": None,
+            "status": "created",
+            "max_attempts": service.max_attempts,
+            "on_reset": service.on_reset,
+            "execution_timeout": service.execution_timeout,
+            "job_id": new_job_id(),
+            "queued_at": now,
+            "creator": creator,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n, (execution_id, values) in enumerate(zip(ids, inputs, strict=True))
+    ]
+    if dedupe_keys:
+        inserted: list[dict[str, Any]] = []
+        for start in range(0, len(rows), _ROWS):
+            chunk = rows[start : start + _ROWS]
+            result = await session.execute(
+                dialect_insert(session)(Execution)
+                .values(chunk)
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(Execution.id)
+            )
+            kept = {row[0] for row in result}
+            inserted.extend(r for r in chunk if r["id"] in kept)
+        rows = inserted
+    else:
+        await insert_many(session, Execution.__table__, rows)
+    await insert_many(
+        session,
+        ExecutionLog.__table__,
+        [
+            {
+                "execution_id": r["id"],
+                "attempt": 0,
+                "stream": "status",
+                "line": "created",
+                "created_at": now,
+            }
+            for r in rows
+        ],
+    )
+    await events.record_many(
+        session,
+        project_id=service.project_id,
+        resource="execution",
+        action="created",
+        actor=creator,
+        changes=[(r["id"], execution_event(r)) for r in rows],
+    )
+    return [Queued(r["id"], r["queue"], r["job_id"]) for r in rows]
+
+
+async def enqueue(platform: Platform, work: Sequence[Queued]) -> None:
+    """Put committed executions on their queues. A failure here loses nothing: the scheduler
+    enqueues executions whose job Redis does not know."""
+    try:
+        await platform.queue.enqueue_async(work)
+    except Exception as exc:  # Redis down: the rows wait, the scheduler retries
+        log.warning(
+            "enqueue of %d executions failed (%s); the scheduler will retry", len(work), exc
+        )
+
+
+async def create_execution(
+    platform: Platform,
+    actor: Actor,
+    service_id: str,
+    function_name: str,
+    input: Mapping[str, Any] | None = None,
+) -> Execution:
+    async with platform.db.write() as session:
+        service = await service_for(session, actor, service_id, _RUN_ROLE)
+        _, function = await function_of(session, platform, service, function_name)
+        (checked,) = await check_inputs(session, service.project_id, function.inputs, [input or {}])
+        (queued,) = await insert_executions(
+            session, service, function_name, [checked], creator=actor.email
+        )
+        execution = await session.get(Execution, queued.execution_id)
+        runnable = service.active
+    if runnable:  # a paused service's executions wait until it is resumed
+        await enqueue(platform, [queued])
+    assert execution is not None
+    return execution
+
+
+async def create_executions_by_query(
+    platform: Platform,
+    actor: Actor,
+    service_id: str,
+    function_name: str,
+    dataset_id: str,
+    *,
+    dql: str | None = None,
+    filter: Mapping[str, Any] | None = None,
+    input: Mapping[str, Any] | None = None,
+) -> int:
+    """One execution per item of ``dataset_id`` the query selects, the item given as the
+    function's one Item input, ``input`` as its other inputs. Returns how many were created."""
+    query = queries.parse_query(dql, filter, resource="items")
+    async with platform.db.write() as session:
+        service = await service_for(session, actor, service_id, _RUN_ROLE)
+        dataset = await dataset_for(session, actor, dataset_id, _RUN_ROLE)
+        if dataset.project_id != service.project_id:
+            raise InvalidInput("the dataset is not in the service's project", field="datasetId")
+        _, function = await function_of(session, platform, service, function_name)
+        item_inputs = [io for io in function.inputs if io.type == "Item"]
+        if len(item_inputs) != 1:
+            raise InvalidInput(
+                f"function {function_name!r} must take exactly one Item input to run per item",
+                field="functionName",
+            )
+        extra = dict(input or {})
+        item_input = item_inputs[0].name
+        if item_input in extra:
+            raise InvalidInput(
+                f"input.{item_input} is set by the query", field=f"input.{item_input}"
+            )
+        compiled = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
+        selected = select(Item.id).where(Item.dataset_id == dataset_id, compiled.where)
+        count = await session.scalar(select(func.count()).select_from(selected.subquery()))
+        if count and count > _BATCH_LIMIT:
+            raise InvalidInput(
+                f"the query selects {count} items; a batch runs at most {_BATCH_LIMIT}", field="dql"
+            )
+        item_ids = list(await session.scalars(selected.order_by(Item.id)))
+        # the extra inputs are checked once; the items are known to be in the dataset
+        (checked,) = await check_inputs(
+            session,
+            service.project_id,
+            [io for io in function.inputs if io.name != item_input],
+            [extra],
+        )
+        inputs = [
+            {**checked, item_input: {"item_id": i, "dataset_id": dataset_id}} for i in item_ids
+        ]
+        queued = await insert_executions(
+            session, service, function_name, inputs, creator=actor.email
+        )
+        runnable = service.active
+    if runnable:
+        await enqueue(platform, queued)
+    return len(inputs)
+
+
+async def _execution_for(
+    session: AsyncSession, actor: Actor, execution_id: str, needed: Role
+) -> Execution:
+    execution = await session.get(Execution, execution_id)
+    if execution is None or execution.project_id is None and not actor.is_admin:
+        raise NotFound("execution", execution_id)
+    if execution.project_id is not None:
+        try:
+            await require_role(session, actor, execution.project_id, needed)
+        except NotFound:
+            raise NotFound("execution", execution_id) from None
+    return execution
+
+
+async def get_execution(platform: Platform, actor: Actor, execution_id: str) -> Execution:
+    async with platform.db.read() as session:
+        return await _execution_for(session, actor, execution_id, Role.annotator)
+
+
+async def list_executions(
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    first: int | None = None,
+    after: str | None = None,
+    *,
+    dql: str | None = None,
+) -> Page[Execution]:
+    """A project's executions matching a DQL query, newest first unless it says ``order by``."""
+    compiled = queries.compile_for(
+        queries.parse_query(dql, resource="executions"), "executions", platform.db.dialect
+    )
+    async with platform.db.read() as session:
+        await require_role(session, actor, project_id, Role.annotator)
+        statement, finish = queries.keyset_select(
+            Execution,
+            [Execution.project_id == project_id],
+            compiled,
+            [Order(Execution.created_at, True), Order(Execution.id, True)],
+            lambda e: (e.created_at, e.id),
+            page_size(first, platform.settings.max_page_size),
+            after,
+        )
+        return finish((await session.execute(statement)).all())
+
+
+async def _log_status(session: AsyncSession, execution: Execution, line: str) -> None:
+    session.add(
+        ExecutionLog(
+            execution_id=execution.id, attempt=execution.attempts, stream="status", line=line
+        )
+    )
+
+
+async def rerun_execution(platform: Platform, actor: Actor, execution_id: str) -> Execution:
+    """Run a finished execution again with the same input (a fresh set of attempts)."""
+    async with platform.db.write() as session:
+        execution = await _execution_for(session, actor, execution_id, _RUN_ROLE)
+        if execution.status not in TERMINAL:
+            raise Conflict(
+                f"execution {execution_id!r} is {execution.status}; only a finished one reruns"
+            )
+        service = await session.get(Service, execution.service_id) if execution.service_id else None
+        execution.status = "created"
+        execution.progress = 0
+        execution.message = execution.error = execution.output = execution.action = None
+        execution.attempts = 0
+        execution.to_terminate = False
+        execution.started_at = execution.ended_at = None
+        execution.job_id = new_job_id()
+        execution.queued_at = utcnow()
+        await _log_status(session, execution, f"rerun by {actor.email}")
+        await events.record(
+            session,
+            project_id=execution.project_id,
+            resource="execution",
+            action="updated",
+            resource_id=execution.id,
+            actor=actor.email,
+            payload=execution_event(execution),
+        )
+        queued = Queued(execution.id, execution.queue, execution.job_id)
+        runnable = service is None or service.active
+    if runnable:
+        await enqueue(platform, [queued])
+    return execution
+
+
+async def terminate_execution(platform: Platform, actor: Actor, execution_id: str) -> Execution:
+    """Stop an execution: one still waiting ends at once; a running one is told to stop and is
+    interrupted within seconds (its worker checks at each heartbeat)."""
+    async with platform.db.write() as session:
+        execution = await _execution_for(session, actor, execution_id, _RUN_ROLE)
+        if execution.status in TERMINAL:
+            raise Conflict(f"execution {execution_id!r} has already ended ({execution.status})")
+        stopped = await session.execute(
+            update(Execution)
+            .where(Execution.id == execution.id, Execution.status == "created")
+            .values(status="terminated", ended_at=utcnow(), to_terminate=True)
+            .execution_options(synchronize_session=False)
+        )
+        if stopped.rowcount:
+            await _log_status(session, execution, f"terminated by {actor.email}")
+        else:
+            await session.execute(
+                update(Execution)
+                .where(Execution.id == execution.id)
+                .values(to_terminate=True)
+                .execution_options(synchronize_session=False)
+            )
+            await _log_status(session, execution, f"termination asked by {actor.email}")
+        await events.record(
+            session,
+            project_id=execution.project_id,
+            resource="execution",
+            action="updated",
+            resource_id=execution.id,
+            actor=actor.email,
+            payload=execution_event(execution),
+        )
+        await session.refresh(execution)
+    return execution
+
+
+async def list_logs(
+    platform: Platform,
+    actor: Actor,
+    execution_id: str,
+    *,
+    stream: str | None = None,
+    after: int | None = None,
+    first: int | None = None,
+) -> list[ExecutionLog]:
+    """An execution's log lines in order (``stream`` status for its status history), after the
+    line ``after`` (a ``seq``), at most ``first``."""
+    async with platform.db.read() as session:
+        await _execution_for(session, actor, execution_id, Role.annotator)
+        query = select(ExecutionLog).where(ExecutionLog.execution_id == execution_id)
+        if stream is not None:
+            query = query.where(ExecutionLog.stream == stream)
+        if after is not None:
+            query = query.where(ExecutionLog.seq > after)
+        limit = page_size(first, platform.settings.max_page_size)
+        return list(await session.scalars(query.order_by(ExecutionLog.seq).limit(limit)))

@@ -1,0 +1,440 @@
+"""The worker's side of an execution: claim, heartbeat, progress, logs, finish; and the
+scheduler's: reap expired leases, enqueue again what Redis lost.
+
+Every step is a conditional UPDATE guarded by the attempt number, so a worker that lost its lease
+(and whose execution now runs elsewhere) can no longer change it. A claim takes a lease that the
+worker's heartbeats extend; when they stop (``kill -9``, a lost machine) the reaper finds the
+lease expired and, per the service's ``onReset``, queues the execution again (until
+``maxAttempts``) or ends it as ``system-failure``. A function that raises is retried the same way
+until ``maxAttempts``, then ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graph.db.bulk import insert_many
+from graph.db.tables import Execution, ExecutionLog, Service, utcnow
+from graph.domain import events
+from graph.domain.executions import enqueue, execution_event, new_job_id
+from graph.domain.platform import Platform
+from graph.queue import Queued
+
+__all__ = [
+    "Claim",
+    "append_logs",
+    "claim",
+    "finish",
+    "heartbeat",
+    "reap",
+    "report_progress",
+    "requeue_lost",
+]
+
+_MAX_LINE = 10_000  # characters kept of one log line
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker needs to run a claimed execution (plain values: it outlives the session)."""
+
+    id: str
+    project_id: str | None
+    service_id: str | None
+    package_name: str
+    module_name: str
+    function_name: str
+    input: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    execution_timeout: int
+    on_reset: str
+    trigger_id: str | None
+    creator: str
+    # the service as of the claim (None for the platform's own functions)
+    package_id: str | None = None
+    package_revision: int | None = None
+    init_params: dict[str, Any] | None = None
+    service_creator: str | None = None
+    service_version: datetime | None = None
+
+
+def _status_line(execution_id: str, attempt: int, line: str, now: datetime) -> dict[str, Any]:
+    return {
+        "execution_id": execution_id,
+        "attempt": attempt,
+        "stream": "status",
+        "line": line,
+        "created_at": now,
+    }
+
+
+async def _changed(
+    session: AsyncSession,
+    project_id: str | None,
+    execution_id: str,
+    actor: str,
+    row: dict[str, Any],
+) -> None:
+    await events.record(
+        session,
+        project_id=project_id,
+        resource="execution",
+        action="updated",
+        resource_id=execution_id,
+        actor=actor,
+        payload=execution_event(row),
+    )
+
+
+async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | None:
+    """Take an execution to run, or ``None``: it is not waiting (already claimed, terminated,
+    deleted), its service is paused, or the service already runs ``concurrency`` executions."""
+    now = utcnow()
+    lease = now + timedelta(seconds=platform.settings.execution_lease_seconds)
+    async with platform.db.write() as session:
+        service_id = await session.scalar(
+            select(Execution.service_id).where(Execution.id == execution_id)
+        )
+        service = None
+        if service_id is not None:
+            # lock the service row (PostgreSQL) so concurrent claims count running ones in turn
+            service = (
+                await session.execute(
+                    select(
+                        Service.active,
+                        Service.concurrency,
+                        Service.package_id,
+                        Service.package_revision,
+                        Service.init_params,
+                        Service.creator,
+                        Service.updated_at,
+                    )
+                    .where(Service.id == service_id)
+                    .with_for_update()
+                )
+            ).first()
+            if service is None or not service.active:
+                return None
+            running = await session.scalar(
+                select(func.count())
+                .select_from(Execution)
+                .where(Execution.service_id == service_id, Execution.status == "in-progress")
+            )
+            if running >= service.concurrency:
+                return None
+        row = (
+            await session.execute(
+                update(Execution)
+                .where(
+                    Execution.id == execution_id,
+                    Execution.status == "created",
+                    Execution.to_terminate.is_(False),
+                )
+                .values(
+                    status="in-progress",
+                    attempts=Execution.attempts + 1,
+                    lease_until=lease,
+                    worker=worker,
+                    started_at=now,
+                    updated_at=now,
+                )
+                .returning(
+                    Execution.project_id,
+                    Execution.package_name,
+                    Execution.module_name,
+                    Execution.function_name,
+                    Execution.input,
+                    Execution.attempts,
+                    Execution.max_attempts,
+                    Execution.execution_timeout,
+                    Execution.on_reset,
+                    Execution.trigger_id,
+                    Execution.creator,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        line = f"in-progress: attempt {row.attempts} of {row.max_attempts} on {worker}"
+        await insert_many(
+            session, ExecutionLog.__table__, [_status_line(execution_id, row.attempts, line, now)]
+        )
+        await _changed(
+            session,
+            row.project_id,
+            execution_id,
+            worker,
+            {"status": "in-progress", "service_id": service_id, "function_name": row.function_name},
+        )
+    return Claim(
+        id=execution_id,
+        project_id=row.project_id,
+        service_id=service_id,
+        package_name=row.package_name,
+        module_name=row.module_name,
+        function_name=row.function_name,
+        input=dict(row.input or {}),
+        attempt=row.attempts,
+        max_attempts=row.max_attempts,
+        execution_timeout=row.execution_timeout,
+        on_reset=row.on_reset,
+        trigger_id=row.trigger_id,
+        creator=row.creator,
+        package_id=service.package_id if service else None,
+        package_revision=service.package_revision if service else None,
+        init_params=dict(service.init_params or {}) if service else None,
+        service_creator=service.creator if service else None,
+        service_version=service.updated_at if service else None,
+    )
+
+
+def _mine(execution_id: str, attempt: int) -> Any:
+    return and_(
+        Execution.id == execution_id,
+        Execution.attempts == attempt,
+        Execution.status == "in-progress",
+    )
+
+
+async def heartbeat(platform: Platform, execution_id: str, attempt: int) -> bool | None:
+    """Extend the lease. Returns whether termination was asked, or ``None`` when the execution is
+    no longer this attempt's (reaped, deleted): the worker must stop without writing results."""
+    lease = utcnow() + timedelta(seconds=platform.settings.execution_lease_seconds)
+    async with platform.db.write() as session:
+        asked = await session.scalar(
+            update(Execution)
+            .where(_mine(execution_id, attempt))
+            .values(lease_until=lease)
+            .returning(Execution.to_terminate)
+        )
+    return asked
+
+
+async def report_progress(
+    platform: Platform,
+    execution_id: str,
+    attempt: int,
+    *,
+    progress: int | None = None,
+    message: str | None = None,
+    action: str | None = None,
+) -> bool:
+    values: dict[str, Any] = {"updated_at": utcnow()}
+    if progress is not None:
+        values["progress"] = max(0, min(100, int(progress)))
+    if message is not None:
+        values["message"] = message[:_MAX_LINE]
+    if action is not None:
+        values["action"] = action[:200]
+    async with platform.db.write() as session:
+        result = await session.execute(
+            update(Execution).where(_mine(execution_id, attempt)).values(**values)
+        )
+    return bool(result.rowcount)
+
+
+async def append_logs(
+    platform: Platform, execution_id: str, attempt: int, lines: Sequence[tuple[str, str]]
+) -> None:
+    """Store ``(stream, line)`` pairs written by the execution's code."""
+    if not lines:
+        return
+    now = utcnow()
+    async with platform.db.write() as session:
+        if not await session.scalar(select(exists().where(_mine(execution_id, attempt)))):
+            return
+        await insert_many(
+            session,
+            ExecutionLog.__table__,
+            [
+                {
+                    "execution_id": execution_id,
+                    "attempt": attempt,
+                    "stream": stream,
+                    "line": line[:_MAX_LINE],
+                    "created_at": now,
+                }
+                for stream, line in lines
+            ],
+        )
+
+
+async def finish(
+    platform: Platform,
+    claimed: Claim,
+    status: str,
+    *,
+    output: Any = None,
+    error: str | None = None,
+    action: str | None = None,
+    message: str | None = None,
+    retry: bool = False,
+) -> bool:
+    """End this attempt: ``success``, ``terminated``, or ``failed`` (``retry``: queue again while
+    attempts remain). Returns False when the attempt was no longer this worker's."""
+    now = utcnow()
+    again = retry and claimed.attempt < claimed.max_attempts
+    values: dict[str, Any] = {"updated_at": now, "lease_until": None}
+    if again:
+        values.update(status="created", job_id=new_job_id(), queued_at=now, error=error)
+        line = (
+            f"failed: {error}; retrying (attempt {claimed.attempt + 1} of {claimed.max_attempts})"
+        )
+    else:
+        values.update(status=status, ended_at=now, output=output, error=error, action=action)
+        if status == "success":
+            values["progress"] = 100
+        if message is not None:
+            values["message"] = message
+        line = status if error is None else f"{status}: {error}"
+    async with platform.db.write() as session:
+        result = await session.execute(
+            update(Execution)
+            .where(_mine(claimed.id, claimed.attempt))
+            .values(**values)
+            .returning(Execution.queue, Execution.job_id)
+        )
+        row = result.first()
+        if row is None:
+            return False
+        await insert_many(
+            session, ExecutionLog.__table__, [_status_line(claimed.id, claimed.attempt, line, now)]
+        )
+        await _changed(
+            session,
+            claimed.project_id,
+            claimed.id,
+            claimed.creator,
+            {
+                "status": values["status"],
+                "service_id": claimed.service_id,
+                "function_name": claimed.function_name,
+            },
+        )
+    if again:
+        await enqueue(platform, [Queued(claimed.id, row.queue, row.job_id)])
+    return True
+
+
+async def reap(platform: Platform, limit: int = 500) -> int:
+    """Handle executions whose lease expired (their worker died or hangs): queue them again when
+    their service says ``onReset: rerun`` and attempts remain, else end them ``system-failure``.
+    Returns how many were handled."""
+    now = utcnow()
+    again: list[Queued] = []
+    async with platform.db.write() as session:
+        expired = (
+            await session.execute(
+                select(
+                    Execution.id,
+                    Execution.project_id,
+                    Execution.service_id,
+                    Execution.function_name,
+                    Execution.attempts,
+                    Execution.max_attempts,
+                    Execution.on_reset,
+                    Execution.queue,
+                    Execution.worker,
+                )
+                .where(Execution.status == "in-progress", Execution.lease_until < now)
+                .limit(limit)
+            )
+        ).all()
+        for e in expired:
+            rerun = e.on_reset == "rerun" and e.attempts < e.max_attempts
+            lost = f"the worker {e.worker} stopped renewing its lease"
+            if rerun:
+                job_id = new_job_id()
+                values: dict[str, Any] = {"status": "created", "job_id": job_id, "queued_at": now}
+                line = f"{lost}; queued again (attempt {e.attempts + 1} of {e.max_attempts})"
+            else:
+                values = {"status": "system-failure", "ended_at": now, "error": lost}
+                line = f"system-failure: {lost}"
+            done = await session.execute(
+                update(Execution)
+                .where(
+                    Execution.id == e.id,
+                    Execution.attempts == e.attempts,
+                    Execution.status == "in-progress",
+                    Execution.lease_until < now,
+                )
+                .values(lease_until=None, updated_at=now, **values)
+            )
+            if not done.rowcount:
+                continue
+            await insert_many(
+                session, ExecutionLog.__table__, [_status_line(e.id, e.attempts, line, now)]
+            )
+            await _changed(
+                session,
+                e.project_id,
+                e.id,
+                "reaper",
+                {
+                    "status": values["status"],
+                    "service_id": e.service_id,
+                    "function_name": e.function_name,
+                },
+            )
+            if rerun:
+                again.append(Queued(e.id, e.queue, job_id))
+    await enqueue(platform, again)
+    return len(expired)
+
+
+async def requeue_lost(platform: Platform, grace: float = 5.0, limit: int = 1000) -> int:
+    """Enqueue again the waiting executions whose job Redis does not hold (lost with a Redis
+    restart, never enqueued, or dropped while their service was paused or busy). ``grace``
+    seconds after an enqueue, so a job on its way is not doubled. Returns how many."""
+    if platform.queue.url is None:
+        return 0
+    now = utcnow()
+    async with platform.db.read() as session:
+        waiting = (
+            await session.execute(
+                select(Execution.id, Execution.queue, Execution.job_id)
+                .outerjoin(Service, Service.id == Execution.service_id)
+                .where(
+                    Execution.status == "created",
+                    Execution.to_terminate.is_(False),
+                    or_(Execution.service_id.is_(None), Service.active.is_(True)),
+                    or_(
+                        Execution.queued_at.is_(None),
+                        Execution.queued_at < now - timedelta(seconds=grace),
+                    ),
+                )
+                .order_by(Execution.created_at, Execution.id)
+                .limit(limit)
+            )
+        ).all()
+    if not waiting:
+        return 0
+    gone = await asyncio.to_thread(platform.queue.missing, [w.job_id for w in waiting if w.job_id])
+    lost = [w for w in waiting if not w.job_id or w.job_id in gone]
+    again: list[Queued] = []
+    async with platform.db.write() as session:
+        for w in lost:
+            job_id = new_job_id()
+            moved = await session.execute(
+                update(Execution)
+                .where(
+                    Execution.id == w.id,
+                    Execution.status == "created",
+                    Execution.job_id.is_(None)
+                    if w.job_id is None
+                    else Execution.job_id == w.job_id,
+                )
+                .values(job_id=job_id, queued_at=now)
+            )
+            if moved.rowcount:
+                again.append(Queued(w.id, w.queue, job_id))
+    await enqueue(platform, again)
+    return len(again)

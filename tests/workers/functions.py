@@ -1,0 +1,99 @@
+"""A plugin shipping the functions the execution tests run (registered with LOOPLINE_PLUGINS)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from plugins import hookimpl
+from plugins.functions import FunctionIO, FunctionSpec, ModuleSpec, PackageSpec
+
+PACKAGE = "test-functions"
+
+
+class Runner:
+    def __init__(self, greeting: str = "hello") -> None:
+        self.greeting = greeting
+        self.calls = 0
+
+    def noop(self) -> None:
+        return None
+
+    def greet(self, name: str) -> str:
+        self.calls += 1
+        return f"{self.greeting} {name} ({self.calls})"
+
+    def label(self, item: Any, label: str = "cat", progress: Any = None) -> dict[str, Any]:
+        """Adds one box annotation; a retry must not add it twice."""
+        added = item.add_annotation("box", label, coordinates=[{"x": 1, "y": 1}, {"x": 5, "y": 5}])
+        item.update_metadata({"labelled": True})
+        if progress is not None:
+            progress.update(progress=100, message="labelled", action="done")
+        return {"annotation": added.id}
+
+    def fail(self, message: str = "boom") -> None:
+        raise ValueError(message)
+
+    def sleep(self, seconds: float, context: Any = None) -> str:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if context is not None and context.terminated:
+                return "stopped early"
+            time.sleep(0.05)
+        return "slept"
+
+    def stubborn(self, seconds: float) -> None:
+        """Ignores every request to stop that it can (it catches what it is sent)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                time.sleep(0.05)
+            except BaseException:
+                pass
+
+    def chatty(self, lines: int, context: Any = None) -> int:
+        for n in range(lines):
+            print(f"line {n} " + "x" * 100)
+        if context is not None:
+            context.logger.info("done printing")
+        return lines
+
+    def on_item(self, item: Any) -> str:
+        return item.filename
+
+
+def _fn(
+    name: str, inputs: tuple[FunctionIO, ...] = (), outputs: tuple[FunctionIO, ...] = ()
+) -> FunctionSpec:
+    return FunctionSpec(name=name, inputs=inputs, outputs=outputs)
+
+
+SPEC = PackageSpec(
+    name=PACKAGE,
+    modules=(
+        ModuleSpec(
+            name="main",
+            runner=Runner,
+            init_inputs=(FunctionIO("greeting", "String", mandatory=False),),
+            functions=(
+                _fn("noop"),
+                _fn("greet", (FunctionIO("name", "String"),)),
+                _fn(
+                    "label",
+                    (FunctionIO("item", "Item"), FunctionIO("label", "String", mandatory=False)),
+                    (FunctionIO("result", "Json", actions=("done", "skipped")),),
+                ),
+                _fn("fail", (FunctionIO("message", "String", mandatory=False),)),
+                _fn("sleep", (FunctionIO("seconds", "Number"),)),
+                _fn("stubborn", (FunctionIO("seconds", "Number"),)),
+                _fn("chatty", (FunctionIO("lines", "Integer"),)),
+                _fn("on_item", (FunctionIO("item", "Item"),)),
+            ),
+        ),
+    ),
+)
+
+
+@hookimpl
+def register_functions() -> list[PackageSpec]:
+    return [SPEC]

@@ -1,0 +1,476 @@
+"""A worker process: an RQ worker whose jobs run executions in the process, and the machinery
+around one execution (claim, inputs, the function's call, logs, heartbeats, timeout, terminate).
+
+RQ's ``SimpleWorker`` runs jobs in its own process (no fork per job: 2.4x RQ's forking throughput,
+and a module is constructed once per process). The function runs on the main thread; the
+database work runs on an event loop in a second thread, which also watches the execution: every
+tick it renews the lease (and learns whether termination was asked), stores the log lines
+written so far, and checks the deadline. To stop a function (terminate, timeout, lost lease) it
+raises :class:`Interrupted` in the main thread with a signal; a function stuck where signals
+cannot reach it is ended by ending the process after a grace period (its supervisor starts
+another: ``loopline serve`` or ``loopline worker``), its execution finished first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import io
+import logging
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis import Redis
+from rq import SimpleWorker
+from sqlalchemy import select
+
+from graph.config import Settings
+from graph.db.tables import User
+from graph.domain import runs
+from graph.domain.access import Actor
+from graph.domain.platform import Platform
+from plugins.functions import ENTITY_TYPES, FunctionSpec, ModuleSpec
+from workers import loader, runtime
+
+__all__ = ["Interrupted", "ProcessRuntime", "process_runtime", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+_GRACE = 10.0  # seconds a function has to stop after being interrupted
+_MAX_LOG_BYTES = 1 << 20  # per attempt; the rest is counted, not kept
+
+
+class Interrupted(BaseException):
+    """Raised in a function's thread to stop it (a BaseException: ``except Exception`` in user
+    code does not swallow it)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Bridge:
+    """An event loop in a daemon thread, for the domain's async calls from synchronous code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="loopline-db", daemon=True
+        )
+        self._thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+
+class _Lines(io.TextIOBase):
+    """A text stream whose complete lines are kept, under a byte budget, for the execution log."""
+
+    def __init__(self, stream: str, state: _Running) -> None:
+        self._stream, self._state, self._partial = stream, state, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            self._state.keep(self._stream, line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._state.keep(self._stream, self._partial)
+            self._partial = ""
+
+
+@dataclass
+class _Running:
+    """The execution the process is running now, shared by the main and the loop thread."""
+
+    claim: runs.Claim
+    session: runtime.Session
+    deadline: float
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    kept_bytes: int = 0
+    dropped_bytes: int = 0
+    reason: str | None = None  # why it is being stopped
+    stop_asked_at: float | None = None
+    done: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def keep(self, stream: str, line: str) -> None:
+        size = len(line) + 1
+        with self.lock:
+            if self.kept_bytes + size > _MAX_LOG_BYTES:
+                self.dropped_bytes += size
+                return
+            self.kept_bytes += size
+            self.lines.append((stream, line))
+
+    def take_lines(self) -> list[tuple[str, str]]:
+        with self.lock:
+            lines, self.lines = self.lines, []
+        return lines
+
+
+class _LogHandler(logging.Handler):
+    def __init__(self, state: _Running) -> None:
+        super().__init__()
+        self._state = state
+        self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for line in self.format(record).split("\n"):
+            self._state.keep("log", line)
+
+
+class ProcessRuntime:
+    """Per worker process: the platform (on the loop thread), module instances, the running
+    execution. Created once per process (:func:`process_runtime`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bridge = _Bridge()
+        self.platform: Platform = self.bridge.call(self._platform(settings))
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.tick = max(0.2, min(1.0, settings.execution_lease_seconds / 3))
+        self._instances: dict[tuple[Any, ...], Any] = {}
+        self._actors: dict[str, Actor] = {}
+        self._running: _Running | None = None
+        self._main = threading.main_thread().ident
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, self._on_interrupt)
+
+    @staticmethod
+    async def _platform(settings: Settings) -> Platform:
+        return Platform.from_settings(settings)
+
+    def close(self) -> None:
+        self.bridge.call(self.platform.close())
+        self.bridge.loop.call_soon_threadsafe(self.bridge.loop.stop)
+
+    def _on_interrupt(self, _signum: int, _frame: Any) -> None:
+        running = self._running
+        if running is not None and running.reason and not running.done:
+            raise Interrupted(running.reason)
+
+    # --- one execution ---------------------------------------------------------------------
+
+    def run(self, execution_id: str) -> None:
+        claim = self.bridge.call(runs.claim(self.platform, execution_id, self.name))
+        if claim is None:
+            return  # not waiting any more, or its service is paused or busy
+        session = runtime.Session(
+            self.platform, self._actor(claim), claim.id, claim.attempt, self.bridge.call
+        )
+        state = _Running(claim, session, time.monotonic() + claim.execution_timeout)
+        self._running = state
+        watcher = asyncio.run_coroutine_threadsafe(self._watch(state), self.bridge.loop)
+        outcome: dict[str, Any]
+        try:
+            outcome = self._call(state)
+        except Interrupted as stop:
+            outcome = self._stopped(stop.reason, state)
+        finally:
+            state.done = True
+            self._running = None
+        with contextlib.suppress(Exception):
+            watcher.result(timeout=5)
+        self._flush(state)
+        if outcome.pop("lost", False):
+            pass  # another attempt owns the execution now
+        else:
+            self.bridge.call(runs.finish(self.platform, claim, **outcome))
+        if session._scratch is not None:
+            shutil.rmtree(session._scratch, ignore_errors=True)
+
+    def _stopped(self, reason: str, state: _Running) -> dict[str, Any]:
+        claim = state.claim
+        if reason == "terminated":
+            return {"status": "terminated", "message": "terminated on request"}
+        if reason == "timeout":
+            return {
+                "status": "failed",
+                "error": f"timed out after {claim.execution_timeout} s",
+                "retry": claim.on_reset == "rerun",
+            }
+        return {"status": "failed", "lost": True}
+
+    def _call(self, state: _Running) -> dict[str, Any]:
+        claim, session = state.claim, state.session
+        try:
+            module, function, instance = self._function(claim)
+            kwargs = self._inputs(session, function, claim.input)
+        except _Unrunnable as exc:
+            return {"status": "failed", "error": str(exc)}
+        except Exception as exc:  # loading user code failed: its traceback is the log
+            self._traceback(state, exc)
+            return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "retry": True}
+        action: list[str | None] = [None]
+
+        def report(progress: int | None, message: str | None, action_name: str | None) -> None:
+            if action_name is not None:
+                allowed = {a for out in function.outputs for a in out.actions}
+                if allowed and action_name not in allowed:
+                    raise ValueError(f"action {action_name!r} is not one of {sorted(allowed)}")
+                action[0] = action_name
+            self.bridge.call(
+                runs.report_progress(
+                    self.platform,
+                    claim.id,
+                    claim.attempt,
+                    progress=progress,
+                    message=message,
+                    action=action_name,
+                )
+            )
+
+        method = getattr(instance, function.name)
+        parameters = inspect.signature(method).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        logger = logging.getLogger(f"loopline.execution.{claim.id}")
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+        handler = _LogHandler(state)
+        logger.addHandler(handler)
+        if takes_any or "progress" in parameters:
+            kwargs["progress"] = runtime.Progress(
+                session, lambda **kw: report(kw["progress"], kw["message"], kw["action"])
+            )
+        if takes_any or "context" in parameters:
+            kwargs["context"] = runtime.Context(
+                session,
+                project_id=claim.project_id,
+                service_id=claim.service_id,
+                trigger_id=claim.trigger_id,
+                input=claim.input,
+                logger=logger,
+            )
+        out, err = _Lines("stdout", state), _Lines("stderr", state)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    result = method(**kwargs)
+                finally:
+                    out.flush()
+                    err.flush()
+        except Interrupted:
+            raise
+        except Exception as exc:
+            self._traceback(state, exc)
+            return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "retry": True}
+        finally:
+            logger.removeHandler(handler)
+        try:
+            output = _output(function, result)
+        except ValueError as exc:
+            return {"status": "failed", "error": str(exc)}
+        return {"status": "success", "output": output, "action": action[0]}
+
+    def _traceback(self, state: _Running, exc: BaseException) -> None:
+        for line in "".join(traceback.format_exception(exc)).rstrip("\n").split("\n"):
+            state.keep("stderr", line)
+
+    def _function(self, claim: runs.Claim) -> tuple[ModuleSpec, FunctionSpec, Any]:
+        key = (claim.service_id, claim.package_name, claim.module_name, claim.service_version)
+        spec = loader.package_spec(self.platform, self.bridge.call, claim)
+        module = spec.module(claim.module_name)
+        function = module.function(claim.function_name) if module else None
+        if module is None or function is None:
+            raise _Unrunnable(
+                f"{claim.package_name}.{claim.module_name} has no function {claim.function_name!r}"
+            )
+        instance = self._instances.get(key)
+        if instance is None:
+            runner = loader.runner(self.platform, self.bridge.call, claim, module)
+            instance = runner(**(claim.init_params or {}))
+            # one instance per service version: an update of the service builds a new one
+            self._instances = {k: v for k, v in self._instances.items() if k[0] != claim.service_id}
+            self._instances[key] = instance
+        return module, function, instance
+
+    def _inputs(
+        self, session: runtime.Session, function: FunctionSpec, given: dict[str, Any]
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for declared in function.inputs:
+            if declared.name not in given:
+                continue
+            kind, many = declared.type.removesuffix("[]"), declared.type.endswith("[]")
+            value = given[declared.name]
+            if kind in ENTITY_TYPES and kind != "Execution":
+                loaded = [
+                    self.bridge.call(_load(session, kind, v)) for v in (value if many else [value])
+                ]
+                kwargs[declared.name] = loaded if many else loaded[0]
+            else:
+                kwargs[declared.name] = value
+        return kwargs
+
+    def _actor(self, claim: runs.Claim) -> Actor:
+        email = claim.service_creator or claim.creator
+        actor = self._actors.get(email)
+        if actor is None:
+            actor = self.bridge.call(_actor_of(self.platform, email))
+            self._actors[email] = actor
+        return actor
+
+    # --- the watcher, on the loop thread ----------------------------------------------------
+
+    async def _watch(self, state: _Running) -> None:
+        claim = state.claim
+        while not state.done:
+            await asyncio.sleep(self.tick)
+            if state.done:
+                return
+            await self._store_lines(state)
+            asked = await runs.heartbeat(self.platform, claim.id, claim.attempt)
+            if asked is None:
+                self._stop(state, "lost")
+            elif asked:
+                state.session.terminate.set()
+                self._stop(state, "terminated")
+            elif time.monotonic() > state.deadline:
+                self._stop(state, "timeout")
+            if state.stop_asked_at is not None and time.monotonic() - state.stop_asked_at > _GRACE:
+                await self._abandon(state)
+
+    def _stop(self, state: _Running, reason: str) -> None:
+        if state.reason is None:
+            state.reason, state.stop_asked_at = reason, time.monotonic()
+            state.keep("status", f"stopping: {reason}")
+        if self._main is not None:
+            signal.pthread_kill(self._main, signal.SIGUSR1)
+
+    async def _abandon(self, state: _Running) -> None:
+        """The function did not stop: finish its execution, then end this process."""
+        await self._store_lines(state)
+        outcome = self._stopped(state.reason or "lost", state)
+        if not outcome.pop("lost", False):
+            outcome["error"] = (
+                outcome.get("error") or "terminated"
+            ) + " (the function did not stop; its worker was restarted)"
+            await runs.finish(self.platform, state.claim, **outcome)
+        log.error(
+            "execution %s did not stop within %.0f s; ending worker %s",
+            state.claim.id,
+            _GRACE,
+            self.name,
+        )
+        os._exit(75)
+
+    async def _store_lines(self, state: _Running) -> None:
+        lines = state.take_lines()
+        if lines:
+            await runs.append_logs(self.platform, state.claim.id, state.claim.attempt, lines)
+
+    def _flush(self, state: _Running) -> None:
+        if state.dropped_bytes:
+            state.lines.append(
+                ("status", f"log truncated: {state.dropped_bytes} more bytes were written")
+            )
+            state.dropped_bytes = 0
+        self.bridge.call(self._store_lines(state))
+
+
+class _Unrunnable(Exception):
+    """The execution cannot run as created (its input is gone, its function no longer exists):
+    failed at once, not retried."""
+
+
+async def _actor_of(platform: Platform, email: str) -> Actor:
+    async with platform.db.read() as session:
+        user = await session.scalar(select(User).where(User.email == email))
+    if user is None:
+        raise _Unrunnable(f"the user {email!r} the function runs as no longer exists")
+    return Actor(user.id, user.email, user.is_admin)
+
+
+async def _load(session: runtime.Session, kind: str, value: dict[str, Any]) -> Any:
+    from graph.domain import annotations, datasets, items
+    from graph.domain.errors import DomainError
+
+    try:
+        if kind == "Item":
+            return runtime.Item(
+                session, await items.get_item(session.platform, session.actor, value["item_id"])
+            )
+        if kind == "Dataset":
+            row = await datasets.get_dataset(session.platform, session.actor, value["dataset_id"])
+            return runtime.Dataset(session, row)
+        if kind == "Annotation":
+            row = await annotations.get_annotation(
+                session.platform, session.actor, value["annotation_id"]
+            )
+            return runtime.Annotation(session, row)
+    except DomainError as exc:
+        raise _Unrunnable(f"input {kind.lower()}: {exc.message}") from None
+    raise _Unrunnable(f"{kind} inputs are not supported yet")
+
+
+def _output(function: FunctionSpec, result: Any) -> Any:
+    """The function's return value as stored: entities as their wire form, JSON otherwise."""
+
+    def plain(value: Any) -> Any:
+        if hasattr(value, "to_json") and isinstance(
+            value, runtime.Item | runtime.Dataset | runtime.Annotation
+        ):
+            return value.to_json()
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        return value
+
+    value = plain(result)
+    try:
+        orjson.dumps(value)
+    except TypeError as exc:
+        raise ValueError(f"the function returned something that is not JSON: {exc}") from None
+    if (
+        len(function.outputs) == 1
+        and value is not None
+        and not (isinstance(value, dict) and set(value) == {function.outputs[0].name})
+    ):
+        return {function.outputs[0].name: value}
+    return value
+
+
+_runtime: ProcessRuntime | None = None
+
+
+def process_runtime() -> ProcessRuntime:
+    """This process's runtime, made on first use from the environment's settings (or the ones
+    given to :func:`run_worker`)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = ProcessRuntime(Settings.from_env())
+    return _runtime
+
+
+def run_worker(
+    settings: Settings, queues: list[str], *, burst: bool = False, name: str | None = None
+) -> bool:
+    """Work on ``queues`` until stopped (or, with ``burst``, until they are empty)."""
+    global _runtime
+    if settings.redis_url is None:
+        raise SystemExit("a worker needs Redis: set LOOPLINE_REDIS_URL")
+    if _runtime is None or _runtime.settings != settings:
+        if _runtime is not None:
+            _runtime.close()
+        _runtime = ProcessRuntime(settings)
+    connection = Redis.from_url(settings.redis_url)
+    worker = SimpleWorker(queues, connection=connection, name=name)
+    return bool(worker.work(burst=burst, logging_level="WARNING"))
