@@ -43,6 +43,9 @@ class Settings:
     # a worker renews its claim on an execution every third of this; a claim not renewed in time
     # is reaped (the execution runs again or fails, per its service's onReset and maxAttempts)
     execution_lease_seconds: int = 30
+    # seconds a function has to stop once interrupted (terminate, timeout) before its worker
+    # process is ended and started again
+    execution_stop_grace: int = 10
     # worker processes `loopline serve` starts (0: none, run `loopline worker` elsewhere)
     workers: int = 2
 
@@ -71,6 +74,7 @@ class Settings:
             max_upload_bytes=_int(env, "LOOPLINE_MAX_UPLOAD_BYTES", 5 << 30),
             max_package_bytes=_int(env, "LOOPLINE_MAX_PACKAGE_BYTES", 100 << 20),
             execution_lease_seconds=_int(env, "LOOPLINE_EXECUTION_LEASE", 30),
+            execution_stop_grace=_int(env, "LOOPLINE_EXECUTION_STOP_GRACE", 10),
             workers=_int(env, "LOOPLINE_WORKERS", 2),
             plugins_enabled=env.get("LOOPLINE_DISABLE_PLUGINS", "") in ("", "0", "false"),
             plugin_modules=tuple(

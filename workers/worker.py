@@ -46,7 +46,6 @@ __all__ = ["Interrupted", "ProcessRuntime", "process_runtime", "run_worker"]
 
 log = logging.getLogger(__name__)
 
-_GRACE = 10.0  # seconds a function has to stop after being interrupted
 _MAX_LOG_BYTES = 1 << 20  # per attempt; the rest is counted, not kept
 
 
@@ -186,7 +185,9 @@ class ProcessRuntime:
         finally:
             state.done = True
             self._running = None
-        with contextlib.suppress(Exception):
+        # stop the watcher now rather than at its next tick (a cancelled heartbeat rolls back)
+        watcher.cancel()
+        with contextlib.suppress(BaseException):
             watcher.result(timeout=5)
         self._flush(state)
         if outcome.pop("lost", False):
@@ -344,13 +345,14 @@ class ProcessRuntime:
                 self._stop(state, "terminated")
             elif time.monotonic() > state.deadline:
                 self._stop(state, "timeout")
-            if state.stop_asked_at is not None and time.monotonic() - state.stop_asked_at > _GRACE:
+            grace = self.settings.execution_stop_grace
+            if state.stop_asked_at is not None and time.monotonic() - state.stop_asked_at > grace:
                 await self._abandon(state)
 
     def _stop(self, state: _Running, reason: str) -> None:
         if state.reason is None:
             state.reason, state.stop_asked_at = reason, time.monotonic()
-            state.keep("status", f"stopping: {reason}")
+            state.keep("system", f"stopping: {reason}")
         if self._main is not None:
             signal.pthread_kill(self._main, signal.SIGUSR1)
 
@@ -364,9 +366,9 @@ class ProcessRuntime:
             ) + " (the function did not stop; its worker was restarted)"
             await runs.finish(self.platform, state.claim, **outcome)
         log.error(
-            "execution %s did not stop within %.0f s; ending worker %s",
+            "execution %s did not stop within %d s; ending worker %s",
             state.claim.id,
-            _GRACE,
+            self.settings.execution_stop_grace,
             self.name,
         )
         os._exit(75)
@@ -379,7 +381,7 @@ class ProcessRuntime:
     def _flush(self, state: _Running) -> None:
         if state.dropped_bytes:
             state.lines.append(
-                ("status", f"log truncated: {state.dropped_bytes} more bytes were written")
+                ("system", f"log truncated: {state.dropped_bytes} more bytes were written")
             )
             state.dropped_bytes = 0
         self.bridge.call(self._store_lines(state))

@@ -449,6 +449,9 @@ class Execution(_Entity, Base):
     message: Mapped[str | None] = mapped_column(Text, default=None)
     action: Mapped[str | None] = mapped_column(String(200), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # [{"status", "message", "attempt", "timestamp"}, ...]: every status change, appended in the
+    # UPDATE that makes it (graph/domain/executions.py append_status)
+    status_log: Mapped[Any] = mapped_column(Json, default=list)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
     on_reset: Mapped[str] = mapped_column(String(16), default="failed")
@@ -464,8 +467,8 @@ class Execution(_Entity, Base):
 
 
 class ExecutionLog(Base):
-    """An execution's history: status changes (``stream`` status) and the lines its code wrote
-    (stdout, stderr, log), per attempt."""
+    """The lines an execution's code wrote (``stream`` stdout, stderr, log) and the worker's
+    notes about it (``system``), per attempt."""
 
     __tablename__ = "execution_logs"
     seq: Mapped[int] = mapped_column(

@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, cast, func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.bulk import insert_many
-from graph.db.engine import dialect_insert
+from graph.db.engine import dialect_insert, json_dumps
 from graph.db.ids import new_ids
 from graph.db.tables import Execution, ExecutionLog, Item, Service, utcnow
 from graph.domain import events, queries
@@ -33,6 +35,7 @@ from graph.queue import Queued
 __all__ = [
     "ACTIVE",
     "TERMINAL",
+    "append_status",
     "create_execution",
     "create_executions_by_query",
     "enqueue",
@@ -42,6 +45,7 @@ __all__ = [
     "list_executions",
     "list_logs",
     "rerun_execution",
+    "status_entry",
     "terminate_execution",
 ]
 
@@ -53,6 +57,22 @@ TERMINAL = ("success", "failed", "terminated", "system-failure")
 _RUN_ROLE = Role.annotationManager
 _BATCH_LIMIT = 100_000
 _ROWS = 1000
+
+
+def status_entry(status: str, message: str | None, attempt: int, at: datetime) -> dict[str, Any]:
+    return {"status": status, "message": message, "attempt": attempt, "timestamp": at.isoformat()}
+
+
+def append_status(dialect: str, entry: dict[str, Any]) -> ColumnElement[Any]:
+    """``status_log`` with ``entry`` appended, as SQL: the UPDATE that changes the status records
+    it, with no read before and no second statement."""
+    if dialect == "sqlite":
+        return func.json_insert(
+            func.coalesce(Execution.status_log, "[]"), "$[#]", func.json(json_dumps(entry))
+        )
+    return func.coalesce(Execution.status_log, cast(literal("[]"), JSONB)).op("||")(
+        cast(literal(json_dumps([entry])), JSONB)
+    )
 
 
 def new_job_id() -> str:
@@ -99,6 +119,7 @@ async def insert_executions(
             "input": dict(values),
             "output": None,
             "status": "created",
+            "status_log": [status_entry("created", None, 0, now)],
             "max_attempts": service.max_attempts,
             "on_reset": service.on_reset,
             "execution_timeout": service.execution_timeout,
@@ -125,20 +146,6 @@ async def insert_executions(
         rows = inserted
     else:
         await insert_many(session, Execution.__table__, rows)
-    await insert_many(
-        session,
-        ExecutionLog.__table__,
-        [
-            {
-                "execution_id": r["id"],
-                "attempt": 0,
-                "stream": "status",
-                "line": "created",
-                "created_at": now,
-            }
-            for r in rows
-        ],
-    )
     await events.record_many(
         session,
         project_id=service.project_id,
@@ -288,12 +295,9 @@ async def list_executions(
         return finish((await session.execute(statement)).all())
 
 
-async def _log_status(session: AsyncSession, execution: Execution, line: str) -> None:
-    session.add(
-        ExecutionLog(
-            execution_id=execution.id, attempt=execution.attempts, stream="status", line=line
-        )
-    )
+def _log_status(execution: Execution, status: str, message: str) -> None:
+    entry = status_entry(status, message, execution.attempts, utcnow())
+    execution.status_log = [*(execution.status_log or []), entry]
 
 
 async def rerun_execution(platform: Platform, actor: Actor, execution_id: str) -> Execution:
@@ -313,7 +317,7 @@ async def rerun_execution(platform: Platform, actor: Actor, execution_id: str) -
         execution.started_at = execution.ended_at = None
         execution.job_id = new_job_id()
         execution.queued_at = utcnow()
-        await _log_status(session, execution, f"rerun by {actor.email}")
+        _log_status(execution, "created", f"rerun by {actor.email}")
         await events.record(
             session,
             project_id=execution.project_id,
@@ -337,22 +341,40 @@ async def terminate_execution(platform: Platform, actor: Actor, execution_id: st
         execution = await _execution_for(session, actor, execution_id, _RUN_ROLE)
         if execution.status in TERMINAL:
             raise Conflict(f"execution {execution_id!r} has already ended ({execution.status})")
+        now, dialect = utcnow(), platform.db.dialect
+        # both conditional: the execution may be claimed between the read above and these
         stopped = await session.execute(
             update(Execution)
             .where(Execution.id == execution.id, Execution.status == "created")
-            .values(status="terminated", ended_at=utcnow(), to_terminate=True)
+            .values(
+                status="terminated",
+                ended_at=now,
+                to_terminate=True,
+                status_log=append_status(
+                    dialect,
+                    status_entry("terminated", f"by {actor.email}", execution.attempts, now),
+                ),
+            )
             .execution_options(synchronize_session=False)
         )
-        if stopped.rowcount:
-            await _log_status(session, execution, f"terminated by {actor.email}")
-        else:
+        if not stopped.rowcount:
             await session.execute(
                 update(Execution)
-                .where(Execution.id == execution.id)
-                .values(to_terminate=True)
+                .where(Execution.id == execution.id, Execution.status == "in-progress")
+                .values(
+                    to_terminate=True,
+                    status_log=append_status(
+                        dialect,
+                        status_entry(
+                            "in-progress",
+                            f"termination asked by {actor.email}",
+                            execution.attempts,
+                            now,
+                        ),
+                    ),
+                )
                 .execution_options(synchronize_session=False)
             )
-            await _log_status(session, execution, f"termination asked by {actor.email}")
         await events.record(
             session,
             project_id=execution.project_id,

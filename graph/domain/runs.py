@@ -19,11 +19,18 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from graph.db.bulk import insert_many
 from graph.db.tables import Execution, ExecutionLog, Service, utcnow
 from graph.domain import events
-from graph.domain.executions import enqueue, execution_event, new_job_id
+from graph.domain.executions import (
+    append_status,
+    enqueue,
+    execution_event,
+    new_job_id,
+    status_entry,
+)
 from graph.domain.platform import Platform
 from graph.queue import Queued
 
@@ -66,16 +73,6 @@ class Claim:
     service_version: datetime | None = None
 
 
-def _status_line(execution_id: str, attempt: int, line: str, now: datetime) -> dict[str, Any]:
-    return {
-        "execution_id": execution_id,
-        "attempt": attempt,
-        "stream": "status",
-        "line": line,
-        "created_at": now,
-    }
-
-
 async def _changed(
     session: AsyncSession,
     project_id: str | None,
@@ -99,37 +96,48 @@ async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | N
     deleted), its service is paused, or the service already runs ``concurrency`` executions."""
     now = utcnow()
     lease = now + timedelta(seconds=platform.settings.execution_lease_seconds)
+    others = aliased(Execution)
+    running = (
+        select(func.count())
+        .select_from(others)
+        .where(others.service_id == Service.id, others.status == "in-progress")
+        .scalar_subquery()
+    )
     async with platform.db.write() as session:
-        service_id = await session.scalar(
-            select(Execution.service_id).where(Execution.id == execution_id)
-        )
-        service = None
-        if service_id is not None:
-            # lock the service row (PostgreSQL) so concurrent claims count running ones in turn
-            service = (
+        # the service as the execution names it, with what it runs now; its row is locked on
+        # PostgreSQL so concurrent claims count running executions in turn
+        found = (
+            await session.execute(
+                select(
+                    Execution.service_id,
+                    Execution.attempts,
+                    Service.active,
+                    Service.concurrency,
+                    Service.package_id,
+                    Service.package_revision,
+                    Service.init_params,
+                    Service.creator,
+                    Service.updated_at,
+                    running.label("running"),
+                )
+                .join(Service, Service.id == Execution.service_id)
+                .where(Execution.id == execution_id)
+                .with_for_update(of=Service)
+            )
+        ).first()
+        if found is None:  # the platform's own function, or no such execution
+            found = (
                 await session.execute(
-                    select(
-                        Service.active,
-                        Service.concurrency,
-                        Service.package_id,
-                        Service.package_revision,
-                        Service.init_params,
-                        Service.creator,
-                        Service.updated_at,
+                    select(Execution.service_id, Execution.attempts).where(
+                        Execution.id == execution_id, Execution.service_id.is_(None)
                     )
-                    .where(Service.id == service_id)
-                    .with_for_update()
                 )
             ).first()
-            if service is None or not service.active:
-                return None
-            running = await session.scalar(
-                select(func.count())
-                .select_from(Execution)
-                .where(Execution.service_id == service_id, Execution.status == "in-progress")
-            )
-            if running >= service.concurrency:
-                return None
+        if found is None:
+            return None
+        service_id = found.service_id
+        if service_id is not None and (not found.active or found.running >= found.concurrency):
+            return None
         row = (
             await session.execute(
                 update(Execution)
@@ -145,6 +153,10 @@ async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | N
                     worker=worker,
                     started_at=now,
                     updated_at=now,
+                    status_log=append_status(
+                        platform.db.dialect,
+                        status_entry("in-progress", f"on {worker}", found.attempts + 1, now),
+                    ),
                 )
                 .returning(
                     Execution.project_id,
@@ -163,17 +175,7 @@ async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | N
         ).first()
         if row is None:
             return None
-        line = f"in-progress: attempt {row.attempts} of {row.max_attempts} on {worker}"
-        await insert_many(
-            session, ExecutionLog.__table__, [_status_line(execution_id, row.attempts, line, now)]
-        )
-        await _changed(
-            session,
-            row.project_id,
-            execution_id,
-            worker,
-            {"status": "in-progress", "service_id": service_id, "function_name": row.function_name},
-        )
+    service = found if service_id is not None else None
     return Claim(
         id=execution_id,
         project_id=row.project_id,
@@ -285,8 +287,11 @@ async def finish(
     values: dict[str, Any] = {"updated_at": now, "lease_until": None}
     if again:
         values.update(status="created", job_id=new_job_id(), queued_at=now, error=error)
-        line = (
-            f"failed: {error}; retrying (attempt {claimed.attempt + 1} of {claimed.max_attempts})"
+        entry = status_entry(
+            "created",
+            f"failed: {error}; retrying (attempt {claimed.attempt + 1} of {claimed.max_attempts})",
+            claimed.attempt,
+            now,
         )
     else:
         values.update(status=status, ended_at=now, output=output, error=error, action=action)
@@ -294,7 +299,8 @@ async def finish(
             values["progress"] = 100
         if message is not None:
             values["message"] = message
-        line = status if error is None else f"{status}: {error}"
+        entry = status_entry(status, error or message, claimed.attempt, now)
+    values["status_log"] = append_status(platform.db.dialect, entry)
     async with platform.db.write() as session:
         result = await session.execute(
             update(Execution)
@@ -305,9 +311,6 @@ async def finish(
         row = result.first()
         if row is None:
             return False
-        await insert_many(
-            session, ExecutionLog.__table__, [_status_line(claimed.id, claimed.attempt, line, now)]
-        )
         await _changed(
             session,
             claimed.project_id,
@@ -357,7 +360,10 @@ async def reap(platform: Platform, limit: int = 500) -> int:
                 line = f"{lost}; queued again (attempt {e.attempts + 1} of {e.max_attempts})"
             else:
                 values = {"status": "system-failure", "ended_at": now, "error": lost}
-                line = f"system-failure: {lost}"
+                line = lost
+            values["status_log"] = append_status(
+                platform.db.dialect, status_entry(values["status"], line, e.attempts, now)
+            )
             done = await session.execute(
                 update(Execution)
                 .where(
@@ -370,9 +376,6 @@ async def reap(platform: Platform, limit: int = 500) -> int:
             )
             if not done.rowcount:
                 continue
-            await insert_many(
-                session, ExecutionLog.__table__, [_status_line(e.id, e.attempts, line, now)]
-            )
             await _changed(
                 session,
                 e.project_id,

@@ -46,8 +46,11 @@ async def _item_ids(platform, owner, dataset, dql=None):
 
 
 async def _statuses(platform, owner, execution_id):
-    lines = await executions.list_logs(platform, owner[0], execution_id, stream="status")
-    return [line.line for line in lines]
+    execution = await executions.get_execution(platform, owner[0], execution_id)
+    return [
+        entry["status"] + (f": {entry['message']}" if entry["message"] else "")
+        for entry in execution.status_log
+    ]
 
 
 async def test_an_execution_runs_on_a_worker_with_the_services_init_params(
@@ -68,7 +71,8 @@ async def test_an_execution_runs_on_a_worker_with_the_services_init_params(
     assert done.started_at is not None and done.ended_at is not None
     history = await _statuses(platform, owner, created.id)
     assert history[0] == "created" and history[-1] == "success"
-    assert history[1].startswith("in-progress: attempt 1 of 2")
+    assert history[1].startswith("in-progress: on ")
+    assert [e["attempt"] for e in done.status_log] == [0, 1, 1]
     # the module was built once per worker process: a second call sees the same instance
     again = await executions.create_execution(
         platform, owner[0], service.id, "greet", {"name": "bo"}

@@ -423,6 +423,11 @@ def upgrade() -> None:
         sa.Column("message", sa.Text(), nullable=True),
         sa.Column("action", sa.String(length=200), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column(
+            "status_log",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
         sa.Column("on_reset", sa.String(length=16), nullable=False),
