@@ -7,16 +7,22 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.api.context import Info
+from graph.api.facets import FIELD_ARGUMENT, LIMIT_ARGUMENT, Facet
 from graph.api.items import DIR_ARGUMENT, DQL_ARGUMENT, FILTER_ARGUMENT, ItemListing, list_items
-from graph.api.saved_queries import SAVED_ARGUMENT
+from graph.api.saved_queries import SAVED_ARGUMENT, chosen_query
 from graph.api.scalars import JSON, Connection, iso, to_connection
 from graph.db.tables import Dataset as DatasetRow
-from graph.domain import datasets
+from graph.domain import datasets, facets
 
 if TYPE_CHECKING:
     from graph.api.items import Item
 
 __all__ = ["Dataset", "DatasetMutations", "DatasetQueries"]
+
+_ANNOTATION_DQL = strawberry.argument(
+    description='A DQL query over annotations, e.g. `type = "box" and confidence > 0.5`.'
+)
+_ITEM_DQL = strawberry.argument(description="A DQL query over items: only their annotations count.")
 
 
 @strawberry.type
@@ -80,6 +86,53 @@ class Dataset:
             dql=dql, filter=filter, dir=dir, recursive=recursive, folders=folders, saved=saved
         )
         return await list_items(info, self.id, listing, first, after)
+
+    @strawberry.field(
+        description="Files of the dataset per value of a field (a column or a metadata path), "
+        "among those a query selects (as `items` does)."
+    )
+    async def facet(
+        self,
+        info: Info,
+        field: Annotated[str, FIELD_ARGUMENT],
+        dql: Annotated[str | None, DQL_ARGUMENT] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        saved: Annotated[str | None, SAVED_ARGUMENT] = None,
+        limit: Annotated[int | None, LIMIT_ARGUMENT] = None,
+    ) -> Facet:
+        ctx = info.context
+        actor = await ctx.actor()
+        dql, filter = await chosen_query(info, self.id, "items", saved, dql, filter)
+        found = await facets.item_facet(
+            ctx.platform, actor, self.id, field, dql=dql, dataloop=filter, limit=limit
+        )
+        return Facet.of(found)
+
+    @strawberry.field(
+        description="Annotations of the dataset per label (or another field), among those an "
+        "annotation query selects, on the files an item query selects."
+    )
+    async def annotation_facet(
+        self,
+        info: Info,
+        field: Annotated[str, FIELD_ARGUMENT] = "label",
+        dql: Annotated[str | None, _ANNOTATION_DQL] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        item_dql: Annotated[str | None, _ITEM_DQL] = None,
+        limit: Annotated[int | None, LIMIT_ARGUMENT] = None,
+    ) -> Facet:
+        ctx = info.context
+        found = await facets.annotation_facet(
+            ctx.platform,
+            await ctx.actor(),
+            self.id,
+            field,
+            dql=dql,
+            dataloop=filter,
+            item_dql=item_dql,
+            limit=limit,
+        )
+        return Facet.of(found)
 
 
 @strawberry.type
