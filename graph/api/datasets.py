@@ -10,9 +10,9 @@ from graph.api.context import Info
 from graph.api.facets import FIELD_ARGUMENT, LIMIT_ARGUMENT, Facet
 from graph.api.items import DIR_ARGUMENT, DQL_ARGUMENT, FILTER_ARGUMENT, ItemListing, list_items
 from graph.api.saved_queries import SAVED_ARGUMENT, chosen_query
-from graph.api.scalars import JSON, Connection, iso, to_connection
+from graph.api.scalars import JSON, LIST_DQL, Connection, iso, to_connection
 from graph.db.tables import Dataset as DatasetRow
-from graph.domain import datasets, facets
+from graph.domain import datasets, facets, saved_queries
 
 if TYPE_CHECKING:
     from graph.api.items import Item
@@ -142,22 +142,33 @@ class DatasetQueries:
         ctx = info.context
         return Dataset.of(await datasets.get_dataset(ctx.platform, await ctx.actor(), id))
 
-    @strawberry.field(description="Datasets of a project matching a DQL query, by name.")
+    @strawberry.field(
+        description="Datasets of a project matching a DQL query, by its `order by`, else by name."
+    )
     async def datasets(
         self,
         info: Info,
         project_id: strawberry.ID,
-        dql: str | None = None,
+        dql: Annotated[str | None, LIST_DQL] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        saved: Annotated[str | None, SAVED_ARGUMENT] = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Dataset]:
         ctx = info.context
         actor = await ctx.actor()
-        page = await datasets.list_datasets(ctx.platform, actor, project_id, first, after, dql=dql)
+        dql, filter = await saved_queries.project_selection(
+            ctx.platform, actor, project_id, "datasets", saved=saved, dql=dql, dataloop=filter
+        )
+        page = await datasets.list_datasets(
+            ctx.platform, actor, project_id, first, after, dql=dql, dataloop=filter
+        )
         return to_connection(
             page,
             Dataset.of,
-            lambda: datasets.count_datasets(ctx.platform, actor, project_id, dql=dql),
+            lambda: datasets.count_datasets(
+                ctx.platform, actor, project_id, dql=dql, dataloop=filter
+            ),
         )
 
 

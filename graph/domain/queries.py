@@ -9,15 +9,26 @@ aliases of those columns, so filters written for dtlpy run unchanged and use the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, Table, select
 
 from dql import DQLError, from_json, parse
 from dql.ast import And, Query
-from dql.compiler import Compiled, FieldMap, Json, Relation, Scalar, compile_query
-from graph.db.tables import Annotation, Dataset, Item
+from dql.compiler import Compiled, FieldMap, Json, Kind, Relation, Scalar, compile_query
+from graph.db.tables import (
+    Annotation,
+    Dataset,
+    Driver,
+    Integration,
+    Item,
+    Member,
+    Project,
+    SavedQuery,
+    User,
+)
 from graph.domain.errors import InvalidInput
 from graph.domain.paging import Order, Page, keyset_page
 
@@ -27,10 +38,16 @@ _I, _A, _D = Item.__table__, Annotation.__table__, Dataset.__table__
 __all__ = [
     "annotation_fields",
     "compile_for",
+    "compile_text",
     "dataset_fields",
+    "driver_fields",
+    "integration_fields",
     "item_fields",
     "keyset_select",
+    "member_fields",
     "parse_query",
+    "project_fields",
+    "saved_query_fields",
 ]
 
 
@@ -142,6 +159,72 @@ def dataset_fields() -> FieldMap:
     return FieldMap(fields=columns, json={"metadata": Json(_D.c.metadata)})
 
 
+def _kind(column: Any) -> Kind:
+    try:
+        python = column.type.python_type
+    except NotImplementedError:  # the id type
+        return "string"
+    kinds: dict[type, Kind] = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        datetime: "datetime",
+    }
+    return kinds.get(python, "string")
+
+
+def _fields(table: Table, columns: Mapping[str, str], json: Sequence[str] = ()) -> FieldMap:
+    """A field map of ``table``: ``columns`` maps wire names to column names, each of the kind
+    its column's type says; ``json`` names JSON columns whose paths are fields."""
+    return FieldMap(
+        fields={name: Scalar(table.c[c], _kind(table.c[c])) for name, c in columns.items()},
+        json={name: Json(table.c[name]) for name in json},
+    )
+
+
+_ENTITY = {"id": "id", "createdAt": "created_at", "updatedAt": "updated_at"}
+_OWNED = {**_ENTITY, "projectId": "project_id", "name": "name", "creator": "creator"}
+
+
+@lru_cache(maxsize=1)
+def project_fields() -> FieldMap:
+    return _fields(Project.__table__, {**_ENTITY, "name": "name", "creator": "creator"})
+
+
+@lru_cache(maxsize=1)
+def member_fields() -> FieldMap:
+    """Members of a project: the membership's role and date, the user's email and name."""
+    member, user = Member.__table__, User.__table__
+    return FieldMap(
+        fields={
+            "userId": Scalar(member.c.user_id, "string"),
+            "role": Scalar(member.c.role, "string"),
+            "createdAt": Scalar(member.c.created_at, "datetime"),
+            "email": Scalar(user.c.email, "string"),
+            "name": Scalar(user.c.name, "string"),
+        }
+    )
+
+
+@lru_cache(maxsize=1)
+def integration_fields() -> FieldMap:
+    """Integrations; the secret is no field (it is never read back, nor filtered on)."""
+    return _fields(Integration.__table__, {**_OWNED, "type": "type"})
+
+
+@lru_cache(maxsize=1)
+def driver_fields() -> FieldMap:
+    return _fields(
+        Driver.__table__, {**_OWNED, "type": "type", "integrationId": "integration_id"}, ["config"]
+    )
+
+
+@lru_cache(maxsize=1)
+def saved_query_fields() -> FieldMap:
+    columns = {**_OWNED, "resource": "resource", "dql": "dql", "description": "description"}
+    return _fields(SavedQuery.__table__, columns, ["filter"])
+
+
 def _invalid(exc: DQLError) -> InvalidInput:
     details: dict[str, Any] = {}
     for name in ("line", "column", "found", "expected"):
@@ -218,6 +301,11 @@ _FIELDS: dict[str, Callable[[str | None], FieldMap]] = {
     "items": item_fields,
     "annotations": annotation_fields,
     "datasets": lambda _: dataset_fields(),
+    "projects": lambda _: project_fields(),
+    "members": lambda _: member_fields(),
+    "integrations": lambda _: integration_fields(),
+    "drivers": lambda _: driver_fields(),
+    "savedQueries": lambda _: saved_query_fields(),
 }
 
 
@@ -236,3 +324,8 @@ def compile_for(
         return _compiled(query, resource, dataset_id, dialect)
     except DQLError as exc:
         raise _invalid(exc) from None
+
+
+def compile_text(dql: str | None, resource: str, dialect: str) -> Compiled:
+    """DQL text over one of the project-level lists (datasets, drivers, members, ...)."""
+    return compile_for(parse_query(dql, resource=resource), resource, dialect)
