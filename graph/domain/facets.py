@@ -5,10 +5,11 @@ label counts).
 One ``GROUP BY`` statement per facet, over the same conditions the lists use (the listing of a
 dataset's files; the compiled DQL of :mod:`queries`), so what a facet counts is what the list with
 the same query shows. A JSON path is grouped by the expressions its declared index is built on:
-on SQLite (type name, value), which the index holds in order, so the facet reads no table row; on
-PostgreSQL the jsonb value (its declared indexes hold the text, which cannot tell ``1`` from
-``"1"``), so a facet there reads the rows the conditions select. A missing value, a JSON ``null``
-and a NULL column are all "missing", as ``= null`` in DQL means.
+on SQLite (type name, value), which the index holds in order, so the facet reads the index and one
+table row per distinct value; on PostgreSQL by the jsonb value (its declared indexes hold the
+text, which cannot tell ``1`` from ``"1"`` or ``true``), so a facet there reads the rows the
+conditions select. A missing value, a JSON ``null`` and a NULL column are all "missing", as
+``= null`` in DQL means.
 """
 
 from __future__ import annotations
