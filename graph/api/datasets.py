@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.api.context import Info
-from graph.api.facets import FIELD_ARGUMENT, LIMIT_ARGUMENT, Facet
+from graph.api.facets import (
+    BINS_ARGUMENT,
+    FIELD_ARGUMENT,
+    LIMIT_ARGUMENT,
+    MAX_ARGUMENT,
+    MIN_ARGUMENT,
+    Facet,
+    Histogram,
+)
 from graph.api.items import DIR_ARGUMENT, DQL_ARGUMENT, FILTER_ARGUMENT, ItemListing, list_items
 from graph.api.saved_queries import SAVED_ARGUMENT, chosen_query
 from graph.api.scalars import JSON, LIST_DQL, Connection, iso, to_connection
@@ -133,6 +141,67 @@ class Dataset:
             limit=limit,
         )
         return Facet.of(found)
+
+    @strawberry.field(
+        description="Files of the dataset per range of a number field (`size`, a metadata "
+        "path), among those a query selects."
+    )
+    async def histogram(
+        self,
+        info: Info,
+        field: Annotated[str, FIELD_ARGUMENT],
+        dql: Annotated[str | None, DQL_ARGUMENT] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        saved: Annotated[str | None, SAVED_ARGUMENT] = None,
+        bins: Annotated[int, BINS_ARGUMENT] = facets.DEFAULT_BINS,
+        min: Annotated[float | None, MIN_ARGUMENT] = None,
+        max: Annotated[float | None, MAX_ARGUMENT] = None,
+    ) -> Histogram:
+        ctx = info.context
+        actor = await ctx.actor()
+        dql, filter = await chosen_query(info, self.id, "items", saved, dql, filter)
+        found = await facets.item_histogram(
+            ctx.platform,
+            actor,
+            self.id,
+            field,
+            dql=dql,
+            dataloop=filter,
+            bins=bins,
+            low=min,
+            high=max,
+        )
+        return Histogram.of(found)
+
+    @strawberry.field(
+        description="Annotations of the dataset per range of a number field (`confidence` by "
+        "default), as `annotationFacet` selects them."
+    )
+    async def annotation_histogram(
+        self,
+        info: Info,
+        field: Annotated[str, FIELD_ARGUMENT] = "confidence",
+        dql: Annotated[str | None, _ANNOTATION_DQL] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        item_dql: Annotated[str | None, _ITEM_DQL] = None,
+        bins: Annotated[int, BINS_ARGUMENT] = facets.DEFAULT_BINS,
+        min: Annotated[float | None, MIN_ARGUMENT] = None,
+        max: Annotated[float | None, MAX_ARGUMENT] = None,
+    ) -> Histogram:
+        ctx = info.context
+        found = await facets.annotation_histogram(
+            ctx.platform,
+            await ctx.actor(),
+            self.id,
+            field,
+            dql=dql,
+            dataloop=filter,
+            item_dql=item_dql,
+            bins=bins,
+            low=min,
+            high=max,
+        )
+        return Histogram.of(found)
 
 
 @strawberry.type

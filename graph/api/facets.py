@@ -1,5 +1,6 @@
 """Facets: counts per value of a field over a dataset's items or annotations (``Dataset.facet``,
-``Dataset.annotationFacet``)."""
+``Dataset.annotationFacet``), and per range of a number field (``Dataset.histogram``,
+``Dataset.annotationHistogram``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ import strawberry
 from graph.api.scalars import JSON, iso
 from graph.domain import facets
 
-__all__ = ["FIELD_ARGUMENT", "LIMIT_ARGUMENT", "Facet", "FacetValue"]
+__all__ = [
+    "BINS_ARGUMENT",
+    "FIELD_ARGUMENT",
+    "LIMIT_ARGUMENT",
+    "MAX_ARGUMENT",
+    "MIN_ARGUMENT",
+    "Facet",
+    "FacetValue",
+    "Histogram",
+]
 
 FIELD_ARGUMENT = strawberry.argument(
     description="A field or JSON path, as DQL names it: `metadata.user.camera`, `dir`, `label`."
@@ -19,6 +29,10 @@ FIELD_ARGUMENT = strawberry.argument(
 LIMIT_ARGUMENT = strawberry.argument(
     description=f"How many values to return, the most frequent first (1 to {facets.MAX_LIMIT})."
 )
+
+BINS_ARGUMENT = strawberry.argument(description=f"Equal bins, 1 to {facets.MAX_BINS}.")
+MIN_ARGUMENT = strawberry.argument(description="The low edge; by default the smallest number.")
+MAX_ARGUMENT = strawberry.argument(description="The high edge; by default the largest number.")
 
 
 def _plain(value: Any) -> Any:
@@ -50,4 +64,28 @@ class Facet:
             missing=found.missing,
             total=found.total,
             distinct=found.distinct,
+        )
+
+
+@strawberry.type(
+    description="How many rows have a number in each of equal bins between `edges[0]` and "
+    "`edges[-1]` (a bin holds its low edge; the last one its high edge too)."
+)
+class Histogram:
+    field: str
+    edges: list[float]
+    counts: list[int]
+    missing: int = strawberry.field(description="Rows without a number there.")
+    outside: int = strawberry.field(description="Rows with a number beyond the edges.")
+    total: int = strawberry.field(description="Rows the query matched.")
+
+    @classmethod
+    def of(cls, found: facets.Histogram) -> Histogram:
+        return cls(
+            field=found.field,
+            edges=found.edges,
+            counts=found.counts,
+            missing=found.missing,
+            outside=found.outside,
+            total=found.total,
         )

@@ -4,6 +4,7 @@ per label, within item and annotation queries; typed values; limits; roles and b
 from __future__ import annotations
 
 import json
+import math
 from types import SimpleNamespace
 from typing import Any
 
@@ -50,16 +51,25 @@ async def data(platform, owner, project) -> Any:
     async with platform.db.write() as session:
         results, _ = await items.insert_items(session, actor, dataset, specs)
     ids = {r.filename: r.item_id for r in results}
-    labels = {"/a/1.jpg": ["cat", "cat", "dog"], "/a/2.jpg": ["cat"], "/b/1.jpg": ["dog", None]}
+    labels = {
+        "/a/1.jpg": [("cat", 0.9), ("cat", 0.8), ("dog", 0.3)],
+        "/a/2.jpg": [("cat", 0.95)],
+        "/b/1.jpg": [("dog", 0.5), (None, None)],
+    }
     made = {}
-    for path, names in labels.items():
+    for path, specs in labels.items():
         made[path] = await annotations.create_annotations(
             platform,
             actor,
             ids[path],
             [
-                AnnotationSpec(type="box" if label else "note", label=label, coordinates=[])
-                for label in names
+                AnnotationSpec(
+                    type="box" if label else "note",
+                    label=label,
+                    coordinates=[],
+                    confidence=confidence,
+                )
+                for label, confidence in specs
             ],
         )
     return SimpleNamespace(id=dataset.id, project_id=project.id, ids=ids, made=made)
@@ -150,6 +160,45 @@ async def test_annotations_per_label_and_type_follow_changes(platform, owner, da
     assert (after.total, after.missing) == (3, 0)
 
 
+async def test_histograms_of_numbers(platform, owner, data) -> None:
+    actor = owner[0]
+    rank = "metadata.user.rank"  # 0 to 9, one file each
+    found = await facets.item_histogram(platform, actor, data.id, rank, bins=3)
+    assert (found.edges, found.counts) == ([0, 3, 6, 9], [3, 3, 4])  # 9 is in the last bin
+    assert (found.missing, found.outside, found.total) == (0, 0, 10)
+    narrow = await facets.item_histogram(platform, actor, data.id, rank, bins=3, low=2, high=5)
+    assert (narrow.edges, narrow.counts, narrow.outside) == ([2, 3, 4, 5], [1, 1, 2], 6)
+    within = await facets.item_histogram(platform, actor, data.id, rank, dql='dir = "/a"', bins=2)
+    assert (within.edges, within.counts, within.total) == ([0, 1, 2], [1, 2], 3)
+    # only numbers count: one camera is the number 1 ("1" and true are not)
+    cameras = await facets.item_histogram(platform, actor, data.id, "metadata.user.camera")
+    assert (cameras.counts[0], sum(cameras.counts), cameras.missing) == (1, 1, 9)
+    assert cameras.edges[0] == 1 and cameras.edges[-1] == 2
+    empty = await facets.item_histogram(platform, actor, data.id, "width")
+    assert (empty.edges, empty.counts, empty.missing, empty.total) == ([], [], 10, 10)
+
+    confidence = await facets.annotation_histogram(platform, actor, data.id, bins=2, low=0, high=1)
+    assert (confidence.counts, confidence.missing, confidence.total) == ([1, 4], 1, 6)
+    cats = await facets.annotation_histogram(
+        platform, actor, data.id, dql='label = "cat"', item_dql='name = "1.jpg"', bins=1
+    )
+    assert (cats.edges, cats.counts) == ([0.8, 0.9], [2])
+
+    for call, field in [
+        (facets.item_histogram(platform, actor, data.id, "dir"), "field"),
+        (facets.item_histogram(platform, actor, data.id, "metadata.x-y"), "field"),
+        (facets.item_histogram(platform, actor, data.id, rank, bins=0), "bins"),
+        (facets.item_histogram(platform, actor, data.id, rank, bins=1001), "bins"),
+        (facets.item_histogram(platform, actor, data.id, rank, low=3, high=3), "min"),
+        (facets.item_histogram(platform, actor, data.id, rank, low=math.inf), "min"),
+        (facets.annotation_histogram(platform, actor, data.id, "label"), "field"),
+        (facets.annotation_histogram(platform, actor, data.id, dql="confidence >"), "dql"),
+    ]:
+        with pytest.raises(InvalidInput) as caught:
+            await call
+        assert caught.value.details["field"] == field
+
+
 async def test_bad_input_roles_and_statements(platform, owner, data) -> None:
     actor = owner[0]
     for call, field in [
@@ -182,7 +231,9 @@ async def test_bad_input_roles_and_statements(platform, owner, data) -> None:
         await facets.item_facet(
             platform, actor, data.id, "metadata.user.camera", dql="metadata.user.rank > 1"
         )
-    assert len(log) == 4, str(log)  # the role check and the grouped count, each
+        await facets.item_histogram(platform, actor, data.id, "metadata.user.rank", bins=100)
+    # facets: the role check and the grouped count; a histogram: also its bounds
+    assert len(log) == 2 + 2 + 3, str(log)
 
 
 async def test_over_graphql(client, data) -> None:
@@ -202,6 +253,9 @@ async def test_over_graphql(client, data) -> None:
           saved: facet(field: "dir", saved: "a") { values { value count } }
           created: facet(field: "createdAt", limit: 1) { values { value } }
           labels: annotationFacet { values { value count } missing total }
+          ranks: histogram(field: "metadata.user.rank", bins: 3, min: 0, max: 9, dql: "metadata.user.rank >= 3")
+            { edges counts missing outside total }
+          confidence: annotationHistogram(bins: 2, min: 0, max: 1) { edges counts missing }
           dogs: annotationFacet(field: "type", filter: {filter: {label: "dog"}}, itemDql: "dir = \\"/a\\"")
             { values { value count } }
         } }""",
@@ -223,6 +277,14 @@ async def test_over_graphql(client, data) -> None:
         "total": 6,
     }
     assert found["dogs"]["values"] == [{"value": "box", "count": 1}]
+    assert found["ranks"] == {
+        "edges": [0, 3, 6, 9],
+        "counts": [0, 3, 4],
+        "missing": 0,
+        "outside": 0,
+        "total": 7,
+    }
+    assert found["confidence"] == {"edges": [0, 0.5, 1], "counts": [1, 4], "missing": 1}
 
     for query, code, field in [
         ('facet(field: "nope") { total }', "INVALID_INPUT", "field"),
@@ -230,6 +292,9 @@ async def test_over_graphql(client, data) -> None:
         ('facet(field: "dir", limit: 0) { total }', "INVALID_INPUT", "limit"),
         ('facet(field: "dir", saved: "none") { total }', "NOT_FOUND", None),
         ('annotationFacet(itemDql: "label = 1") { total }', "INVALID_INPUT", "dql"),
+        ('histogram(field: "dir") { total }', "INVALID_INPUT", "field"),
+        ('histogram(field: "size", min: 2, max: 1) { total }', "INVALID_INPUT", "min"),
+        ("annotationHistogram(bins: 0) { total }", "INVALID_INPUT", "bins"),
     ]:
         errors = await gql_errors(
             client, f"query($d: ID!) {{ dataset(id: $d) {{ {query} }} }}", {"d": data.id}
