@@ -7,16 +7,30 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from graph.api.context import Info
+from graph.api.facets import (
+    BINS_ARGUMENT,
+    FIELD_ARGUMENT,
+    LIMIT_ARGUMENT,
+    MAX_ARGUMENT,
+    MIN_ARGUMENT,
+    Facet,
+    Histogram,
+)
 from graph.api.items import DIR_ARGUMENT, DQL_ARGUMENT, FILTER_ARGUMENT, ItemListing, list_items
-from graph.api.saved_queries import SAVED_ARGUMENT
-from graph.api.scalars import JSON, Connection, iso, to_connection
+from graph.api.saved_queries import SAVED_ARGUMENT, chosen_query
+from graph.api.scalars import JSON, LIST_DQL, Connection, iso, to_connection
 from graph.db.tables import Dataset as DatasetRow
-from graph.domain import datasets
+from graph.domain import datasets, facets, saved_queries
 
 if TYPE_CHECKING:
     from graph.api.items import Item
 
 __all__ = ["Dataset", "DatasetMutations", "DatasetQueries"]
+
+_ANNOTATION_DQL = strawberry.argument(
+    description='A DQL query over annotations, e.g. `type = "box" and confidence > 0.5`.'
+)
+_ITEM_DQL = strawberry.argument(description="A DQL query over items: only their annotations count.")
 
 
 @strawberry.type
@@ -81,6 +95,114 @@ class Dataset:
         )
         return await list_items(info, self.id, listing, first, after)
 
+    @strawberry.field(
+        description="Files of the dataset per value of a field (a column or a metadata path), "
+        "among those a query selects (as `items` does)."
+    )
+    async def facet(
+        self,
+        info: Info,
+        field: Annotated[str, FIELD_ARGUMENT],
+        dql: Annotated[str | None, DQL_ARGUMENT] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        saved: Annotated[str | None, SAVED_ARGUMENT] = None,
+        limit: Annotated[int | None, LIMIT_ARGUMENT] = None,
+    ) -> Facet:
+        ctx = info.context
+        actor = await ctx.actor()
+        dql, filter = await chosen_query(info, self.id, "items", saved, dql, filter)
+        found = await facets.item_facet(
+            ctx.platform, actor, self.id, field, dql=dql, dataloop=filter, limit=limit
+        )
+        return Facet.of(found)
+
+    @strawberry.field(
+        description="Annotations of the dataset per label (or another field), among those an "
+        "annotation query selects, on the files an item query selects."
+    )
+    async def annotation_facet(
+        self,
+        info: Info,
+        field: Annotated[str, FIELD_ARGUMENT] = "label",
+        dql: Annotated[str | None, _ANNOTATION_DQL] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        item_dql: Annotated[str | None, _ITEM_DQL] = None,
+        limit: Annotated[int | None, LIMIT_ARGUMENT] = None,
+    ) -> Facet:
+        ctx = info.context
+        found = await facets.annotation_facet(
+            ctx.platform,
+            await ctx.actor(),
+            self.id,
+            field,
+            dql=dql,
+            dataloop=filter,
+            item_dql=item_dql,
+            limit=limit,
+        )
+        return Facet.of(found)
+
+    @strawberry.field(
+        description="Files of the dataset per range of a number field (`size`, a metadata "
+        "path), among those a query selects."
+    )
+    async def histogram(
+        self,
+        info: Info,
+        field: Annotated[str, FIELD_ARGUMENT],
+        dql: Annotated[str | None, DQL_ARGUMENT] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        saved: Annotated[str | None, SAVED_ARGUMENT] = None,
+        bins: Annotated[int, BINS_ARGUMENT] = facets.DEFAULT_BINS,
+        min: Annotated[float | None, MIN_ARGUMENT] = None,
+        max: Annotated[float | None, MAX_ARGUMENT] = None,
+    ) -> Histogram:
+        ctx = info.context
+        actor = await ctx.actor()
+        dql, filter = await chosen_query(info, self.id, "items", saved, dql, filter)
+        found = await facets.item_histogram(
+            ctx.platform,
+            actor,
+            self.id,
+            field,
+            dql=dql,
+            dataloop=filter,
+            bins=bins,
+            low=min,
+            high=max,
+        )
+        return Histogram.of(found)
+
+    @strawberry.field(
+        description="Annotations of the dataset per range of a number field (`confidence` by "
+        "default), as `annotationFacet` selects them."
+    )
+    async def annotation_histogram(
+        self,
+        info: Info,
+        field: Annotated[str, FIELD_ARGUMENT] = "confidence",
+        dql: Annotated[str | None, _ANNOTATION_DQL] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        item_dql: Annotated[str | None, _ITEM_DQL] = None,
+        bins: Annotated[int, BINS_ARGUMENT] = facets.DEFAULT_BINS,
+        min: Annotated[float | None, MIN_ARGUMENT] = None,
+        max: Annotated[float | None, MAX_ARGUMENT] = None,
+    ) -> Histogram:
+        ctx = info.context
+        found = await facets.annotation_histogram(
+            ctx.platform,
+            await ctx.actor(),
+            self.id,
+            field,
+            dql=dql,
+            dataloop=filter,
+            item_dql=item_dql,
+            bins=bins,
+            low=min,
+            high=max,
+        )
+        return Histogram.of(found)
+
 
 @strawberry.type
 class DatasetQueries:
@@ -89,22 +211,33 @@ class DatasetQueries:
         ctx = info.context
         return Dataset.of(await datasets.get_dataset(ctx.platform, await ctx.actor(), id))
 
-    @strawberry.field(description="Datasets of a project matching a DQL query, by name.")
+    @strawberry.field(
+        description="Datasets of a project matching a DQL query, by its `order by`, else by name."
+    )
     async def datasets(
         self,
         info: Info,
         project_id: strawberry.ID,
-        dql: str | None = None,
+        dql: Annotated[str | None, LIST_DQL] = None,
+        filter: Annotated[JSON | None, FILTER_ARGUMENT] = None,
+        saved: Annotated[str | None, SAVED_ARGUMENT] = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Dataset]:
         ctx = info.context
         actor = await ctx.actor()
-        page = await datasets.list_datasets(ctx.platform, actor, project_id, first, after, dql=dql)
+        dql, filter = await saved_queries.project_selection(
+            ctx.platform, actor, project_id, "datasets", saved=saved, dql=dql, dataloop=filter
+        )
+        page = await datasets.list_datasets(
+            ctx.platform, actor, project_id, first, after, dql=dql, dataloop=filter
+        )
         return to_connection(
             page,
             Dataset.of,
-            lambda: datasets.count_datasets(ctx.platform, actor, project_id, dql=dql),
+            lambda: datasets.count_datasets(
+                ctx.platform, actor, project_id, dql=dql, dataloop=filter
+            ),
         )
 
 

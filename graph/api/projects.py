@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from graph.api.context import Info
-from graph.api.scalars import iso
+from graph.api.scalars import LIST_DQL, Connection, iso, to_connection
 from graph.db.tables import Member as MemberRow
 from graph.db.tables import Project as ProjectRow
 from graph.db.tables import User as UserRow
@@ -55,11 +57,27 @@ class Project:
             updated_at=iso(row.updated_at),
         )
 
-    @strawberry.field
-    async def members(self, info: Info) -> list[Member]:
+    @strawberry.field(
+        description="Members matching a DQL query over `email`, `name`, `role`, `userId`, "
+        "`createdAt`, by its `order by`, else by email."
+    )
+    async def members(
+        self,
+        info: Info,
+        dql: Annotated[str | None, LIST_DQL] = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Member]:
         ctx = info.context
-        rows = await projects.list_members(ctx.platform, await ctx.actor(), self.id)
-        return [Member.of(m, u) for m, u in rows]
+        actor = await ctx.actor()
+        page = await projects.list_members(
+            ctx.platform, actor, self.id, dql=dql, first=first, after=after
+        )
+        return to_connection(
+            page,
+            lambda row: Member.of(*row),
+            lambda: projects.count_members(ctx.platform, actor, self.id, dql=dql),
+        )
 
 
 @strawberry.type
@@ -77,12 +95,23 @@ class ProjectQueries:
             id=strawberry.ID(actor.user_id), email=actor.email, name="", is_admin=actor.is_admin
         )
 
-    @strawberry.field(description="Projects the caller is a member of (all, for administrators).")
-    async def projects(self, info: Info) -> list[Project]:
+    @strawberry.field(
+        description="Projects the caller is a member of (all, for administrators) matching a "
+        "DQL query, by its `order by`, else by name."
+    )
+    async def projects(
+        self,
+        info: Info,
+        dql: Annotated[str | None, LIST_DQL] = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Project]:
         ctx = info.context
-        return [
-            Project.of(p) for p in await projects.list_projects(ctx.platform, await ctx.actor())
-        ]
+        actor = await ctx.actor()
+        page = await projects.list_projects(ctx.platform, actor, dql=dql, first=first, after=after)
+        return to_connection(
+            page, Project.of, lambda: projects.count_projects(ctx.platform, actor, dql=dql)
+        )
 
     @strawberry.field
     async def project(self, info: Info, id: strawberry.ID) -> Project:

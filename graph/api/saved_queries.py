@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import strawberry
 
 from graph.api.context import Info
-from graph.api.scalars import JSON, Connection, iso, to_connection
+from graph.api.scalars import JSON, LIST_DQL, Connection, iso, to_connection
 from graph.db.tables import SavedQuery as SavedQueryRow
 from graph.domain import saved_queries
 
@@ -78,25 +78,29 @@ async def chosen_query(
 
 @strawberry.type
 class SavedQueryQueries:
-    @strawberry.field(description="The saved queries of a project (of one resource), by name.")
+    @strawberry.field(
+        description="The saved queries of a project (of one resource) matching a DQL query, by "
+        "its `order by`, else by name."
+    )
     async def saved_queries(
         self,
         info: Info,
         project_id: strawberry.ID,
         resource: Annotated[str | None, _RESOURCE] = None,
+        dql: Annotated[str | None, LIST_DQL] = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[SavedQuery]:
         ctx = info.context
         actor = await ctx.actor()
         page = await saved_queries.list_saved_queries(
-            ctx.platform, actor, project_id, resource=resource, first=first, after=after
+            ctx.platform, actor, project_id, resource=resource, dql=dql, first=first, after=after
         )
         return to_connection(
             page,
             SavedQuery.of,
             lambda: saved_queries.count_saved_queries(
-                ctx.platform, actor, project_id, resource=resource
+                ctx.platform, actor, project_id, resource=resource, dql=dql
             ),
         )
 

@@ -11,9 +11,14 @@ from strawberry.scalars import JSON
 
 from graph.domain.paging import Page
 
-__all__ = ["JSON", "Connection", "Edge", "PageInfo", "iso", "to_connection"]
+__all__ = ["JSON", "LIST_DQL", "Connection", "Edge", "PageInfo", "iso", "to_connection"]
 
 T = TypeVar("T")
+
+LIST_DQL = strawberry.argument(
+    description="A DQL query over the fields of the listed type, e.g. "
+    '`name like "prod-*" order by createdAt desc`.'
+)
 
 
 def iso(value: datetime | None) -> str | None:

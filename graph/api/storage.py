@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from graph.api.context import Info
-from graph.api.scalars import JSON, Connection, iso, to_connection
+from graph.api.scalars import JSON, LIST_DQL, Connection, iso, to_connection
 from graph.db.tables import Driver as DriverRow
 from graph.domain import storage
 from graph.domain.storage import IntegrationInfo
@@ -85,36 +87,48 @@ class StorageQueries:
         await ctx.actor()
         return [StorageDriverType.of(t) for t in storage.driver_types(ctx.platform)]
 
-    @strawberry.field(description="Integrations of a project, by name.")
+    @strawberry.field(
+        description="Integrations of a project matching a DQL query (the secret is no field), "
+        "by its `order by`, else by name."
+    )
     async def integrations(
         self,
         info: Info,
         project_id: strawberry.ID,
+        dql: Annotated[str | None, LIST_DQL] = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Integration]:
         ctx = info.context
         actor = await ctx.actor()
-        page = await storage.list_integrations(ctx.platform, actor, project_id, first, after)
+        page = await storage.list_integrations(
+            ctx.platform, actor, project_id, first, after, dql=dql
+        )
         return to_connection(
             page,
             Integration.of,
-            lambda: storage.count_integrations(ctx.platform, actor, project_id),
+            lambda: storage.count_integrations(ctx.platform, actor, project_id, dql=dql),
         )
 
-    @strawberry.field(description="Storage drivers of a project, by name.")
+    @strawberry.field(
+        description="Storage drivers of a project matching a DQL query (`config.*` reaches the "
+        "config), by its `order by`, else by name."
+    )
     async def drivers(
         self,
         info: Info,
         project_id: strawberry.ID,
+        dql: Annotated[str | None, LIST_DQL] = None,
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Driver]:
         ctx = info.context
         actor = await ctx.actor()
-        page = await storage.list_drivers(ctx.platform, actor, project_id, first, after)
+        page = await storage.list_drivers(ctx.platform, actor, project_id, first, after, dql=dql)
         return to_connection(
-            page, Driver.of, lambda: storage.count_drivers(ctx.platform, actor, project_id)
+            page,
+            Driver.of,
+            lambda: storage.count_drivers(ctx.platform, actor, project_id, dql=dql),
         )
 
 

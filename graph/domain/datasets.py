@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dql.compiler import Compiled
 from graph.db.tables import Dataset, Driver, Item
 from graph.domain import blobs, events, queries
 from graph.domain.access import Actor, Role, check_role, member_role, require_role
@@ -161,6 +163,11 @@ async def get_dataset(platform: Platform, actor: Actor, dataset_id: str) -> Data
         return await dataset_for(session, actor, dataset_id, Role.annotator)
 
 
+def _compiled(platform: Platform, dql: str | None, dataloop: Mapping[str, Any] | None) -> Compiled:
+    query = queries.parse_query(dql, dataloop, resource="datasets")
+    return queries.compile_for(query, "datasets", platform.db.dialect)
+
+
 async def list_datasets(
     platform: Platform,
     actor: Actor,
@@ -169,11 +176,11 @@ async def list_datasets(
     after: str | None = None,
     *,
     dql: str | None = None,
+    dataloop: Mapping[str, Any] | None = None,
 ) -> Page[Dataset]:
-    """Datasets of a project matching a DQL query, by its ``order by``, else by name."""
-    compiled = queries.compile_for(
-        queries.parse_query(dql, resource="datasets"), "datasets", platform.db.dialect
-    )
+    """Datasets of a project matching a DQL query (text and/or Dataloop JSON), by its
+    ``order by``, else by name."""
+    compiled = _compiled(platform, dql, dataloop)
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
         statement, finish = queries.keyset_select(
@@ -189,11 +196,14 @@ async def list_datasets(
 
 
 async def count_datasets(
-    platform: Platform, actor: Actor, project_id: str, *, dql: str | None = None
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    *,
+    dql: str | None = None,
+    dataloop: Mapping[str, Any] | None = None,
 ) -> int:
-    compiled = queries.compile_for(
-        queries.parse_query(dql, resource="datasets"), "datasets", platform.db.dialect
-    )
+    compiled = _compiled(platform, dql, dataloop)
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
         query = select(func.count()).where(Dataset.project_id == project_id, compiled.where)

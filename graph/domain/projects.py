@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from graph.db.tables import Member, Project, User
+from graph.domain import queries
 from graph.domain.access import Actor, Role, require_role
 from graph.domain.errors import Conflict, InvalidInput, NotFound
+from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
 
 __all__ = [
     "add_member",
+    "count_members",
+    "count_projects",
     "create_project",
     "get_project",
     "list_members",
@@ -57,14 +63,41 @@ async def get_project(platform: Platform, actor: Actor, project_id: str) -> Proj
     return project
 
 
-async def list_projects(platform: Platform, actor: Actor) -> list[Project]:
-    query = select(Project).order_by(Project.name)
-    if not actor.is_admin:
-        query = query.join(Member, Member.project_id == Project.id).where(
-            Member.user_id == actor.user_id
-        )
+def _visible(actor: Actor) -> list[Any]:
+    """Projects the actor is a member of (all, for administrators)."""
+    if actor.is_admin:
+        return []
+    return [Project.id.in_(select(Member.project_id).where(Member.user_id == actor.user_id))]
+
+
+async def list_projects(
+    platform: Platform,
+    actor: Actor,
+    *,
+    dql: str | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[Project]:
+    """Projects the actor is a member of (all, for administrators) matching a DQL query, by its
+    ``order by``, else by name."""
+    statement, finish = queries.keyset_select(
+        Project,
+        _visible(actor),
+        queries.compile_text(dql, "projects", platform.db.dialect),
+        [Order(Project.name), Order(Project.id)],
+        lambda p: (p.name, p.id),
+        page_size(first, platform.settings.max_page_size),
+        after,
+    )
     async with platform.db.read() as session:
-        return list((await session.scalars(query)).all())
+        return finish((await session.execute(statement)).all())
+
+
+async def count_projects(platform: Platform, actor: Actor, *, dql: str | None = None) -> int:
+    compiled = queries.compile_text(dql, "projects", platform.db.dialect)
+    async with platform.db.read() as session:
+        query = select(func.count()).select_from(Project).where(*_visible(actor), compiled.where)
+        return int(await session.scalar(query) or 0)
 
 
 async def add_member(
@@ -103,15 +136,50 @@ async def remove_member(platform: Platform, actor: Actor, project_id: str, email
         await session.delete(member)
 
 
+def _members(project_id: str) -> list[Any]:
+    return [Member.project_id == project_id, Member.user_id == User.id]
+
+
 async def list_members(
-    platform: Platform, actor: Actor, project_id: str
-) -> list[tuple[Member, User]]:
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    *,
+    dql: str | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[tuple[Member, User]]:
+    """Members of a project (``email``, ``name``, ``role``, ...) matching a DQL query, by its
+    ``order by``, else by email; three statements (the role check, the page, their roles)."""
+    statement, finish = queries.keyset_select(
+        User,
+        _members(project_id),
+        queries.compile_text(dql, "members", platform.db.dialect),
+        [Order(User.email), Order(User.id)],
+        lambda u: (u.email, u.id),
+        page_size(first, platform.settings.max_page_size),
+        after,
+    )
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
-        rows = await session.execute(
-            select(Member, User)
-            .join(User, User.id == Member.user_id)
-            .where(Member.project_id == project_id)
-            .order_by(User.email)
+        page = finish((await session.execute(statement)).all())
+        ids = [user.id for user in page.rows]
+        roles = {
+            m.user_id: m
+            for m in await session.scalars(
+                select(Member).where(Member.project_id == project_id, Member.user_id.in_(ids))
+            )
+        }
+    return Page([(roles[u.id], u) for u in page.rows], page.has_next, page.cursors)
+
+
+async def count_members(
+    platform: Platform, actor: Actor, project_id: str, *, dql: str | None = None
+) -> int:
+    compiled = queries.compile_text(dql, "members", platform.db.dialect)
+    async with platform.db.read() as session:
+        await require_role(session, actor, project_id, Role.annotator)
+        query = (
+            select(func.count()).select_from(Member).where(*_members(project_id), compiled.where)
         )
-        return [(m, u) for m, u in rows.all()]
+        return int(await session.scalar(query) or 0)

@@ -9,30 +9,47 @@ aliases of those columns, so filters written for dtlpy run unchanged and use the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, Table, select
 
 from dql import DQLError, from_json, parse
 from dql.ast import And, Query
-from dql.compiler import Compiled, FieldMap, Json, Relation, Scalar, compile_query
-from graph.db.tables import Annotation, Dataset, Execution, Item
+from dql.compiler import Compiled, FieldMap, Json, Kind, Relation, Scalar, compile_query
+from graph.db.tables import (
+    Annotation,
+    Dataset,
+    Driver,
+    Execution,
+    Integration,
+    Item,
+    Member,
+    Project,
+    SavedQuery,
+    User,
+)
 from graph.domain.errors import InvalidInput
 from graph.domain.paging import Order, Page, keyset_page
 
 # Core columns: building expressions on them costs less than on the ORM attributes
 _I, _A, _D = Item.__table__, Annotation.__table__, Dataset.__table__
-_E = Execution.__table__
 
 __all__ = [
     "annotation_fields",
     "compile_for",
+    "compile_text",
     "dataset_fields",
+    "driver_fields",
     "execution_fields",
+    "integration_fields",
     "item_fields",
     "keyset_select",
+    "member_fields",
     "parse_query",
+    "project_fields",
+    "saved_query_fields",
 ]
 
 
@@ -144,31 +161,95 @@ def dataset_fields() -> FieldMap:
     return FieldMap(fields=columns, json={"metadata": Json(_D.c.metadata)})
 
 
+def _kind(column: Any) -> Kind:
+    try:
+        python = column.type.python_type
+    except NotImplementedError:  # the id type
+        return "string"
+    kinds: dict[type, Kind] = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        datetime: "datetime",
+    }
+    return kinds.get(python, "string")
+
+
+def _fields(table: Table, columns: Mapping[str, str], json: Sequence[str] = ()) -> FieldMap:
+    """A field map of ``table``: ``columns`` maps wire names to column names, each of the kind
+    its column's type says; ``json`` names JSON columns whose paths are fields."""
+    return FieldMap(
+        fields={name: Scalar(table.c[c], _kind(table.c[c])) for name, c in columns.items()},
+        json={name: Json(table.c[name]) for name in json},
+    )
+
+
+_ENTITY = {"id": "id", "createdAt": "created_at", "updatedAt": "updated_at"}
+_OWNED = {**_ENTITY, "projectId": "project_id", "name": "name", "creator": "creator"}
+
+
+@lru_cache(maxsize=1)
+def project_fields() -> FieldMap:
+    return _fields(Project.__table__, {**_ENTITY, "name": "name", "creator": "creator"})
+
+
+@lru_cache(maxsize=1)
+def member_fields() -> FieldMap:
+    """Members of a project: the membership's role and date, the user's email and name."""
+    member, user = Member.__table__, User.__table__
+    return FieldMap(
+        fields={
+            "userId": Scalar(member.c.user_id, "string"),
+            "role": Scalar(member.c.role, "string"),
+            "createdAt": Scalar(member.c.created_at, "datetime"),
+            "email": Scalar(user.c.email, "string"),
+            "name": Scalar(user.c.name, "string"),
+        }
+    )
+
+
+@lru_cache(maxsize=1)
+def integration_fields() -> FieldMap:
+    """Integrations; the secret is no field (it is never read back, nor filtered on)."""
+    return _fields(Integration.__table__, {**_OWNED, "type": "type"})
+
+
+@lru_cache(maxsize=1)
+def driver_fields() -> FieldMap:
+    return _fields(
+        Driver.__table__, {**_OWNED, "type": "type", "integrationId": "integration_id"}, ["config"]
+    )
+
+
+@lru_cache(maxsize=1)
+def saved_query_fields() -> FieldMap:
+    columns = {**_OWNED, "resource": "resource", "dql": "dql", "description": "description"}
+    return _fields(SavedQuery.__table__, columns, ["filter"])
+
+
 @lru_cache(maxsize=1)
 def execution_fields() -> FieldMap:
     """Executions; ``input.item.item_id`` reaches into the input as stored (Dataloop's form)."""
     columns = {
-        "id": Scalar(_E.c.id, "string"),
-        "projectId": Scalar(_E.c.project_id, "string"),
-        "serviceId": Scalar(_E.c.service_id, "string"),
-        "triggerId": Scalar(_E.c.trigger_id, "string"),
-        "packageName": Scalar(_E.c.package_name, "string"),
-        "moduleName": Scalar(_E.c.module_name, "string"),
-        "functionName": Scalar(_E.c.function_name, "string"),
-        "queue": Scalar(_E.c.queue, "string"),
-        "status": Scalar(_E.c.status, "string"),
-        "progress": Scalar(_E.c.progress, "integer"),
-        "message": Scalar(_E.c.message, "string"),
-        "action": Scalar(_E.c.action, "string"),
-        "attempts": Scalar(_E.c.attempts, "integer"),
-        "maxAttempts": Scalar(_E.c.max_attempts, "integer"),
-        "creator": Scalar(_E.c.creator, "string"),
-        "createdAt": Scalar(_E.c.created_at, "datetime"),
-        "updatedAt": Scalar(_E.c.updated_at, "datetime"),
-        "startedAt": Scalar(_E.c.started_at, "datetime"),
-        "endedAt": Scalar(_E.c.ended_at, "datetime"),
+        **_ENTITY,
+        "projectId": "project_id",
+        "serviceId": "service_id",
+        "triggerId": "trigger_id",
+        "packageName": "package_name",
+        "moduleName": "module_name",
+        "functionName": "function_name",
+        "queue": "queue",
+        "status": "status",
+        "progress": "progress",
+        "message": "message",
+        "action": "action",
+        "attempts": "attempts",
+        "maxAttempts": "max_attempts",
+        "creator": "creator",
+        "startedAt": "started_at",
+        "endedAt": "ended_at",
     }
-    return FieldMap(fields=columns, json={"input": Json(_E.c.input), "output": Json(_E.c.output)})
+    return _fields(Execution.__table__, columns, ["input", "output"])
 
 
 def _invalid(exc: DQLError) -> InvalidInput:
@@ -248,6 +329,11 @@ _FIELDS: dict[str, Callable[[str | None], FieldMap]] = {
     "annotations": annotation_fields,
     "datasets": lambda _: dataset_fields(),
     "executions": lambda _: execution_fields(),
+    "projects": lambda _: project_fields(),
+    "members": lambda _: member_fields(),
+    "integrations": lambda _: integration_fields(),
+    "drivers": lambda _: driver_fields(),
+    "savedQueries": lambda _: saved_query_fields(),
 }
 
 
@@ -266,3 +352,8 @@ def compile_for(
         return _compiled(query, resource, dataset_id, dialect)
     except DQLError as exc:
         raise _invalid(exc) from None
+
+
+def compile_text(dql: str | None, resource: str, dialect: str) -> Compiled:
+    """DQL text over one of the project-level lists (datasets, drivers, members, ...)."""
+    return compile_for(parse_query(dql, resource=resource), resource, dialect)

@@ -21,7 +21,7 @@ from graph.domain import events, queries
 from graph.domain.access import Actor, Role, require_role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import Conflict, InvalidInput, NotFound
-from graph.domain.paging import Order, Page, keyset_page, page_size
+from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "delete_saved_query",
     "get_saved_query",
     "list_saved_queries",
+    "project_selection",
     "selection",
     "update_saved_query",
 ]
@@ -105,27 +106,36 @@ async def list_saved_queries(
     project_id: str,
     *,
     resource: str | None = None,
+    dql: str | None = None,
     first: int | None = None,
     after: str | None = None,
 ) -> Page[SavedQuery]:
-    """The project's saved queries (of one resource, if given), by name."""
-    where = _of_project(project_id, resource)
+    """The project's saved queries (of one resource, if given) matching a DQL query, by its
+    ``order by``, else by name."""
+    statement, finish = queries.keyset_select(
+        SavedQuery,
+        _of_project(project_id, resource),
+        queries.compile_text(dql, "savedQueries", platform.db.dialect),
+        [Order(SavedQuery.name), Order(SavedQuery.id)],
+        lambda q: (q.name, q.id),
+        page_size(first, platform.settings.max_page_size),
+        after,
+    )
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
-        statement, finish = keyset_page(
-            select(SavedQuery).where(*where),
-            [Order(SavedQuery.name), Order(SavedQuery.id)],
-            page_size(first, platform.settings.max_page_size),
-            after,
-            lambda q: (q.name, q.id),
-        )
-        return finish(list(await session.scalars(statement)))
+        return finish((await session.execute(statement)).all())
 
 
 async def count_saved_queries(
-    platform: Platform, actor: Actor, project_id: str, *, resource: str | None = None
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    *,
+    resource: str | None = None,
+    dql: str | None = None,
 ) -> int:
-    where = _of_project(project_id, resource)
+    compiled = queries.compile_text(dql, "savedQueries", platform.db.dialect)
+    where = [*_of_project(project_id, resource), compiled.where]
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
         return int(await session.scalar(select(func.count()).where(*where)) or 0)
@@ -146,14 +156,42 @@ async def selection(
     was saved)."""
     if saved is None:
         return dql, dataloop
-    if dql is not None or dataloop is not None:
-        raise InvalidInput("run a saved query or give dql/filter, not both", field="saved")
+    _either(dql, dataloop)
     async with platform.db.read() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
         found = await _named(session, dataset.project_id, saved)
+    return _query_of(found, resource)
+
+
+async def project_selection(
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    resource: str,
+    *,
+    saved: str | None,
+    dql: str | None,
+    dataloop: Mapping[str, Any] | None = None,
+) -> tuple[str | None, Mapping[str, Any] | None]:
+    """As :func:`selection`, for a list of a project (its datasets)."""
+    if saved is None:
+        return dql, dataloop
+    _either(dql, dataloop)
+    async with platform.db.read() as session:
+        await require_role(session, actor, project_id, Role.annotator)
+        found = await _named(session, project_id, saved)
+    return _query_of(found, resource)
+
+
+def _either(dql: str | None, dataloop: Mapping[str, Any] | None) -> None:
+    if dql is not None or dataloop is not None:
+        raise InvalidInput("run a saved query or give dql/filter, not both", field="saved")
+
+
+def _query_of(found: SavedQuery, resource: str) -> tuple[str | None, Mapping[str, Any] | None]:
     if found.resource != resource:
         raise InvalidInput(
-            f"saved query {saved!r} selects {found.resource}, not {resource}", field="saved"
+            f"saved query {found.name!r} selects {found.resource}, not {resource}", field="saved"
         )
     return found.dql, found.filter
 

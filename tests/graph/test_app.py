@@ -126,7 +126,7 @@ async def test_internal_failures_are_masked(client, platform, project) -> None:
     async with platform.db.engine.begin() as conn:
         await conn.execute(text("ALTER TABLE members RENAME TO members_gone"))
     try:
-        response = await client.post("/graphql", json={"query": "{ projects { id } }"})
+        response = await client.post("/graphql", json={"query": "{ projects { nodes { id } } }"})
     finally:
         async with platform.db.engine.begin() as conn:
             await conn.execute(text("ALTER TABLE members_gone RENAME TO members"))

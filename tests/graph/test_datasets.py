@@ -35,5 +35,7 @@ async def test_duplicate_dataset_name_is_a_conflict(client, project) -> None:
 
 
 async def test_unauthenticated_request_is_refused(client, project) -> None:
-    errors = await gql_errors(client, "query { projects { id } }", headers={"Authorization": ""})
+    errors = await gql_errors(
+        client, "query { projects { nodes { id } } }", headers={"Authorization": ""}
+    )
     assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -54,7 +54,7 @@ async def test_member_of_one_project_sees_nothing_of_another(platform, owner, pr
         await datasets.get_dataset(platform, stranger, dataset.id)
     with pytest.raises(NotFound):
         await datasets.list_datasets(platform, stranger, project.id)
-    assert await projects.list_projects(platform, stranger) == []
+    assert (await projects.list_projects(platform, stranger)).rows == []
 
 
 async def test_roles_are_ordered_and_enforced(platform, owner, project) -> None:
@@ -89,10 +89,12 @@ async def test_projects_over_graphql(client) -> None:
     assert created["createProject"]["creator"] == "owner@example.com"
     data = await gql(
         client,
-        "query($id: ID!) { project(id: $id) { name members { role user { email } } } }",
+        "query($id: ID!) { project(id: $id) { name members { nodes { role user { email } } } } }",
         {"id": project_id},
     )
-    assert data["project"]["members"] == [{"role": "owner", "user": {"email": "owner@example.com"}}]
+    assert data["project"]["members"]["nodes"] == [
+        {"role": "owner", "user": {"email": "owner@example.com"}}
+    ]
     errors = await gql_errors(client, 'query { project(id: "000000000000000000000000") { id } }')
     assert errors[0]["extensions"]["code"] == "NOT_FOUND"
     errors = await gql_errors(client, 'mutation { createUser(email: "a@b.c") { token } }')
