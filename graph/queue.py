@@ -11,7 +11,7 @@ graph never imports ``workers``; the job is named by its dotted path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from redis import Redis
@@ -82,16 +82,27 @@ class JobQueue:
         if self.url is not None and work:
             await asyncio.to_thread(self.enqueue, work)
 
-    def missing(self, job_ids: Iterable[str]) -> set[str]:
-        """The job ids Redis no longer knows (finished, lost with a restart, never enqueued)."""
-        ids = list(job_ids)
-        if not ids:
+    def lost(self, jobs: Sequence[tuple[str, str]]) -> set[str]:
+        """Which of ``(job id, queue)`` no longer wait in their queue: gone from Redis (done,
+        or lost with a restart), or taken by a worker that died before claiming the execution
+        (the job is then in the queue's intermediate list or marked started)."""
+        if not jobs:
             return set()
+        queues = sorted({queue for _, queue in jobs})
         with self.redis.pipeline() as pipe:
-            for job_id in ids:
-                pipe.exists(Job.key_for(job_id))
-            found = pipe.execute()
-        return {job_id for job_id, exists in zip(ids, found, strict=True) if not exists}
+            for job_id, _ in jobs:
+                pipe.hget(Job.key_for(job_id), "status")
+            for queue in queues:
+                # a few entries at most: workers move jobs out of it as they start them
+                pipe.lrange(Queue(queue, connection=self.redis).intermediate_queue_key, 0, -1)
+            replies = pipe.execute()
+        statuses, taken = replies[: len(jobs)], replies[len(jobs) :]
+        in_hand = {job_id.decode() for ids in taken for job_id in ids}
+        return {
+            job_id
+            for (job_id, _), status in zip(jobs, statuses, strict=True)
+            if status is None or status != b"queued" or job_id in in_hand
+        }
 
     def close(self) -> None:
         if self._redis is not None:

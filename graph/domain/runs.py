@@ -394,9 +394,10 @@ async def reap(platform: Platform, limit: int = 500) -> int:
 
 
 async def requeue_lost(platform: Platform, grace: float = 5.0, limit: int = 1000) -> int:
-    """Enqueue again the waiting executions whose job Redis does not hold (lost with a Redis
-    restart, never enqueued, or dropped while their service was paused or busy). ``grace``
-    seconds after an enqueue, so a job on its way is not doubled. Returns how many."""
+    """Enqueue again the waiting executions whose job no longer waits in Redis (lost with a
+    Redis restart, never enqueued, dropped while their service was paused or busy, or taken by a
+    worker that died before claiming it). ``grace`` seconds after an enqueue, so a job on its way
+    is not doubled. Returns how many."""
     if platform.queue.url is None:
         return 0
     now = utcnow()
@@ -420,7 +421,9 @@ async def requeue_lost(platform: Platform, grace: float = 5.0, limit: int = 1000
         ).all()
     if not waiting:
         return 0
-    gone = await asyncio.to_thread(platform.queue.missing, [w.job_id for w in waiting if w.job_id])
+    gone = await asyncio.to_thread(
+        platform.queue.lost, [(w.job_id, w.queue) for w in waiting if w.job_id]
+    )
     lost = [w for w in waiting if not w.job_id or w.job_id in gone]
     again: list[Queued] = []
     async with platform.db.write() as session:

@@ -294,6 +294,22 @@ async def test_a_job_lost_with_redis_is_enqueued_again_from_the_database(
     assert (await executions.get_execution(platform, owner[0], created.id)).status == "success"
 
 
+async def test_a_job_taken_by_a_worker_that_died_before_claiming_is_enqueued_again(
+    platform, owner, service, settings
+) -> None:
+    from redis import Redis
+    from rq import Queue
+
+    created = await executions.create_execution(platform, owner[0], service.id, "greet", {"name": "d"})
+    redis = Redis.from_url(settings.redis_url)
+    queue = Queue("default", connection=redis)
+    # what a worker does when it takes a job, before it dies (kill -9) without claiming it
+    assert redis.lmove(queue.key, queue.intermediate_queue_key) == created.job_id.encode()
+    assert await runs.requeue_lost(platform, grace=0) == 1
+    burst(settings)
+    assert (await executions.get_execution(platform, owner[0], created.id)).status == "success"
+
+
 @pytest.mark.parametrize("on_reset", ["rerun", "failed"])
 async def test_an_expired_lease_reruns_or_fails_per_on_reset(
     platform, owner, project, settings, on_reset
