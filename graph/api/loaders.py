@@ -12,7 +12,15 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from graph.db.tables import Annotation, Dataset, Item
+from graph.db.tables import (
+    Annotation,
+    Dataset,
+    ExecutionLog,
+    Item,
+    Package,
+    PackageRevision,
+    Service,
+)
 from graph.domain import loading
 from graph.domain.platform import Platform
 
@@ -41,5 +49,27 @@ class Loaders:
     def annotations_of_item(self) -> DataLoader[str, list[Annotation]]:
         async def load(item_ids: Sequence[str]) -> list[list[Annotation]]:
             return await loading.annotations_of_items(self._platform, item_ids)
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def service(self) -> DataLoader[str, Service | None]:
+        return self._by_id(Service)
+
+    @cached_property
+    def package(self) -> DataLoader[str, Package | None]:
+        return self._by_id(Package)
+
+    @cached_property
+    def revisions_of_package(self) -> DataLoader[str, list[PackageRevision]]:
+        async def load(package_ids: Sequence[str]) -> list[list[PackageRevision]]:
+            return await loading.revisions_of_packages(self._platform, package_ids)
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def status_log_of_execution(self) -> DataLoader[str, list[ExecutionLog]]:
+        async def load(execution_ids: Sequence[str]) -> list[list[ExecutionLog]]:
+            return await loading.status_logs_of_executions(self._platform, execution_ids)
 
         return DataLoader(load_fn=load)
