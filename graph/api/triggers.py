@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -113,7 +113,7 @@ def _instant(value: str | None, field: str) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{field} must be an ISO 8601 date and time", field=field) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return triggers.as_utc(moment)
 
 
 def _options(spec: TriggerInput) -> dict[str, Any]:

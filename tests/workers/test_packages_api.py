@@ -3,6 +3,7 @@ revisions, running an uploaded function on a real worker, and redeploying a newe
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -12,13 +13,17 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
 from graph.app import create_app
+from graph.cli import main
 from graph.db.tables import Blob, Package
-from graph.domain import datasets, items, projects
+from graph.domain import datasets, items, packages, projects
 from graph.domain.platform import Platform
+from graph.package_client import zip_directory
 from tests.conftest import make_user
+from tests.graph.test_cli_upload import running_server
 from tests.graphql import gql, gql_errors
 from tests.workers.conftest import burst
 from tests.workers.functions import PACKAGE
@@ -341,3 +346,44 @@ async def test_a_deployed_package_is_deleted_only_after_its_services(
     )
     assert (await gql(client, delete, {"id": pushed["id"]}))["deletePackage"] is True
     assert await package_rows(platform) == 0
+
+
+async def test_package_push_zips_a_folder_and_uploads_it(
+    platform, settings, plugins, owner, project, tmp_path
+) -> None:
+    folder = tmp_path / "tagger"
+    (folder / "__pycache__").mkdir(parents=True)
+    (folder / ".git").mkdir()
+    (folder / "loopline.json").write_text(json.dumps(MANIFEST))
+    (folder / "main.py").write_text(runner_code("v1"))
+    (folder / "helpers.py").write_text(HELPERS)
+    (folder / "__pycache__" / "main.cpython-312.pyc").write_bytes(b"\0compiled")
+    (folder / ".git" / "config").write_text("[core]\n")
+    (folder / ".env").write_text("SECRET=1\n")
+    with zipfile.ZipFile(io.BytesIO(zip_directory(folder))) as zipped:
+        assert sorted(zipped.namelist()) == ["helpers.py", "loopline.json", "main.py"]
+
+    async def push_cli(*args: str) -> Result:
+        return await asyncio.to_thread(CliRunner().invoke, main, ["package", "push", *args])
+
+    with running_server(settings, plugins) as url:
+        args = [str(folder), "--project", project.id, "--server", url, "--token", owner[1]]
+        first = await push_cli(*args)
+        assert first.exit_code == 0, first.output
+        assert first.output.startswith("pushed tagger revision 1 (id ")
+        assert "pushed tagger revision 2" in (await push_cli(*args)).output
+        (folder / "main.py").write_text("def broken(:\n")
+        failed = await push_cli(*args)
+        assert failed.exit_code == 1
+        assert "error: main.py, line 1" in failed.output
+        refused = await push_cli(*args[:-1], "not-a-token")
+        assert refused.exit_code == 1 and "error: " in refused.output
+    listed = await package_revisions(platform, owner, project.id)
+    assert listed == {"tagger": 2}
+
+
+async def package_revisions(
+    platform: Platform, owner: Any, project_id: str
+) -> dict[str, int | None]:
+    rows = await packages.list_packages(platform, owner[0], project_id)
+    return {r.name: r.revision for r in rows}
