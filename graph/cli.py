@@ -203,6 +203,29 @@ def upload(
 
 
 @main.group()
+def package() -> None:
+    """Packages of functions."""
+
+
+@package.command("push")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--project", "project_id", required=True, help="The id of the project.")
+@click.option("--server", default="http://127.0.0.1:8080", show_default=True)
+@click.option("--token", envvar="LOOPLINE_TOKEN", required=True, help="API token (LOOPLINE_TOKEN).")
+def package_push(directory: Path, project_id: str, server: str, token: str) -> None:
+    """Upload DIRECTORY (with loopline.json at its root) as a package of a project; pushing a
+    name again makes a new revision."""
+    from graph.package_client import PushFailed, push_package
+
+    try:
+        pushed = push_package(directory, server=server, token=token, project_id=project_id)
+    except PushFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"pushed {pushed['name']} revision {pushed['revision']} (id {pushed['id']})")
+
+
+@main.group()
 def index() -> None:
     """Metadata indexes that DQL filters use (run on the server machine: it needs no token)."""
 

@@ -5,6 +5,9 @@
 - ``POST /datasets/{id}/items`` with ``multipart/form-data``: ``file`` parts (names may hold
   sub-folders, ``a/b.jpg``), optional ``dir``, ``mode`` and ``metadata`` (JSON, ``metadata.user``
   of every file) -> a JSON list. The whole request may not exceed ``max_upload_bytes``.
+- ``POST /projects/{id}/packages`` with a package archive (a zip with ``loopline.json``) as the
+  raw body, or as the multipart part ``archive`` -> the package (``id``, ``name``, ``revision``).
+  A bad archive answers 400 saying what is wrong and where; one over ``max_package_bytes``, 413.
 - ``GET /items/{id}/stream`` -> the bytes, with ranges; a linked item redirects to its URL.
 - ``GET /items/{id}/thumbnail`` -> the JPEG thumbnail.
 
@@ -32,7 +35,7 @@ from starlette.types import Message, Receive
 
 from graph.api.context import bearer_token
 from graph.api.scalars import iso
-from graph.domain import content, items, paths, storage, uploads
+from graph.domain import content, items, packages, paths, storage, uploads
 from graph.domain.access import Actor
 from graph.domain.errors import DomainError, InvalidInput
 from graph.domain.platform import Platform
@@ -59,6 +62,7 @@ Handler = Callable[[Request, Platform], Awaitable[Response]]
 def binary_routes() -> list[BaseRoute]:
     return [
         Route("/datasets/{dataset_id}/items", _endpoint(_upload), methods=["POST"]),
+        Route("/projects/{project_id}/packages", _endpoint(_push_package), methods=["POST"]),
         Route("/items/{item_id}/stream", _endpoint(_stream), methods=["GET"]),
         Route("/items/{item_id}/thumbnail", _endpoint(_thumbnail), methods=["GET"]),
     ]
@@ -128,7 +132,7 @@ def _capped(receive: Receive, limit: int) -> Receive:
         seen += len(message.get("body", b""))
         if seen > limit:
             raise uploads.TooLarge(
-                f"the request body is larger than the upload limit of {limit} bytes",
+                f"the request body is larger than the limit of {limit} bytes",
                 field="body",
                 limit=limit,
             )
@@ -141,7 +145,7 @@ def _check_declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise uploads.TooLarge(
-            f"the request body ({declared} bytes) is larger than the upload limit of {limit} bytes",
+            f"the request body ({declared} bytes) is larger than the limit of {limit} bytes",
             field="body",
             limit=limit,
         )
@@ -246,6 +250,37 @@ async def _upload_batch(
             )
         results = await uploads.upload_files(platform, actor, dataset_id, files, mode)
     return JSONResponse([_summary(r) for r in results])
+
+
+# --- packages -------------------------------------------------------------------------------------
+
+
+async def _push_package(request: Request, platform: Platform) -> Response:
+    actor = await _actor(request, platform)
+    project_id = request.path_params["project_id"]
+    await packages.may_upload(platform, actor, project_id)
+    limit = platform.settings.max_package_bytes
+    _check_declared_length(request, limit)
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        capped = Request(request.scope, _capped(request.receive, limit))
+        async with capped.form(max_files=1, max_fields=_MAX_FORM_FIELDS) as form:
+            part = form.get("archive")
+            if not isinstance(part, UploadFile):
+                raise InvalidInput(
+                    "send the archive as a file part named 'archive'", field="archive"
+                )
+            package = await packages.upload_package(platform, actor, project_id, part.file)
+    else:
+        package = await packages.upload_package(platform, actor, project_id, _BodyReader(request))
+    return JSONResponse(
+        {
+            "id": package.id,
+            "projectId": package.project_id,
+            "name": package.name,
+            "revision": package.revision,
+            "description": package.description,
+        }
+    )
 
 
 # --- download -------------------------------------------------------------------------------------

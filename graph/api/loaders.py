@@ -12,7 +12,14 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from graph.db.tables import Annotation, Dataset, Item
+from graph.db.tables import (
+    Annotation,
+    Dataset,
+    Item,
+    Package,
+    PackageRevision,
+    Service,
+)
 from graph.domain import loading
 from graph.domain.platform import Platform
 
@@ -41,5 +48,20 @@ class Loaders:
     def annotations_of_item(self) -> DataLoader[str, list[Annotation]]:
         async def load(item_ids: Sequence[str]) -> list[list[Annotation]]:
             return await loading.annotations_of_items(self._platform, item_ids)
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def service(self) -> DataLoader[str, Service | None]:
+        return self._by_id(Service)
+
+    @cached_property
+    def package(self) -> DataLoader[str, Package | None]:
+        return self._by_id(Package)
+
+    @cached_property
+    def revisions_of_package(self) -> DataLoader[str, list[PackageRevision]]:
+        async def load(package_ids: Sequence[str]) -> list[list[PackageRevision]]:
+            return await loading.revisions_of_packages(self._platform, package_ids)
 
         return DataLoader(load_fn=load)

@@ -17,13 +17,17 @@ from strawberry.types import ExecutionContext
 from graph.api.annotations import AnnotationMutations, AnnotationQueries
 from graph.api.bulk import BulkMutations
 from graph.api.datasets import DatasetMutations, DatasetQueries
+from graph.api.executions import ExecutionMutations, ExecutionQueries
 from graph.api.indexes import IndexMutations, IndexQueries
 from graph.api.items import ItemMutations, ItemQueries
 from graph.api.links import LinkMutations
+from graph.api.packages import PackageMutations, PackageQueries
 from graph.api.projects import ProjectMutations, ProjectQueries
 from graph.api.saved_queries import SavedQueryMutations, SavedQueryQueries
+from graph.api.services import ServiceMutations, ServiceQueries
 from graph.api.storage import StorageMutations, StorageQueries
 from graph.api.sync import SyncMutations
+from graph.api.triggers import TriggerMutations, TriggerQueries
 from graph.api.uploads import UploadMutations
 from graph.api.versioning import VersioningMutations, VersioningQueries
 from graph.domain.errors import DomainError
@@ -43,6 +47,10 @@ Query = merge_types(
         VersioningQueries,
         IndexQueries,
         SavedQueryQueries,
+        PackageQueries,
+        ServiceQueries,
+        ExecutionQueries,
+        TriggerQueries,
     ),
 )
 Mutation = merge_types(
@@ -60,6 +68,10 @@ Mutation = merge_types(
         IndexMutations,
         BulkMutations,
         SavedQueryMutations,
+        PackageMutations,
+        ServiceMutations,
+        ExecutionMutations,
+        TriggerMutations,
     ),
 )
 

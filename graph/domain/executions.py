@@ -36,6 +36,7 @@ __all__ = [
     "ACTIVE",
     "TERMINAL",
     "append_status",
+    "count_executions",
     "create_execution",
     "create_executions_by_query",
     "enqueue",
@@ -293,6 +294,18 @@ async def list_executions(
             after,
         )
         return finish((await session.execute(statement)).all())
+
+
+async def count_executions(
+    platform: Platform, actor: Actor, project_id: str, *, dql: str | None = None
+) -> int:
+    compiled = queries.compile_for(
+        queries.parse_query(dql, resource="executions"), "executions", platform.db.dialect
+    )
+    async with platform.db.read() as session:
+        await require_role(session, actor, project_id, Role.annotator)
+        query = select(func.count()).where(Execution.project_id == project_id, compiled.where)
+        return int(await session.scalar(query) or 0)
 
 
 def _log_status(execution: Execution, status: str, message: str) -> None:

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from graph.db.tables import Annotation
+from graph.db.tables import Annotation, PackageRevision
 from graph.domain.platform import Platform
 
-__all__ = ["annotations_of_items", "by_ids"]
+__all__ = ["annotations_of_items", "by_ids", "revisions_of_packages"]
 
 T = TypeVar("T")
 
@@ -42,3 +42,19 @@ async def annotations_of_items(
         for annotation in rows:
             grouped[annotation.item_id].append(annotation)
     return [grouped.get(i, []) for i in item_ids]
+
+
+async def revisions_of_packages(
+    platform: Platform, package_ids: Sequence[str]
+) -> list[list[PackageRevision]]:
+    """Each package's revisions, oldest first, with one query."""
+    grouped: dict[str, list[PackageRevision]] = defaultdict(list)
+    async with platform.db.read() as session:
+        rows = await session.scalars(
+            select(PackageRevision)
+            .where(PackageRevision.package_id.in_(package_ids))
+            .order_by(PackageRevision.package_id, PackageRevision.revision)
+        )
+        for revision in rows:
+            grouped[revision.package_id].append(revision)
+    return [grouped.get(i, []) for i in package_ids]

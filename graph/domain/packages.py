@@ -11,12 +11,13 @@ on the revision they were deployed with until updated.
 from __future__ import annotations
 
 import ast
+import asyncio
 import io
 import json
 import stat
 import zipfile
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from sqlalchemy import func, select
@@ -27,6 +28,7 @@ from graph.domain import blobs, events
 from graph.domain.access import Actor, Role, require_role
 from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.platform import Platform
+from graph.domain.uploads import TooLarge
 from plugins.functions import PackageSpec, SpecError
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "deployable",
     "get_package",
     "list_packages",
+    "may_upload",
     "package_source",
     "revision_spec",
     "upload_package",
@@ -124,10 +127,11 @@ def _check_module_code(
                 )
 
 
-def read_archive(data: bytes) -> PackageSpec:
-    """The checked spec of an archive; :class:`InvalidInput` says what is wrong and where."""
+def read_archive(data: bytes | Path) -> PackageSpec:
+    """The checked spec of an archive (its bytes or its file); :class:`InvalidInput` says what
+    is wrong and where."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     except zipfile.BadZipFile:
         raise InvalidInput("the archive is not a zip file", field="archive") from None
     with archive:
@@ -146,17 +150,30 @@ def read_archive(data: bytes) -> PackageSpec:
     return spec
 
 
+async def may_upload(platform: Platform, actor: Actor, project_id: str) -> None:
+    """Raise unless the actor may upload packages to the project: checked before any byte is read."""
+    async with platform.db.read() as session:
+        await require_role(session, actor, project_id, Role.developer)
+
+
 async def upload_package(
     platform: Platform, actor: Actor, project_id: str, archive: BinaryIO | bytes
 ) -> Package:
-    """Store an archive as a package of the project (a new revision if its name exists)."""
+    """Store an archive as a package of the project (a new revision if its name exists).
+
+    ``archive`` is read, staged and checked in a worker thread, so it may be a stream that
+    blocks (a request body being received)."""
     limit = platform.settings.max_package_bytes
     try:
-        staged = blobs.stage(platform, archive, limit)
+        staged = await asyncio.to_thread(blobs.stage, platform, archive, limit)
     except OverflowError:
-        raise InvalidInput(f"the archive is larger than {limit} bytes", field="archive") from None
+        raise TooLarge(
+            f"the archive is larger than the package limit of {limit} bytes",
+            field="archive",
+            limit=limit,
+        ) from None
     try:
-        spec = read_archive(staged.path.read_bytes())
+        spec = await asyncio.to_thread(read_archive, staged.path)
     except BaseException:
         staged.discard()
         raise

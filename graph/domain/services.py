@@ -71,12 +71,14 @@ def _module_of(deployable: packages.Deployable, module_name: str | None) -> Modu
         if len(spec.modules) != 1:
             names = ", ".join(m.name for m in spec.modules)
             raise InvalidInput(
-                f"package {spec.name!r} has several modules ({names}): name one", field="module"
+                f"package {spec.name!r} has several modules ({names}): name one", field="moduleName"
             )
         return spec.modules[0]
     module = spec.module(module_name)
     if module is None:
-        raise InvalidInput(f"package {spec.name!r} has no module {module_name!r}", field="module")
+        raise InvalidInput(
+            f"package {spec.name!r} has no module {module_name!r}", field="moduleName"
+        )
     return module
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
@@ -36,6 +36,7 @@ from plugins.functions import FunctionSpec
 __all__ = [
     "ACTIONS",
     "RESOURCES",
+    "as_utc",
     "create_trigger",
     "delete_trigger",
     "entity_input",
@@ -54,6 +55,11 @@ RESOURCES: dict[str, tuple[str, str, str]] = {
 ACTIONS = ("Created", "Updated", "Deleted")
 MODES = ("Once", "Always")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-. ]{0,199}$")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` with its zone; a naive one is UTC (as SQLite returns every stored time)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def next_instant(cron: str, after: datetime) -> datetime:
@@ -273,7 +279,8 @@ async def update_trigger(
         if trigger.type == "cron" and (cron is not None or active):
             # a resumed schedule starts from now: what it missed while paused does not fire
             now = utcnow()
-            trigger.next_at = next_instant(trigger.cron or "", max(now, trigger.start_at or now))
+            start = as_utc(trigger.start_at) if trigger.start_at else now
+            trigger.next_at = next_instant(trigger.cron or "", max(now, start))
         await events.record(
             session,
             project_id=trigger.project_id,

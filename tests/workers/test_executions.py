@@ -300,7 +300,9 @@ async def test_a_job_taken_by_a_worker_that_died_before_claiming_is_enqueued_aga
     from redis import Redis
     from rq import Queue
 
-    created = await executions.create_execution(platform, owner[0], service.id, "greet", {"name": "d"})
+    created = await executions.create_execution(
+        platform, owner[0], service.id, "greet", {"name": "d"}
+    )
     redis = Redis.from_url(settings.redis_url)
     queue = Queue("default", connection=redis)
     # what a worker does when it takes a job, before it dies (kill -9) without claiming it
