@@ -21,7 +21,7 @@ from graph.domain import projects, users
 from graph.domain.access import Actor
 from graph.domain.platform import Platform
 from plugins.manager import Plugins
-from tests.servers import postgres_server_url
+from tests.servers import postgres_server_url, redis_server_url
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -75,9 +75,27 @@ async def _empty_postgres(db: Database) -> None:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_server_url() as url:
+        yield url
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(home=tmp_path / "home", database_url=database_url)
+def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
+    from redis import Redis
+
+    Redis.from_url(redis_url).flushdb()
+    return Settings(home=tmp_path / "home", database_url=database_url, redis_url=redis_url)
+
+
+def burst(settings: Settings, queues: tuple[str, ...] = ("platform", "default")) -> None:
+    """Run a real RQ worker in this process until the queues are empty."""
+    import dataclasses
+
+    from workers.worker import run_worker
+
+    run_worker(dataclasses.replace(settings, plugins_enabled=False), list(queues), burst=True)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["GraphQLFailed", "gql", "gql_errors"]
+__all__ = ["GraphQLFailed", "finished", "gql", "gql_errors"]
 
 
 class GraphQLFailed(AssertionError):
@@ -40,3 +40,12 @@ async def gql_errors(
     body = await _post(client, query, variables, **kw)
     assert body.get("errors"), f"expected errors, got {body}"
     return body["errors"]
+
+
+async def finished(client: Any, settings: Any, execution: dict[str, Any]) -> dict[str, Any]:
+    """Run what is queued with a real worker; the execution's end: status, output, error."""
+    from tests.conftest import burst
+
+    burst(settings)
+    query = "query($id: ID!) { execution(id: $id) { status output error } }"
+    return (await gql(client, query, {"id": execution["id"]}))["execution"]  # type: ignore[no-any-return]

@@ -36,8 +36,9 @@ from sqlalchemy import select
 
 from graph.config import Settings
 from graph.db.tables import User
-from graph.domain import runs
+from graph.domain import operations, runs
 from graph.domain.access import Actor
+from graph.domain.errors import DomainError
 from graph.domain.platform import Platform
 from plugins.functions import ENTITY_TYPES, FunctionSpec, ModuleSpec
 from workers import loader, runtime
@@ -211,6 +212,8 @@ class ProcessRuntime:
 
     def _call(self, state: _Running) -> dict[str, Any]:
         claim, session = state.claim, state.session
+        if claim.service_id is None and claim.package_name == operations.PACKAGE:
+            return self._operate(state)
         try:
             module, function, instance = self._function(claim)
             kwargs = self._inputs(session, function, claim.input)
@@ -279,6 +282,39 @@ class ProcessRuntime:
         except ValueError as exc:
             return {"status": "failed", "error": str(exc)}
         return {"status": "success", "output": output, "action": action[0]}
+
+    def _operate(self, state: _Running) -> dict[str, Any]:
+        """One of the platform's own operations: the domain function runs on the loop thread;
+        an interrupt cancels it there (its transaction rolls back)."""
+        claim, actor = state.claim, state.session.actor
+        pending: list[asyncio.Future[Any]] = []
+
+        def progress(done: int) -> None:  # called by the domain function, on the loop thread
+            report = runs.report_progress(
+                self.platform, claim.id, claim.attempt, message=f"{done} changed so far"
+            )
+            pending.append(asyncio.ensure_future(report))
+
+        async def operate() -> Any:
+            try:
+                return await operations.run(
+                    self.platform, actor, claim.function_name, claim.input, progress
+                )
+            finally:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+        future = asyncio.run_coroutine_threadsafe(operate(), self.bridge.loop)
+        try:
+            output = future.result()
+        except Interrupted:
+            future.cancel()
+            raise
+        except DomainError as exc:
+            return {"status": "failed", "error": exc.message}
+        except Exception as exc:
+            self._traceback(state, exc)
+            return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        return {"status": "success", "output": output}
 
     def _traceback(self, state: _Running, exc: BaseException) -> None:
         for line in "".join(traceback.format_exception(exc)).rstrip("\n").split("\n"):

@@ -5,39 +5,22 @@ from __future__ import annotations
 import strawberry
 
 from graph.api.context import Info
-from graph.domain import sync
+from graph.api.executions import Execution
+from graph.domain import operations
 
 __all__ = ["SyncMutations"]
-
-
-@strawberry.type(description="What a sync did to the items of a dataset.")
-class SyncReport:
-    created: int
-    updated: int
-    deleted: int
-    unchanged: int
-    skipped: int = strawberry.field(
-        description="Objects whose key cannot be an item path (such as `a//b` or `../x`)."
-    )
-
-    @classmethod
-    def of(cls, value: sync.SyncReport) -> SyncReport:
-        return cls(
-            created=value.created,
-            updated=value.updated,
-            deleted=value.deleted,
-            unchanged=value.unchanged,
-            skipped=value.skipped,
-        )
 
 
 @strawberry.type
 class SyncMutations:
     @strawberry.mutation(
         description="Bring a driver-bound dataset in line with its store: new objects become "
-        "items, changed ones update theirs, gone ones lose theirs."
+        "items, changed ones update theirs, gone ones lose theirs. Runs as an execution "
+        "(returned); its output counts what it did: `{created, updated, deleted, unchanged, "
+        "skipped}` (skipped: objects whose key cannot be an item path, such as `a//b`)."
     )
-    async def sync_dataset(self, info: Info, dataset_id: strawberry.ID) -> SyncReport:
+    async def sync_dataset(self, info: Info, dataset_id: strawberry.ID) -> Execution:
         ctx = info.context
-        report = await sync.sync_dataset(ctx.platform, await ctx.actor(), dataset_id)
-        return SyncReport.of(report)
+        input = {"datasetId": dataset_id}
+        row = await operations.start(ctx.platform, await ctx.actor(), "sync_dataset", input)
+        return Execution.of(row)

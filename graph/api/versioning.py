@@ -8,10 +8,11 @@ import strawberry
 
 from graph.api.context import Info
 from graph.api.datasets import Dataset
+from graph.api.executions import Execution
 from graph.api.items import DQL_ARGUMENT, FILTER_ARGUMENT
 from graph.api.saved_queries import SAVED_ARGUMENT, chosen_query
 from graph.api.scalars import JSON
-from graph.domain import versioning
+from graph.domain import operations, versioning
 
 __all__ = ["DatasetLineage", "VersioningMutations", "VersioningQueries"]
 
@@ -44,7 +45,8 @@ class VersioningMutations:
         description="A new dataset of the same project with copies of the items (all, the "
         "files and folders given, or those a query selects, folders with everything below them) "
         "sharing the source's bytes; annotations copied too unless `withAnnotations` is false, "
-        "user metadata unless `withMetadata` is false."
+        "user metadata unless `withMetadata` is false. Runs as an execution (returned); its "
+        "output names the new dataset: `{datasetId, name}`."
     )
     async def clone_dataset(
         self,
@@ -58,27 +60,27 @@ class VersioningMutations:
         with_metadata: bool = True,
         with_annotations: bool = True,
         target_dir: str | None = None,
-    ) -> Dataset:
+    ) -> Execution:
         ctx = info.context
         dql, filter = await chosen_query(info, dataset_id, "items", saved, dql, filter)
-        row = await versioning.clone_dataset(
-            ctx.platform,
-            await ctx.actor(),
-            dataset_id,
-            name,
-            item_ids=item_ids,
-            dql=dql,
-            dataloop=filter,
-            with_metadata=with_metadata,
-            with_annotations=with_annotations,
-            target_dir=target_dir,
-        )
-        return Dataset.of(row)
+        input = {
+            "datasetId": dataset_id,
+            "name": name,
+            "itemIds": item_ids,
+            "dql": dql,
+            "filter": filter,
+            "withMetadata": with_metadata,
+            "withAnnotations": with_annotations,
+            "targetDir": target_dir,
+        }
+        row = await operations.start(ctx.platform, await ctx.actor(), "clone_dataset", input)
+        return Execution.of(row)
 
     @strawberry.mutation(
         description="A new dataset with copies of the items of several datasets of one project. "
         "The first dataset to use a path keeps it; a later one's clashing item goes to "
-        "`/<its dataset name>/<path>` (then ` (2)`, ` (3)`... before the extension)."
+        "`/<its dataset name>/<path>` (then ` (2)`, ` (3)`... before the extension). Runs as an "
+        "execution (returned); its output names the new dataset: `{datasetId, name}`."
     )
     async def merge_datasets(
         self,
@@ -87,14 +89,13 @@ class VersioningMutations:
         name: str,
         with_metadata: bool = True,
         with_annotations: bool = True,
-    ) -> Dataset:
+    ) -> Execution:
         ctx = info.context
-        row = await versioning.merge_datasets(
-            ctx.platform,
-            await ctx.actor(),
-            dataset_ids,
-            name,
-            with_metadata=with_metadata,
-            with_annotations=with_annotations,
-        )
-        return Dataset.of(row)
+        input = {
+            "datasetIds": list(dataset_ids),
+            "name": name,
+            "withMetadata": with_metadata,
+            "withAnnotations": with_annotations,
+        }
+        row = await operations.start(ctx.platform, await ctx.actor(), "merge_datasets", input)
+        return Execution.of(row)

@@ -443,7 +443,7 @@ class Execution(_Entity, Base):
     # what makes a trigger's execution unique (per event, per entity, per cron instant)
     dedupe_key: Mapped[str | None] = mapped_column(String(160), default=None, unique=True)
     input: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    output: Mapped[Any] = mapped_column(Json, default=None)
+    output: Mapped[Any] = mapped_column(Json, default=None, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="created")
     progress: Mapped[int] = mapped_column(Integer, default=0)
     message: Mapped[str | None] = mapped_column(Text, default=None)

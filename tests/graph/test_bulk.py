@@ -16,7 +16,7 @@ from graph.domain import annotations, blobs, bulk, datasets, items, links, proje
 from graph.domain.annotations import AnnotationSpec
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tests.conftest import make_user
-from tests.graphql import gql, gql_errors
+from tests.graphql import finished, gql, gql_errors
 
 FRONT = 'metadata.user.camera = "front"'
 
@@ -578,16 +578,26 @@ async def test_thousands_of_items_in_chunks_each_once(platform, owner, project) 
 # --- GraphQL --------------------------------------------------------------------------------------
 
 
-async def test_changes_by_query_over_graphql(client, data) -> None:
+async def test_changes_by_query_over_graphql(client, data, settings) -> None:
     variables = {"d": data.id, "q": FRONT}
-    result = await gql(
-        client,
+
+    async def run(mutation: str, name: str, given: dict | None = None) -> dict:
+        """Start the change (an execution) and run it on a real worker; its output."""
+        result = await gql(client, mutation, given or variables)
+        assert result[name]["status"] == "created"
+        done = await finished(client, settings, result[name])
+        assert done["status"] == "success", done["error"]
+        return done["output"]
+
+    changed = await run(
         """mutation($d: ID!, $q: String) {
-          updateItemsByQuery(datasetId: $d, dql: $q, set: {reviewed: true}, description: "ok")
+          updateItemsByQuery(datasetId: $d, dql: $q, set: {reviewed: true}, description: "ok") {
+            id status
+          }
         }""",
-        variables,
+        "updateItemsByQuery",
     )
-    assert result["updateItemsByQuery"] == 3
+    assert changed == {"changed": 3}
     listed = await gql(
         client,
         """query($d: ID!) {
@@ -596,47 +606,56 @@ async def test_changes_by_query_over_graphql(client, data) -> None:
         {"d": data.id},
     )
     assert listed["items"]["totalCount"] == 3
-    result = await gql(
-        client,
+    changed = await run(
         """mutation($d: ID!) {
-          updateAnnotationsByQuery(datasetId: $d, dql: "label = \\"dog\\"", status: "issue")
+          updateAnnotationsByQuery(datasetId: $d, dql: "label = \\"dog\\"", status: "issue") {
+            id status
+          }
         }""",
+        "updateAnnotationsByQuery",
         {"d": data.id},
     )
-    assert result["updateAnnotationsByQuery"] == 2
-    result = await gql(
-        client,
+    assert changed == {"changed": 2}
+    changed = await run(
         """mutation($d: ID!) {
-          deleteAnnotationsByQuery(datasetId: $d, filter: {filter: {label: "dog"}})
+          deleteAnnotationsByQuery(datasetId: $d, filter: {filter: {label: "dog"}}) { id status }
         }""",
+        "deleteAnnotationsByQuery",
         {"d": data.id},
     )
-    assert result["deleteAnnotationsByQuery"] == 2
-    result = await gql(
-        client,
+    assert changed == {"changed": 2}
+    moved = await run(
         """mutation($d: ID!, $q: String) {
-          moveItemsByQuery(datasetId: $d, dql: $q, toDir: "/front")
-          clone: cloneDataset(datasetId: $d, name: "c", dql: $q) { itemsCount }
+          moveItemsByQuery(datasetId: $d, dql: $q, toDir: "/front") { id status }
         }""",
-        variables,
+        "moveItemsByQuery",
     )
-    assert result["moveItemsByQuery"] == 3 and result["clone"]["itemsCount"] == 3
-    result = await gql(
-        client,
-        'mutation($d: ID!) { deleteItemsByQuery(datasetId: $d, dql: "dir = \\"/front\\"") }',
+    assert moved == {"changed": 3}
+    clone = await run(
+        """mutation($d: ID!, $q: String) {
+          cloneDataset(datasetId: $d, name: "c", dql: $q) { id status }
+        }""",
+        "cloneDataset",
+    )
+    query = "query($d: ID!) { dataset(id: $d) { name itemsCount } }"
+    cloned = (await gql(client, query, {"d": clone["datasetId"]}))["dataset"]
+    assert cloned == {"name": "c", "itemsCount": 3}
+    deleted = await run(
+        'mutation($d: ID!) { deleteItemsByQuery(datasetId: $d, dql: "dir = \\"/front\\"") { id status } }',
+        "deleteItemsByQuery",
         {"d": data.id},
     )
-    assert result["deleteItemsByQuery"] == 3
+    assert deleted == {"changed": 3}
     errors = await gql_errors(
         client,
-        'mutation($d: ID!) { deleteItemsByQuery(datasetId: $d, dql: "width >") }',
+        'mutation($d: ID!) { deleteItemsByQuery(datasetId: $d, dql: "width >") { id } }',
         {"d": data.id},
     )
     extensions = errors[0]["extensions"]
     assert extensions["code"] == "INVALID_INPUT" and extensions["field"] == "dql"
     assert "line" in extensions and "column" in extensions
     errors = await gql_errors(
-        client, "mutation($d: ID!) { deleteItemsByQuery(datasetId: $d) }", {"d": data.id}
+        client, "mutation($d: ID!) { deleteItemsByQuery(datasetId: $d) { id } }", {"d": data.id}
     )
     assert errors[0]["extensions"]["field"] == "dql"
     assert (await gql(client, "query($d: ID!) { dataset(id: $d) { itemsCount } }", variables))[

@@ -14,7 +14,7 @@ from graph.domain import annotations, datasets, items, projects, saved_queries
 from graph.domain.annotations import AnnotationSpec
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tests.conftest import make_user
-from tests.graphql import gql, gql_errors
+from tests.graphql import finished, gql, gql_errors
 
 FILES = 'type = "file"'
 
@@ -207,7 +207,7 @@ async def test_roles(platform, owner, project) -> None:
     assert await _saved_rows(platform) == 1
 
 
-async def test_run_by_name_over_graphql(client, data) -> None:
+async def test_run_by_name_over_graphql(client, data, settings) -> None:
     created = await gql(
         client,
         """mutation($p: ID!) {
@@ -239,17 +239,26 @@ async def test_run_by_name_over_graphql(client, data) -> None:
     )
     assert nested["dataset"]["items"]["totalCount"] == 2
 
-    changed = await gql(
+    started = await gql(
         client,
         """mutation($d: ID!) {
-          updateItemsByQuery(datasetId: $d, saved: "front", set: {picked: true})
-          clone: cloneDataset(datasetId: $d, name: "front only", saved: "front") { itemsCount }
-          deleteAnnotationsByQuery(datasetId: $d, saved: "dogs")
+          updateItemsByQuery(datasetId: $d, saved: "front", set: {picked: true}) { id }
+          clone: cloneDataset(datasetId: $d, name: "front only", saved: "front") { id }
+          deleteAnnotationsByQuery(datasetId: $d, saved: "dogs") { id }
         }""",
         {"d": data.id},
     )
-    assert changed["updateItemsByQuery"] == 2 and changed["clone"]["itemsCount"] == 2
-    assert changed["deleteAnnotationsByQuery"] == 1
+    outputs = {}
+    for name, execution in started.items():
+        outputs[name] = (await finished(client, settings, execution))["output"]
+    assert outputs["updateItemsByQuery"] == {"changed": 2}
+    assert outputs["deleteAnnotationsByQuery"] == {"changed": 1}
+    clone = await gql(
+        client,
+        "query($d: ID!) { dataset(id: $d) { itemsCount } }",
+        {"d": outputs["clone"]["datasetId"]},
+    )
+    assert clone["dataset"]["itemsCount"] == 2
 
     for query, field, code in [
         ('items(datasetId: $d, saved: "dogs") { totalCount }', "saved", "INVALID_INPUT"),

@@ -18,7 +18,7 @@ from graph.domain.errors import (
     StorageUnavailable,
 )
 from tests.conftest import make_user
-from tests.graphql import gql, gql_errors
+from tests.graphql import finished, gql, gql_errors
 from tests.s3 import CREDENTIALS, bucket_fixture, closed_port, s3_client, s3_endpoint_fixture  # noqa: F401
 
 PREFIX = "teams/vision"
@@ -215,7 +215,7 @@ async def test_store_in_driver_puts_the_upload_under_the_prefix(
 
 
 async def test_unreachable_store_fails_fast_and_changes_nothing(
-    platform, owner, project, client
+    platform, owner, project, client, settings
 ) -> None:
     actor = owner[0]
     driver = await storage.create_driver(
@@ -230,12 +230,11 @@ async def test_unreachable_store_fails_fast_and_changes_nothing(
     with pytest.raises(StorageUnavailable) as down:
         await sync.sync_dataset(platform, actor, dataset.id)
     assert "could not be reached" in down.value.message and "down" in down.value.message
-    errors = await gql_errors(
-        client,
-        "mutation($d: ID!) { syncDataset(datasetId: $d) { created } }",
-        {"d": dataset.id},
+    started = await gql(
+        client, "mutation($d: ID!) { syncDataset(datasetId: $d) { id } }", {"d": dataset.id}
     )
-    assert errors[0]["extensions"]["code"] == "STORAGE_UNAVAILABLE"
+    done = await finished(client, settings, started["syncDataset"])
+    assert done["status"] == "failed" and "could not be reached" in done["error"]
     assert await _count(platform, Item) == 0 and await _count(platform, Blob) == 0
     assert (await datasets.get_dataset(platform, actor, dataset.id)).last_synced_at is None
 
@@ -500,7 +499,9 @@ async def test_the_secret_never_leaves_the_server(
     assert errors[0]["extensions"]["code"] == "GRAPHQL_VALIDATION"
 
 
-async def test_storage_over_graphql(platform, owner, project, client, s3_endpoint, bucket) -> None:
+async def test_storage_over_graphql(
+    platform, owner, project, client, s3_endpoint, bucket, settings
+) -> None:
     _put(s3_endpoint, bucket, {"cats/a.jpg": b"a", "dogs/b.jpg": b"b"})
     integration = await gql(
         client,
@@ -525,13 +526,11 @@ async def test_storage_over_graphql(platform, owner, project, client, s3_endpoin
         {"p": project.id, "d": driver_id},
     )
     dataset_id = dataset["createDataset"]["id"]
-    report = await gql(
-        client,
-        "mutation($d: ID!) { syncDataset(datasetId: $d) "
-        "{ created updated deleted unchanged skipped } }",
-        {"d": dataset_id},
+    started = await gql(
+        client, "mutation($d: ID!) { syncDataset(datasetId: $d) { id } }", {"d": dataset_id}
     )
-    assert report["syncDataset"] == {
+    report = await finished(client, settings, started["syncDataset"])
+    assert report["output"] == {
         "created": 2,
         "updated": 0,
         "deleted": 0,

@@ -14,7 +14,7 @@ from graph.domain import annotations, blobs, datasets, items, projects, versioni
 from graph.domain.annotations import AnnotationSpec
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tests.conftest import make_user
-from tests.graphql import gql, gql_errors
+from tests.graphql import finished, gql, gql_errors
 
 BOX = [{"x": 1, "y": 2}, {"x": 30, "y": 40}]
 
@@ -342,15 +342,31 @@ async def test_bad_merges_create_nothing(platform, owner, project) -> None:
     assert await _count(platform, Dataset) == 3
 
 
+async def _made(client, settings, started: dict) -> dict:
+    """Run a clone or merge execution on a real worker; the dataset it made."""
+    done = await finished(client, settings, started)
+    assert done["status"] == "success", done["error"]
+    query = """query($d: ID!) {
+      dataset(id: $d) { id name srcDatasetId itemsCount annotationsCount metadata }
+    }"""
+    return (await gql(client, query, {"d": done["output"]["datasetId"]}))["dataset"]
+
+
 async def test_lineage_after_a_clone_of_a_clone_over_graphql(
-    client, platform, owner, source
+    client, platform, owner, source, settings
 ) -> None:
     clone = """mutation($d: ID!, $n: String!) {
-      cloneDataset(datasetId: $d, name: $n) { id name srcDatasetId itemsCount annotationsCount }
+      cloneDataset(datasetId: $d, name: $n) { id status functionName }
     }"""
-    v2 = (await gql(client, clone, {"d": source.id, "n": "v2"}))["cloneDataset"]
-    v3 = (await gql(client, clone, {"d": v2["id"], "n": "v3"}))["cloneDataset"]
-    side = (await gql(client, clone, {"d": source.id, "n": "side"}))["cloneDataset"]
+
+    async def cloned(dataset_id: str, name: str) -> dict:
+        started = (await gql(client, clone, {"d": dataset_id, "n": name}))["cloneDataset"]
+        assert (started["status"], started["functionName"]) == ("created", "clone_dataset")
+        return await _made(client, settings, started)
+
+    v2 = await cloned(source.id, "v2")
+    v3 = await cloned(v2["id"], "v3")
+    side = await cloned(source.id, "side")
     assert (v3["srcDatasetId"], v3["itemsCount"], v3["annotationsCount"]) == (v2["id"], 4, 4)
 
     query = """query($d: ID!) {
@@ -380,26 +396,35 @@ async def test_lineage_after_a_clone_of_a_clone_over_graphql(
     assert deepest == {"id": source.ids["/train/a.jpg"], "datasetId": source.id}
 
 
-async def test_merge_and_errors_over_graphql(client, platform, owner, project, source) -> None:
+async def test_merge_and_errors_over_graphql(
+    client, platform, owner, project, source, settings
+) -> None:
     other = await datasets.create_dataset(platform, owner[0], project.id, "other")
     await _fill(platform, owner[0], other, [items.ItemSpec(path="/d.jpg")])
-    merged = await gql(
+    started = await gql(
         client,
         """mutation($ids: [ID!]!) {
-          mergeDatasets(datasetIds: $ids, name: "all", withAnnotations: false) {
-            name itemsCount annotationsCount metadata
-          }
+          mergeDatasets(datasetIds: $ids, name: "all", withAnnotations: false) { id }
         }""",
         {"ids": [source.id, other.id]},
     )
-    assert merged["mergeDatasets"]["itemsCount"] == 5
-    assert merged["mergeDatasets"]["annotationsCount"] == 0
-    errors = await gql_errors(
+    merged = await _made(client, settings, started["mergeDatasets"])
+    assert (merged["name"], merged["itemsCount"], merged["annotationsCount"]) == ("all", 5, 0)
+    # what only the work itself can find fails the execution, with the domain's message
+    started = await gql(
         client,
         'mutation($d: ID!, $i: [ID!]) { cloneDataset(datasetId: $d, name: "x", itemIds: $i) { id } }',
         {"d": source.id, "i": ["000000000000000000000000"]},
     )
-    assert errors[0]["extensions"] == {"code": "INVALID_INPUT", "field": "itemIds"}
+    done = await finished(client, settings, started["cloneDataset"])
+    assert done["status"] == "failed" and "000000000000000000000000" in done["error"]
+    # what the request can check is refused at once
+    errors = await gql_errors(
+        client,
+        'mutation($d: ID!) { cloneDataset(datasetId: $d, name: "x", dql: "width >") { id } }',
+        {"d": source.id},
+    )
+    assert errors[0]["extensions"]["field"] == "dql"
     errors = await gql_errors(
         client,
         'mutation($d: ID!) { cloneDataset(datasetId: $d, name: "all") { id } }',

@@ -3,8 +3,6 @@ settings that name it, the test functions plugin, and real RQ workers."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +10,11 @@ from redis import Redis
 
 from graph.config import Settings
 from plugins.manager import Plugins
-from tests.servers import redis_server_url
+from tests.conftest import burst
+
+__all__ = ["FUNCTIONS", "burst"]
 
 FUNCTIONS = "tests.workers.functions"
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    with redis_server_url() as url:
-        yield url
 
 
 @pytest.fixture
@@ -38,10 +32,3 @@ def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
 @pytest.fixture
 def plugins(settings: Settings) -> Plugins:
     return Plugins(entry_points=False, modules=settings.plugin_modules)
-
-
-def burst(settings: Settings, queues: tuple[str, ...] = ("default", "platform")) -> None:
-    """Run a real RQ worker in this process until the queues are empty."""
-    from workers.worker import run_worker
-
-    run_worker(dataclasses.replace(settings, plugins_enabled=False), list(queues), burst=True)
