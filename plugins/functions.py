@@ -26,16 +26,22 @@ from typing import Any
 __all__ = [
     "ENTITY_TYPES",
     "IO_TYPES",
+    "SLOT_RESOURCES",
+    "DisplayScope",
     "FunctionIO",
     "FunctionSpec",
     "ModuleSpec",
     "PackageSpec",
     "SpecError",
+    "UISlot",
 ]
 
 ENTITY_TYPES = ("Item", "Dataset", "Annotation", "Execution", "Model")
 _SCALARS = ("Json", "String", "Number", "Integer", "Float", "Boolean")
 IO_TYPES = tuple(t + suffix for t in (*ENTITY_TYPES, *_SCALARS) for suffix in ("", "[]"))
+SLOT_RESOURCES = ("item", "annotation", "dataset", "task", "datasetQuery")
+_PANELS = ("browser", "studio", "table", "all")
+_POST_ACTIONS = ("noAction", "download", "drawAnnotation")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,199}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
 
@@ -90,11 +96,38 @@ class ModuleSpec:
 
 
 @dataclass(frozen=True)
+class DisplayScope:
+    """Where a slot's button shows: on entities of ``resource`` that match the DQL ``filter``
+    (empty: all of them), in ``panel``."""
+
+    resource: str
+    filter: str = ""
+    panel: str = "all"
+
+
+@dataclass(frozen=True)
+class UISlot:
+    """A button a frontend shows for a function (Dataloop's package slots). ``package`` is set
+    for slots a plugin registers with ``register_ui_slots``; a package's own slots leave it
+    empty. ``post_action`` says what the frontend does with the output."""
+
+    display_name: str
+    module_name: str
+    function_name: str
+    display_scopes: tuple[DisplayScope, ...]
+    post_action: str = "noAction"
+    display_icon: str = ""
+    default_inputs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    package: str = ""
+
+
+@dataclass(frozen=True)
 class PackageSpec:
     name: str
     modules: tuple[ModuleSpec, ...] = ()
     description: str = ""
     version: str = ""
+    slots: tuple[UISlot, ...] = ()
 
     def module(self, name: str) -> ModuleSpec | None:
         return next((m for m in self.modules if m.name == name), None)
@@ -124,6 +157,7 @@ class PackageSpec:
                 }
                 for m in self.modules
             ],
+            "slots": [_slot_json(slot) for slot in self.slots],
         }
 
     @classmethod
@@ -136,11 +170,23 @@ class PackageSpec:
             raise SpecError("modules", "a package needs a non-empty list of modules")
         modules = tuple(_module(m, f"modules[{i}]") for i, m in enumerate(modules_doc))
         _unique([m.name for m in modules], "modules", "module")
+        slots_doc = doc.get("slots") or []
+        if not isinstance(slots_doc, list):
+            raise SpecError("slots", "must be a list")
+        slots = tuple(read_slot(raw, f"slots[{i}]") for i, raw in enumerate(slots_doc))
+        for i, slot in enumerate(slots):
+            module = next((m for m in modules if m.name == slot.module_name), None)
+            if module is None or module.function(slot.function_name) is None:
+                raise SpecError(
+                    f"slots[{i}]",
+                    f"no function {slot.function_name!r} in module {slot.module_name!r}",
+                )
         return cls(
             name=name,
             modules=modules,
             description=_text(doc.get("description"), "description"),
             version=_text(doc.get("version"), "version"),
+            slots=slots,
         )
 
     def check(self) -> None:
@@ -249,4 +295,55 @@ def _module(raw: Any, where: str) -> ModuleSpec:
         init_inputs=_ios(doc.get("initInputs"), f"{where}.initInputs"),
         entry_point=entry_point,
         class_name=_name(doc.get("className", "ServiceRunner"), f"{where}.className", _IDENTIFIER),
+    )
+
+
+def _slot_json(slot: UISlot) -> dict[str, Any]:
+    return {
+        "displayName": slot.display_name,
+        "displayIcon": slot.display_icon,
+        "moduleName": slot.module_name,
+        "functionName": slot.function_name,
+        "displayScopes": [
+            {"resource": s.resource, "filter": s.filter, "panel": s.panel}
+            for s in slot.display_scopes
+        ],
+        "postAction": {"type": slot.post_action},
+        "defaultInputs": slot.default_inputs,
+    }
+
+
+def read_slot(raw: Any, where: str) -> UISlot:
+    """A slot in Dataloop's JSON form; the scope ``filter`` is DQL text (or empty)."""
+    doc = _mapping(raw, where)
+    scopes_doc = doc.get("displayScopes")
+    if not isinstance(scopes_doc, list) or not scopes_doc:
+        raise SpecError(f"{where}.displayScopes", "a slot needs a non-empty list of scopes")
+    scopes = []
+    for i, scope_raw in enumerate(scopes_doc):
+        at = f"{where}.displayScopes[{i}]"
+        scope = _mapping(scope_raw, at)
+        resource = scope.get("resource")
+        if resource not in SLOT_RESOURCES:
+            raise SpecError(f"{at}.resource", f"one of {', '.join(SLOT_RESOURCES)}")
+        panel = scope.get("panel", "all")
+        if panel not in _PANELS:
+            raise SpecError(f"{at}.panel", f"one of {', '.join(_PANELS)}")
+        scopes.append(DisplayScope(resource, _text(scope.get("filter"), f"{at}.filter"), panel))
+    post = doc.get("postAction") or {}
+    post_type = post.get("type", "noAction") if isinstance(post, Mapping) else post
+    if post_type not in _POST_ACTIONS:
+        raise SpecError(f"{where}.postAction", f"type is one of {', '.join(_POST_ACTIONS)}")
+    defaults = doc.get("defaultInputs") or {}
+    if not isinstance(defaults, Mapping):
+        raise SpecError(f"{where}.defaultInputs", "must be a JSON object")
+    return UISlot(
+        display_name=_text(doc.get("displayName"), f"{where}.displayName") or "",
+        display_icon=_text(doc.get("displayIcon"), f"{where}.displayIcon"),
+        module_name=_name(doc.get("moduleName", "default_module"), f"{where}.moduleName"),
+        function_name=_name(doc.get("functionName"), f"{where}.functionName", _IDENTIFIER),
+        display_scopes=tuple(scopes),
+        post_action=post_type,
+        default_inputs=dict(defaults),
+        package=_text(doc.get("package"), f"{where}.package"),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pluggy
 
-from plugins.functions import PackageSpec
+from plugins.functions import PackageSpec, UISlot
 from plugins.types import StorageDriverType
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
@@ -46,4 +46,20 @@ def register_functions() -> list[PackageSpec]:
         all plugins and must not be the name of a package uploaded to a project; a clash is
         reported with both plugin names and the later one is ignored, as is a spec that fails
         :meth:`~plugins.functions.PackageSpec.check`.
+    """
+
+
+@hookspec
+def register_ui_slots() -> list[UISlot]:
+    """Contribute buttons that frontends show for functions of packages (in addition to the
+    slots a package declares itself).
+
+    Called once per process, the first time the platform lists the slots of an entity. A slot
+    applies in a project where its package (``UISlot.package``, required here) is deployed as an
+    active service; its display scopes say on which entities (a resource and a DQL filter
+    evaluated on the entity) and in which panel it shows. Running one creates an execution of
+    the slot's function with the entity as its input of that type.
+
+    :return: a list of :class:`plugins.functions.UISlot`. A slot without ``package`` is reported
+        as a failure of its plugin and ignored.
     """

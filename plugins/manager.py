@@ -12,7 +12,7 @@ from typing import Any
 import pluggy
 
 from plugins import hookspecs
-from plugins.functions import PackageSpec
+from plugins.functions import PackageSpec, UISlot
 from plugins.types import StorageDriverType
 
 __all__ = ["BUILTIN_PLUGINS", "PluginFailure", "Plugins"]
@@ -45,6 +45,7 @@ class Plugins:
     _pm: pluggy.PluginManager | None = None
     _storage_drivers: dict[str, StorageDriverType] | None = None
     _packages: dict[str, PackageSpec] | None = None
+    _ui_slots: list[UISlot] | None = None
 
     @property
     def pm(self) -> pluggy.PluginManager:
@@ -57,6 +58,7 @@ class Plugins:
         self.pm.register(plugin, name=name)
         self._storage_drivers = None
         self._packages = None
+        self._ui_slots = None
 
     def _build(self) -> pluggy.PluginManager:
         pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -133,6 +135,19 @@ class Plugins:
                 packages[name] = spec
             self._packages = packages
         return self._packages
+
+    @property
+    def ui_slots(self) -> list[UISlot]:
+        """Slots registered by plugins (each naming its package)."""
+        if self._ui_slots is None:
+            slots = []
+            for plugin, slot in self._collect("register_ui_slots"):
+                if not slot.package:
+                    self._fail(plugin, ValueError(f"slot {slot.display_name!r} names no package"))
+                    continue
+                slots.append(slot)
+            self._ui_slots = slots
+        return self._ui_slots
 
     def describe(self) -> list[dict[str, Any]]:
         """Each registered plugin with its hooks, built-ins first, for ``loopline plugins``."""

@@ -25,6 +25,7 @@ from graph.api.packages import PackageMutations, PackageQueries
 from graph.api.projects import ProjectMutations, ProjectQueries
 from graph.api.saved_queries import SavedQueryMutations, SavedQueryQueries
 from graph.api.services import ServiceMutations, ServiceQueries
+from graph.api.slots import SlotMutations, SlotQueries
 from graph.api.storage import StorageMutations, StorageQueries
 from graph.api.sync import SyncMutations
 from graph.api.triggers import TriggerMutations, TriggerQueries
@@ -49,6 +50,7 @@ Query = merge_types(
         SavedQueryQueries,
         PackageQueries,
         ServiceQueries,
+        SlotQueries,
         ExecutionQueries,
         TriggerQueries,
     ),
@@ -70,6 +72,7 @@ Mutation = merge_types(
         SavedQueryMutations,
         PackageMutations,
         ServiceMutations,
+        SlotMutations,
         ExecutionMutations,
         TriggerMutations,
     ),

@@ -175,9 +175,13 @@ async def create_execution(
     service_id: str,
     function_name: str,
     input: Mapping[str, Any] | None = None,
+    *,
+    needed: Role = _RUN_ROLE,
 ) -> Execution:
+    """Run a service function once; ``needed`` is the role it takes (a UI slot lets annotators
+    run what its developer published for them)."""
     async with platform.db.write() as session:
-        service = await service_for(session, actor, service_id, _RUN_ROLE)
+        service = await service_for(session, actor, service_id, needed)
         _, function = await function_of(session, platform, service, function_name)
         (checked,) = await check_inputs(session, service.project_id, function.inputs, [input or {}])
         (queued,) = await insert_executions(

@@ -16,6 +16,7 @@ from plugins.builtin.local_storage import LocalBackend
 from plugins.manager import Plugins
 from tests.graphql import gql
 from tests.plugins import example_plugin
+from workers.worker import run_worker
 
 Install = Callable[[dict[str, str]], None]
 
@@ -56,7 +57,7 @@ def store() -> Iterator[tuple[str, dict[str, bytes]]]:
 
 
 async def test_an_installed_plugin_is_loaded_and_its_driver_works_end_to_end(
-    platform, owner, project, client, store
+    platform, owner, project, client, store, settings
 ) -> None:
     actor = owner[0]
     name, objects = store
@@ -83,12 +84,20 @@ async def test_an_installed_plugin_is_loaded_and_its_driver_works_end_to_end(
     driver = created["createDriver"]
     assert driver["type"] == "memory" and driver["config"] == {"store": name}
     dataset = await datasets.create_dataset(platform, actor, project.id, "mem", driver["id"])
+    started = await gql(
+        client, "mutation($d: ID!) { syncDataset(datasetId: $d) { id } }", {"d": dataset.id}
+    )
+    # the sync runs on a worker, which finds the installed plugin through its entry point too
+    run_worker(settings, ["platform"], burst=True)
     report = await gql(
         client,
-        "mutation($d: ID!) { syncDataset(datasetId: $d) { created updated deleted unchanged } }",
-        {"d": dataset.id},
+        "query($e: ID!) { execution(id: $e) { status output } }",
+        {"e": started["syncDataset"]["id"]},
     )
-    assert report["syncDataset"] == {"created": 2, "updated": 0, "deleted": 0, "unchanged": 0}
+    assert report["execution"] == {
+        "status": "success",
+        "output": {"created": 2, "updated": 0, "deleted": 0, "unchanged": 0, "skipped": 0},
+    }
 
     page = await items.list_items(platform, actor, dataset.id, folders=False)
     tom = next(i for i in page.rows if i.filename == "/cats/tom.jpg")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from plugins import hookimpl
-from plugins.functions import FunctionIO, FunctionSpec, ModuleSpec, PackageSpec
+from plugins.functions import (
+    DisplayScope,
+    FunctionIO,
+    FunctionSpec,
+    ModuleSpec,
+    PackageSpec,
+    UISlot,
+)
 
 PACKAGE = "test-functions"
 
@@ -94,6 +102,35 @@ SPEC = PackageSpec(
 )
 
 
+SPEC = dataclasses.replace(
+    SPEC,
+    slots=(
+        UISlot(
+            "Label it",
+            "main",
+            "label",
+            (DisplayScope("item", "", "studio"),),
+            post_action="drawAnnotation",
+            default_inputs={"label": "from-slot"},
+        ),
+    ),
+)
+
+
 @hookimpl
 def register_functions() -> list[PackageSpec]:
     return [SPEC]
+
+
+@hookimpl
+def register_ui_slots() -> list[UISlot]:
+    """A slot a plugin adds to the package: only on training items."""
+    return [
+        UISlot(
+            "Show its name",
+            "main",
+            "on_item",
+            (DisplayScope("item", 'dir = "/train"', "browser"),),
+            package=PACKAGE,
+        )
+    ]
