@@ -120,23 +120,20 @@ async def plan(
     where = query.where
     conjuncts = where.items if isinstance(where, ast.And) else (where,)
     bound = enough(page, rows)
-    ranges = [(c, path) for c in conjuncts if (path := _range_path(c)) is not None]
-    if ranges:
-        declared = set(
-            await session.scalars(
-                select(MetadataIndex.path).where(MetadataIndex.resource == resource)
-            )
+    key = queries.fields_for(resource, dataset_id).fields["id"].column
+    for conjunct in conjuncts:
+        path = _range_path(conjunct)
+        if path is None:
+            continue
+        compiled = queries.compile_for(ast.Query(conjunct), resource, "sqlite", dataset_id)
+        declared = (
+            select(MetadataIndex.id)
+            .where(MetadataIndex.resource == resource, MetadataIndex.path == path)
+            .exists()
         )
-        fields = queries.fields_for(resource, dataset_id)
-        for conjunct, path in ranges:
-            if path not in declared:
-                continue
-            compiled = queries.compile_for(ast.Query(conjunct), resource, "sqlite", dataset_id)
-            found = await _count(
-                session, [*scope, compiled.where], bound, fields.fields["id"].column
-            )
-            if found < bound:
-                return Plan(sort_matches=True)
+        found = await _count(session, [*scope, compiled.where], bound, key, only_if=declared)
+        if found is not None and found < bound:
+            return Plan(sort_matches=True)
     for conjunct in conjuncts:
         if isinstance(conjunct, ast.Quantified) and conjunct.quantifier == "any":
             if await _related(session, conjunct, resource, dataset_id, bound) >= bound:
@@ -169,7 +166,7 @@ async def _related(
     if node.where is not None:
         inner = queries.compile_for(ast.Query(node.where), target, "sqlite", dataset_id)
         where.append(inner.where)
-    return await _count(session, where, bound, relation.remote, distinct=True)
+    return await _count(session, where, bound, relation.remote, distinct=True) or 0
 
 
 async def _count(
@@ -179,10 +176,15 @@ async def _count(
     what: Any,
     *,
     distinct: bool = False,
-) -> int:
+    only_if: ColumnElement[bool] | None = None,
+) -> int | None:
     """Rows (``distinct`` values) of ``what`` matching ``where``, counted up to ``bound`` (where
-    the database stops reading)."""
+    the database stops reading); None, without counting, unless ``only_if`` holds."""
     rows = select(what).where(*where).limit(bound)
     if distinct:
         rows = rows.distinct()
-    return int(await session.scalar(select(func.count()).select_from(rows.subquery())) or 0)
+    counted = select(func.count()).select_from(rows.subquery())
+    if only_if is None:
+        return await session.scalar(counted)
+    # one statement: SQLite tests the condition before it computes the count
+    return await session.scalar(select(counted.scalar_subquery()).where(only_if))
