@@ -19,9 +19,9 @@ over that of reading a match through an index (about 4, measured at 1M items).
 
 Only lists in their default order are planned (an ``order by`` is sorted whichever way the rows
 are found), only on SQLite (PostgreSQL keeps value histograms and plans these well), and only
-conditions that are a conjunct of the whole filter: a range, ``in`` or ``like`` on a metadata
-path with a declared index (an unindexed probe would scan), and an ``any`` quantifier, which
-otherwise gathers every related match before the first row is returned.
+conditions that are a conjunct of the whole filter: a range or ``in`` on a metadata path with a
+declared index (through no index a probe would scan), and an ``any`` quantifier, which otherwise
+gathers every related match before the first row is returned.
 """
 
 from __future__ import annotations
@@ -142,14 +142,13 @@ async def plan(
 
 
 def _range_path(node: ast.Expr) -> str | None:
-    """The metadata path of a condition an index on it serves as a range, not in list order."""
+    """The metadata path of a condition an index on it serves as ranges of exactly the matching
+    entries (so a probe reads no more than it counts), but not in list order."""
     if isinstance(node, ast.Compare):
         ranged = node.op in _RANGE
     elif isinstance(node, ast.In):
         ranged = not node.negated and len(node.values) > 1
-    elif isinstance(node, ast.Like):
-        ranged = True
-    else:
+    else:  # `=` comes out of the index in list order; `like` is tested entry by entry
         return None
     return str(node.field) if ranged and node.field.path[0] == "metadata" else None
 
