@@ -149,6 +149,12 @@ _POSTGRES_ACCESS = re.compile(
 )
 
 
+# a sort step: SQLite's temporary B-tree for ORDER BY, PostgreSQL's Sort node
+_SORTS = re.compile(
+    r"TEMP B-TREE FOR (?:RIGHT PART OF )?ORDER BY|(?:^|->)\s*(?:Incremental )?Sort\b"
+)
+
+
 def _narrows(condition: str) -> bool:
     return bool(condition) and (" AND " in condition or "dataset_id" not in condition)
 
@@ -237,8 +243,14 @@ def _verdict(
         return "; ".join(declared_uses + other_uses) or "reads no table", bool(narrowing)
     parts = declared_uses  # beside a scan, other indexes are by the way
     for table in whole:
-        noun = "rows" if table == resource else table
-        parts.append(f"scans the dataset's {rows[table]:,} {noun}")
+        if table == resource and not query.order and not any(_SORTS.search(s) for s in plan):
+            # read in list order, the page is full after as many rows as it takes to find it
+            parts.append(
+                f"reads the dataset's {rows[table]:,} rows in list order until a page is full"
+            )
+        else:
+            noun = "rows" if table == resource else table
+            parts.append(f"scans the dataset's {rows[table]:,} {noun}")
     have = {(d.resource, d.path) for d in declared}
     paths = list(dict.fromkeys(_json_paths(resource, query.where, dialect)))
     missing = [p for p in paths if p not in have]

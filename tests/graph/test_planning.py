@@ -140,6 +140,7 @@ async def test_explain_shows_the_plan_that_runs(platform, owner, filled) -> None
     )
     assert "EXISTS (SELECT" in common.sql and " IN (SELECT" not in common.sql
     assert not any("TEMP B-TREE FOR ORDER BY" in line for line in common.plan)
+    assert common.verdict.startswith("reads the dataset's 300 rows in list order until a page")
     rare = await explain.explain(
         platform, actor, "items", dataset_id, 'annotations.any(label = "cat")'
     )
