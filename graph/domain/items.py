@@ -197,13 +197,14 @@ async def list_items(
     size = page_size(first, platform.settings.max_page_size)
     async with platform.db.read() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
+        whole = dir is None or (recursive and paths.normalise_dir(dir) == "/")
         statement, finish = await planning.page_select(
             session,
             query,
             "items",
             dataset_id,
             listing(dataset_id, dir, recursive, folders),
-            dataset.items_count,
+            dataset.items_count if whole else None,
             LISTING,
             size,
             after,

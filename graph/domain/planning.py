@@ -75,13 +75,17 @@ async def page_select(
     resource: str,
     dataset_id: str,
     scope: Sequence[ColumnElement[bool]],
-    rows: int,
+    rows: int | None,
     listing: Listing,
     page: int,
     after: str | None,
 ) -> tuple[Select[Any], Callable[[Sequence[Any]], Page[Any]]]:
     """``queries.keyset_select`` of a page of ``resource`` in the dataset (``rows`` of them,
-    ``scope`` the list's conditions) matching ``query``, compiled and ordered as planned."""
+    ``scope`` the list's conditions) matching ``query``, compiled and ordered as planned.
+
+    ``rows`` None: the list is narrowed further than the dataset (to a folder), which neither
+    the probes' dataset-wide counts nor a walk's rate of finding matches describe, so the
+    database plans alone."""
     chosen = await plan(session, query, resource, dataset_id, scope, rows, page)
     dialect = session.bind.dialect.name
     compiled = queries.compile_for(
@@ -110,12 +114,13 @@ async def plan(
     resource: str,
     dataset_id: str,
     scope: Sequence[ColumnElement[bool]],
-    rows: int,
+    rows: int | None,
     page: int,
 ) -> Plan:
     """The plan for a page of ``page`` rows of ``resource`` in the dataset (``rows`` of them,
-    ``scope`` the listing's conditions) matching ``query``."""
-    if session.bind.dialect.name != "sqlite" or query.order or query.where is None:
+    ``scope`` the listing's conditions) matching ``query``; see :func:`page_select`."""
+    dialect = session.bind.dialect.name
+    if dialect != "sqlite" or rows is None or query.order or query.where is None:
         return Plan()
     where = query.where
     conjuncts = where.items if isinstance(where, ast.And) else (where,)

@@ -154,3 +154,16 @@ async def test_an_undeclared_path_is_not_counted(platform, owner, filled) -> Non
     assert await _plan(platform, dataset_id, "metadata.user.other > 1") == planning.Plan()
     declared = await _plan(platform, dataset_id, "metadata.user.score > 2")
     assert declared == planning.Plan(sort_matches=platform.db.is_sqlite)
+
+
+async def test_a_list_narrowed_to_a_folder_is_not_probed(platform, owner, filled) -> None:
+    """Walking the dataset in order meets a folder's matches at no rate a dataset-wide count
+    tells: a folder's list is planned by the database alone, and holds what it should."""
+    dataset_id, ids = filled
+    with count_statements(platform.db.engine) as log:
+        page = await items.list_items(
+            platform, owner[0], dataset_id, dir="/d1", dql='annotations.any(label = "dog")'
+        )
+    assert len(log) == 2  # the dataset and role, the page
+    in_folder = [ids[i] for i in DOGS if i % 3 == 1]  # by path, as their indexes go
+    assert [item.id for item in page.rows] == in_folder[:PAGE]
