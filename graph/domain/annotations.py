@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
-from graph.domain import events, queries
+from graph.domain import events, planning, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
@@ -22,7 +22,9 @@ from graph.domain.platform import Platform
 
 __all__ = [
     "DEFAULT_ORDER",
+    "LISTING",
     "default_key",
+    "listing",
     "AnnotationSpec",
     "check_status",
     "count_annotations",
@@ -223,6 +225,15 @@ def default_key(annotation: Annotation) -> tuple[str]:
     return (annotation.id,)
 
 
+LISTING = planning.Listing(Annotation, DEFAULT_ORDER, default_key)
+
+
+def listing(dataset_id: str) -> list[ColumnElement[bool]]:
+    """The conditions of a dataset's annotation list; with a DQL query's, what lists, counts
+    and changes by query select."""
+    return [Annotation.dataset_id == dataset_id]
+
+
 async def list_annotations(
     platform: Platform,
     actor: Actor,
@@ -236,16 +247,18 @@ async def list_annotations(
     """Annotations of a dataset matching a DQL query (``item.*`` reaches the item's fields), by
     the query's ``order by``, else in creation order."""
     query = queries.parse_query(dql, dataloop, resource="annotations")
+    size = page_size(first, platform.settings.max_page_size)
     async with platform.db.read() as session:
-        await dataset_for(session, actor, dataset_id, Role.annotator)
-        compiled = queries.compile_for(query, "annotations", platform.db.dialect, dataset_id)
-        statement, finish = queries.keyset_select(
-            Annotation,
-            [Annotation.dataset_id == dataset_id],
-            compiled,
-            DEFAULT_ORDER,
-            default_key,
-            page_size(first, platform.settings.max_page_size),
+        dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
+        statement, finish = await planning.page_select(
+            session,
+            query,
+            "annotations",
+            dataset_id,
+            listing(dataset_id),
+            dataset.annotations_count,
+            LISTING,
+            size,
             after,
         )
         return finish((await session.execute(statement)).all())
@@ -263,7 +276,7 @@ async def count_annotations(
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
         compiled = queries.compile_for(query, "annotations", platform.db.dialect, dataset_id)
-        statement = select(func.count()).where(Annotation.dataset_id == dataset_id, compiled.where)
+        statement = select(func.count()).where(*listing(dataset_id), compiled.where)
         return int(await session.scalar(statement) or 0)
 
 

@@ -1,8 +1,8 @@
 """``explain``: the SQL a DQL list query runs, the database's plan for it, and a verdict in words.
 
-The statement explained is built the way the list functions build theirs (the cached
-``queries.compile_for`` and ``queries.keyset_select`` with the list's scope and default order), so
-what is explained is what runs. The database plans it (``EXPLAIN QUERY PLAN`` on SQLite,
+The statement explained is built the way the list functions build theirs
+(``planning.page_select`` with the list's scope and default order, probes included), so what is
+explained is what runs. The database plans it (``EXPLAIN QUERY PLAN`` on SQLite,
 ``EXPLAIN`` on PostgreSQL) but never executes it. The verdict names the declared metadata index
 the plan uses, or says the query reads the whole dataset and which ``loopline index add`` would
 help.
@@ -21,12 +21,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from dql import ast
-from graph.db.tables import Annotation, Item, MetadataIndex
-from graph.domain import annotations, indexes, items, queries
+from graph.db.tables import MetadataIndex
+from graph.domain import annotations, indexes, items, planning, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import InvalidInput
-from graph.domain.paging import Order, page_size
+from graph.domain.paging import page_size
 from graph.domain.platform import Platform
 
 __all__ = ["Explanation", "explain"]
@@ -42,30 +42,20 @@ class Explanation:
 
 @dataclass(frozen=True)
 class _Listing:
-    """How a resource's list query selects: its entity, dataset scope and default order (those of
-    ``items.list_items`` and ``annotations.list_annotations``)."""
+    """How a resource's list query selects (that of ``items.list_items`` and
+    ``annotations.list_annotations``): its entity and default order, its dataset scope, the
+    dataset's counter of its rows, and its relations' resources."""
 
-    entity: Any
+    listing: planning.Listing
     scope: Callable[[str], list[ColumnElement[bool]]]
-    order: Sequence[Order]
-    key: Callable[[Any], Sequence[Any]]
+    rows: str
     relations: Mapping[str, str]
 
 
 _LISTINGS = {
-    "items": _Listing(
-        Item,
-        items.listing,
-        items.DEFAULT_ORDER,
-        items.default_key,
-        {"annotations": "annotations"},
-    ),
+    "items": _Listing(items.LISTING, items.listing, "items_count", {"annotations": "annotations"}),
     "annotations": _Listing(
-        Annotation,
-        lambda d: [Annotation.dataset_id == d],
-        annotations.DEFAULT_ORDER,
-        annotations.default_key,
-        {"item": "items"},
+        annotations.LISTING, annotations.listing, "annotations_count", {"item": "items"}
     ),
 }
 
@@ -100,16 +90,16 @@ async def explain(
             f"explain covers {' and '.join(_LISTINGS)}, not {resource!r}", field="resource"
         )
     query = queries.parse_query(dql, dataloop, resource=resource)
-    dialect = platform.db.dialect
     async with platform.db.read() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
-        compiled = queries.compile_for(query, resource, dialect, dataset_id)
-        statement, _ = queries.keyset_select(
-            listing.entity,
+        statement, _ = await planning.page_select(
+            session,
+            query,
+            resource,
+            dataset_id,
             listing.scope(dataset_id),
-            compiled,
-            listing.order,
-            listing.key,
+            getattr(dataset, listing.rows),
+            listing.listing,
             page_size(None, platform.settings.max_page_size),
             None,
         )
@@ -119,7 +109,7 @@ async def explain(
         statement.compile(dialect=session.bind.dialect, compile_kwargs={"render_postcompile": True})
     )
     rows = {"items": dataset.items_count, "annotations": dataset.annotations_count}
-    verdict, uses = _verdict(resource, query, plan, declared, rows, dialect)
+    verdict, uses = _verdict(resource, query, plan, declared, rows, platform.db.dialect)
     return Explanation(sql, plan, verdict, uses)
 
 
@@ -156,6 +146,12 @@ _POSTGRES_ACCESS = re.compile(
     r"|Index (?:Only )?Scan (?:Backward )?using (?P<index>\w+) on (?P<table>\w+)"
     r"|Bitmap Index Scan on (?P<bitmap>\w+)"
     r"|Bitmap Heap Scan on (?P<heap>\w+))"
+)
+
+
+# a sort step: SQLite's temporary B-tree for ORDER BY, PostgreSQL's Sort node
+_SORTS = re.compile(
+    r"TEMP B-TREE FOR (?:RIGHT PART OF )?ORDER BY|(?:^|->)\s*(?:Incremental )?Sort\b"
 )
 
 
@@ -247,8 +243,14 @@ def _verdict(
         return "; ".join(declared_uses + other_uses) or "reads no table", bool(narrowing)
     parts = declared_uses  # beside a scan, other indexes are by the way
     for table in whole:
-        noun = "rows" if table == resource else table
-        parts.append(f"scans the dataset's {rows[table]:,} {noun}")
+        if table == resource and not query.order and not any(_SORTS.search(s) for s in plan):
+            # read in list order, the page is full after as many rows as it takes to find it
+            parts.append(
+                f"reads the dataset's {rows[table]:,} rows in list order until a page is full"
+            )
+        else:
+            noun = "rows" if table == resource else table
+            parts.append(f"scans the dataset's {rows[table]:,} {noun}")
     have = {(d.resource, d.path) for d in declared}
     paths = list(dict.fromkeys(_json_paths(resource, query.where, dialect)))
     missing = [p for p in paths if p not in have]

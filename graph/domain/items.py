@@ -30,7 +30,7 @@ from graph.db.bulk import insert_many
 from graph.db.engine import dialect_insert
 from graph.db.ids import new_ids
 from graph.db.tables import Dataset, Item, utcnow
-from graph.domain import blobs, events, paths, queries
+from graph.domain import blobs, events, paths, planning, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, row_in_dataset
 from graph.domain.errors import Conflict, InvalidInput, NotFound
@@ -42,6 +42,7 @@ __all__ = [
     "default_key",
     "ClashMode",
     "ItemSpec",
+    "LISTING",
     "LOCATED",
     "Located",
     "below",
@@ -174,6 +175,9 @@ def default_key(item: Item) -> tuple[str, str, str]:
     return item.type, item.filename, item.id
 
 
+LISTING = planning.Listing(Item, DEFAULT_ORDER, default_key)
+
+
 async def list_items(
     platform: Platform,
     actor: Actor,
@@ -190,16 +194,19 @@ async def list_items(
     """Items of a dataset matching a DQL query (text and/or Dataloop JSON), optionally below (or
     in) one folder; by the query's ``order by``, else folders first, then by path."""
     query = queries.parse_query(dql, dataloop, resource="items")
+    size = page_size(first, platform.settings.max_page_size)
     async with platform.db.read() as session:
-        await dataset_for(session, actor, dataset_id, Role.annotator)
-        compiled = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
-        statement, finish = queries.keyset_select(
-            Item,
+        dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
+        whole = dir is None or (recursive and paths.normalise_dir(dir) == "/")
+        statement, finish = await planning.page_select(
+            session,
+            query,
+            "items",
+            dataset_id,
             listing(dataset_id, dir, recursive, folders),
-            compiled,
-            DEFAULT_ORDER,
-            default_key,
-            page_size(first, platform.settings.max_page_size),
+            dataset.items_count if whole else None,
+            LISTING,
+            size,
             after,
         )
         return finish((await session.execute(statement)).all())

@@ -14,6 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, select
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from dql import DQLError, from_json, parse
 from dql.ast import And, Query
@@ -43,6 +45,7 @@ __all__ = [
     "dataset_fields",
     "driver_fields",
     "execution_fields",
+    "fields_for",
     "integration_fields",
     "item_fields",
     "keyset_select",
@@ -294,6 +297,8 @@ def keyset_select(
     default_key: Callable[[Any], Sequence[Any]],
     first: int,
     after: str | None,
+    *,
+    sort_matches: bool = False,
 ) -> tuple[Select[Any], Callable[[Sequence[Any]], Page[Any]]]:
     """A keyset-paged SELECT of ``entity`` rows matching ``where`` and the query; run it with
     ``session.execute(...).all()`` and pass the rows to the returned function.
@@ -301,6 +306,10 @@ def keyset_select(
     With an ``order by``, the sort keys are selected beside the row (each as a nulls-last flag
     and the value) and the entity's ``id`` breaks ties; the cursor is that tuple. Without one,
     ``default_order`` and ``default_key`` (a function of the entity) apply.
+
+    ``sort_matches`` (SQLite; see graph/domain/planning.py) keeps the database from reading
+    the rows in order through an index on the sort keys: it finds the matches through the
+    filter's index and sorts them.
     """
     if compiled.order:
         keys = [e for key in compiled.order for e in (key.nulls_last, key.expression)]
@@ -314,6 +323,8 @@ def keyset_select(
     else:
         keys, order = [], list(default_order)
         key_of = lambda row: default_key(row[0])  # noqa: E731
+    if sort_matches:
+        order = [Order(_unindexed(o.column), o.descending) for o in order]
     query = select(entity, *keys).where(*where, compiled.where)
     paged, finish = keyset_page(query, order, first, after, key_of)
 
@@ -322,6 +333,11 @@ def keyset_select(
         return Page([row[0] for row in page.rows], page.has_next, page.cursors)
 
     return paged, entities
+
+
+def _unindexed(column: Any) -> Any:
+    """SQLite's no-op unary ``+``: the same value, which no index is taken to be sorted by."""
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
 
 
 _FIELDS: dict[str, Callable[[str | None], FieldMap]] = {
@@ -338,18 +354,31 @@ _FIELDS: dict[str, Callable[[str | None], FieldMap]] = {
 
 
 @lru_cache(maxsize=1024)
-def _compiled(query: Query, resource: str, dataset_id: str | None, dialect: str) -> Compiled:
+def _compiled(
+    query: Query, resource: str, dataset_id: str | None, dialect: str, correlated: bool
+) -> Compiled:
     # ASTs are frozen and hashable, and compiled clauses are immutable: a query a UI pages
     # through, or a trigger evaluates on every event, is compiled once
-    return compile_query(query, _FIELDS[resource](dataset_id), dialect)
+    return compile_query(query, _FIELDS[resource](dataset_id), dialect, correlated=correlated)
+
+
+def fields_for(resource: str, dataset_id: str | None = None) -> FieldMap:
+    """The field map of ``resource`` (its relations scoped to one dataset if given)."""
+    return _FIELDS[resource](dataset_id)
 
 
 def compile_for(
-    query: Query, resource: str, dialect: str, dataset_id: str | None = None
+    query: Query,
+    resource: str,
+    dialect: str,
+    dataset_id: str | None = None,
+    *,
+    correlated: bool = False,
 ) -> Compiled:
-    """``query`` compiled over ``resource`` (scoped to one dataset's relations if given)."""
+    """``query`` compiled over ``resource`` (scoped to one dataset's relations if given);
+    ``correlated`` as :func:`dql.compiler.compile_query` has it."""
     try:
-        return _compiled(query, resource, dataset_id, dialect)
+        return _compiled(query, resource, dataset_id, dialect, correlated)
     except DQLError as exc:
         raise _invalid(exc) from None
 

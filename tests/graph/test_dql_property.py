@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
-from dql import ast
-from graph.domain import annotations, datasets, items
+from dql import ast, parse
+from graph.db.tables import Item
+from graph.domain import annotations, datasets, items, queries
 
 KEYS = ("a", "b", "c")
 LABELS = ("cat", "dog", "car")
@@ -216,7 +218,7 @@ def _tree(children: st.SearchStrategy[ast.Expr]) -> st.SearchStrategy[ast.Expr]:
     )
 
 
-queries = st.recursive(st.one_of(item_leaf, relation), _tree, max_leaves=6)
+dql_queries = st.recursive(st.one_of(item_leaf, relation), _tree, max_leaves=6)
 
 
 def _value(value: Any) -> str:
@@ -251,7 +253,7 @@ def to_text(node: ast.Expr | None) -> str:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(query=queries)
+@given(query=dql_queries)
 async def test_databases_agree_with_the_reference(platform, owner, population, query) -> None:
     dataset_id, rows = population
     text = to_text(query)
@@ -260,3 +262,12 @@ async def test_databases_agree_with_the_reference(platform, owner, population, q
         platform, owner[0], dataset_id, folders=False, dql=text, first=1000
     )
     assert {i.filename for i in page.rows} == expected, text
+    # quantifiers as the correlated EXISTS a SQLite list may be planned with (planning.py)
+    compiled = queries.compile_for(
+        parse(text), "items", platform.db.dialect, dataset_id, correlated=True
+    )
+    async with platform.db.read() as session:
+        found = await session.scalars(
+            select(Item.filename).where(*items.listing(dataset_id, folders=False), compiled.where)
+        )
+        assert set(found) == expected, text

@@ -17,7 +17,13 @@ from tests.graphql import gql, gql_errors
 platform = test_indexes.platform
 dataset_id = test_indexes.dataset_id
 
-SCANS = re.compile(r"scans the dataset's [\d,]+ rows")
+# reading every row of the dataset: in any order, or in list order until a page is full (which
+# may take all of them)
+SCANS = re.compile(
+    r"scans the dataset's [\d,]+ rows|reads the dataset's [\d,]+ rows in list order until a "
+    "page is full"
+)
+ORDER = "ORDER BY items.type ASC, items.filename ASC, items.id ASC"
 
 
 async def _declare(platform, actor, resource: str, path: str) -> set[str]:
@@ -51,7 +57,14 @@ async def test_scan_with_advice_then_the_index(
     used = [n for n in names if n in after.verdict]
     assert len(used) == 1 and after.verdict == f"uses index {used[0]} on {path}"
     assert any(used[0] in line for line in after.plan)
-    assert after.sql == before.sql  # the index changes the plan, not the statement
+    # the index changes the plan, not the statement; except that on SQLite the few matches of a
+    # range are then found through it and sorted rather than met walking the list (planning.py)
+    expected = before.sql
+    if platform.db.is_sqlite and ">" in dql:
+        expected = expected.replace(
+            ORDER, "ORDER BY (+ items.type) ASC, (+ items.filename) ASC, (+ items.id) ASC"
+        )
+    assert after.sql == expected
 
 
 async def test_sql_shows_placeholders_not_values(platform, owner, project, dataset_id) -> None:
@@ -60,7 +73,7 @@ async def test_sql_shows_placeholders_not_values(platform, owner, project, datas
     )
     assert found.sql.startswith("SELECT ") and "fr" not in found.sql and " 7" not in found.sql
     assert ("?" if platform.db.is_sqlite else "$1") in found.sql
-    assert "ORDER BY items.type ASC, items.filename ASC, items.id ASC" in found.sql
+    assert ORDER in found.sql
 
 
 async def test_annotations_and_relations(platform, owner, project, dataset_id) -> None:
@@ -85,7 +98,7 @@ async def test_annotations_and_relations(platform, owner, project, dataset_id) -
 
 async def test_column_filters_name_their_index(platform, owner, project, dataset_id) -> None:
     found = await explain.explain(platform, owner[0], "annotations", dataset_id, 'label = "car"')
-    assert found.verdict.startswith(("uses index", "scans the dataset's"))
+    assert found.verdict.startswith("uses index") or SCANS.match(found.verdict)
     assert "add an index" not in found.verdict  # a column needs no declaration
     everything = await explain.explain(platform, owner[0], "items", dataset_id)
     assert not everything.uses_index and SCANS.fullmatch(everything.verdict)
