@@ -152,10 +152,66 @@ def trigger_latency(settings: Settings, count: int) -> list[float]:
         supervisor.stop()
 
 
+def recovery(settings: Settings, lease: int, count: int) -> list[float]:
+    """Seconds from ``kill -9`` of the worker running an execution to its next attempt's start."""
+    import signal
+
+    env = {
+        "LOOPLINE_HOME": str(settings.home),
+        "LOOPLINE_DATABASE_URL": settings.database_url,
+        "LOOPLINE_REDIS_URL": settings.redis_url or "",
+        "LOOPLINE_PLUGINS": FUNCTIONS,
+        "LOOPLINE_EXECUTION_LEASE": str(lease),
+    }
+    supervisor = Supervisor(grace=5)
+    worker = supervisor.add("worker", python_module("workers", "work", "--queues", "default"), env)
+    supervisor.add("scheduler", python_module("workers", "scheduler"), env)
+    supervisor.watch()
+
+    async def run() -> list[float]:
+        platform = Platform.from_settings(settings)
+        user = await users.create_user(platform, None, "recovery@bench.test")
+        actor = Actor(user.id, user.email)
+        project = await projects.create_project(platform, actor, "recovery")
+        service = await services.deploy_service(
+            platform, actor, project.id, "r", "test-functions", on_reset="rerun", max_attempts=10
+        )
+        times = []
+        for _ in range(count):
+            created = await executions.create_execution(
+                platform, actor, service.id, "sleep", {"seconds": 3600}
+            )
+            attempt = 1
+            while True:
+                row = await executions.get_execution(platform, actor, created.id)
+                if row.status == "in-progress" and row.attempts == attempt:
+                    break
+                await asyncio.sleep(0.02)
+            assert worker.process is not None
+            os.kill(worker.process.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            while True:
+                row = await executions.get_execution(platform, actor, created.id)
+                if row.status == "in-progress" and row.attempts == attempt + 1:
+                    break
+                await asyncio.sleep(0.02)
+            times.append(time.monotonic() - killed)
+            await executions.terminate_execution(platform, actor, created.id)
+        await platform.close()
+        return times
+
+    try:
+        return asyncio.run(run())
+    finally:
+        supervisor.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--triggers", type=int, default=50)
+    parser.add_argument("--lease", type=int, default=5, help="lease seconds for the recovery run")
+    parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--postgres", default=os.environ.get("LOOPLINE_TEST_DATABASE_URL"))
     parser.add_argument("--redis", default=None, help="Redis URL (default: a private server)")
     args = parser.parse_args()
@@ -171,7 +227,8 @@ def main() -> None:
         if postgres is not None:
             os.environ.setdefault("LOOPLINE_TEST_DATABASE_URL", args.postgres)
             urls.append(("PostgreSQL", normalise_database_url(postgres.__enter__())))
-        latency_rows = []
+        latency_rows: list[tuple[str, float, float]] = []
+        recovery_rows: list[tuple[str, float, float]] = []
         for dialect, url in urls:
             settings = Settings(
                 home=folder / f"home-{dialect}",
@@ -185,6 +242,8 @@ def main() -> None:
                 (f"Loopline no-op executions, {dialect}", "1 worker", throughput(settings, args.n))
             )
             lat = trigger_latency(dataclasses.replace(settings), args.triggers)
+            recovered = recovery(settings, args.lease, args.kills)
+            recovery_rows.append((dialect, max(recovered), statistics.median(recovered)))
             latency_rows.append(
                 (dialect, statistics.median(lat) * 1000, statistics.quantiles(lat, n=20)[18] * 1000)
             )
@@ -200,6 +259,10 @@ def main() -> None:
     print("| database | p50 ms | p95 ms |\n|---|---|---|")
     for dialect, p50, p95 in latency_rows:
         print(f"| {dialect} | {p50:.0f} | {p95:.0f} |")
+    print(f"\nRecovery after kill -9 of the worker, lease {args.lease} s ({args.kills} kills)\n")
+    print("| database | median s | worst s | target (lease + 10 s) |\n|---|---|---|---|")
+    for dialect, worst, median in recovery_rows:
+        print(f"| {dialect} | {median:.1f} | {worst:.1f} | {args.lease + 10} |")
     sys.stdout.flush()
 
 
