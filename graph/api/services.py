@@ -8,7 +8,7 @@ import strawberry
 
 from graph.api.context import Info
 from graph.api.packages import Package
-from graph.api.scalars import JSON, iso
+from graph.api.scalars import JSON, LIST_DQL, Connection, iso, to_connection
 from graph.db.tables import Service as ServiceRow
 from graph.domain import services
 
@@ -88,11 +88,25 @@ class ServiceQueries:
         ctx = info.context
         return Service.of(await services.get_service(ctx.platform, await ctx.actor(), id))
 
-    @strawberry.field(description="The services of a project, by name.")
-    async def services(self, info: Info, project_id: strawberry.ID) -> list[Service]:
+    @strawberry.field(
+        description="The services of a project matching a DQL query, by its `order by`, else by name."
+    )
+    async def services(
+        self,
+        info: Info,
+        project_id: strawberry.ID,
+        dql: Annotated[str | None, LIST_DQL] = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Service]:
         ctx = info.context
-        rows = await services.list_services(ctx.platform, await ctx.actor(), project_id)
-        return [Service.of(r) for r in rows]
+        actor = await ctx.actor()
+        page = await services.list_services(ctx.platform, actor, project_id, first, after, dql=dql)
+        return to_connection(
+            page,
+            Service.of,
+            lambda: services.count_services(ctx.platform, actor, project_id, dql=dql),
+        )
 
 
 @strawberry.type

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
 from graph.api.context import Info
-from graph.api.scalars import JSON, iso
+from graph.api.scalars import JSON, LIST_DQL, Connection, iso, to_connection
 from graph.api.services import Service
 from graph.db.tables import Trigger as TriggerRow
 from graph.domain import triggers
@@ -140,11 +140,25 @@ class TriggerQueries:
         ctx = info.context
         return Trigger.of(await triggers.get_trigger(ctx.platform, await ctx.actor(), id))
 
-    @strawberry.field(description="The triggers of a project, by name.")
-    async def triggers(self, info: Info, project_id: strawberry.ID) -> list[Trigger]:
+    @strawberry.field(
+        description="The triggers of a project matching a DQL query, by its `order by`, else by name."
+    )
+    async def triggers(
+        self,
+        info: Info,
+        project_id: strawberry.ID,
+        dql: Annotated[str | None, LIST_DQL] = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Trigger]:
         ctx = info.context
-        rows = await triggers.list_triggers(ctx.platform, await ctx.actor(), project_id)
-        return [Trigger.of(r) for r in rows]
+        actor = await ctx.actor()
+        page = await triggers.list_triggers(ctx.platform, actor, project_id, first, after, dql=dql)
+        return to_connection(
+            page,
+            Trigger.of,
+            lambda: triggers.count_triggers(ctx.platform, actor, project_id, dql=dql),
+        )
 
 
 @strawberry.type

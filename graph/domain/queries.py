@@ -28,8 +28,11 @@ from graph.db.tables import (
     Integration,
     Item,
     Member,
+    Package,
     Project,
     SavedQuery,
+    Service,
+    Trigger,
     User,
 )
 from graph.domain.errors import InvalidInput
@@ -50,9 +53,12 @@ __all__ = [
     "item_fields",
     "keyset_select",
     "member_fields",
+    "package_fields",
     "parse_query",
     "project_fields",
     "saved_query_fields",
+    "service_fields",
+    "trigger_fields",
 ]
 
 
@@ -231,6 +237,47 @@ def saved_query_fields() -> FieldMap:
 
 
 @lru_cache(maxsize=1)
+def service_fields() -> FieldMap:
+    columns = {
+        **_OWNED,
+        "packageName": "package_name",
+        "packageId": "package_id",
+        "packageRevision": "package_revision",
+        "moduleName": "module_name",
+        "concurrency": "concurrency",
+        "executionTimeout": "execution_timeout",
+        "maxAttempts": "max_attempts",
+        "onReset": "on_reset",
+        "queue": "queue",
+        "active": "active",
+    }
+    return _fields(Service.__table__, columns)
+
+
+@lru_cache(maxsize=1)
+def trigger_fields() -> FieldMap:
+    columns = {
+        **_OWNED,
+        "type": "type",
+        "active": "active",
+        "serviceId": "service_id",
+        "functionName": "function_name",
+        "resource": "resource",
+        "executionMode": "execution_mode",
+        "cron": "cron",
+        "nextAt": "next_at",
+        "dql": "dql",
+    }
+    return _fields(Trigger.__table__, columns, ["input"])
+
+
+@lru_cache(maxsize=1)
+def package_fields() -> FieldMap:
+    columns = {**_OWNED, "revision": "revision", "description": "description"}
+    return _fields(Package.__table__, columns)
+
+
+@lru_cache(maxsize=1)
 def execution_fields() -> FieldMap:
     """Executions; ``input.item.item_id`` reaches into the input as stored (Dataloop's form)."""
     columns = {
@@ -345,6 +392,9 @@ _FIELDS: dict[str, Callable[[str | None], FieldMap]] = {
     "annotations": annotation_fields,
     "datasets": lambda _: dataset_fields(),
     "executions": lambda _: execution_fields(),
+    "services": lambda _: service_fields(),
+    "triggers": lambda _: trigger_fields(),
+    "packages": lambda _: package_fields(),
     "projects": lambda _: project_fields(),
     "members": lambda _: member_fields(),
     "integrations": lambda _: integration_fields(),

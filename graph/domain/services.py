@@ -15,10 +15,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Execution, Service
-from graph.domain import events, packages
+from graph.domain import events, listing, packages
 from graph.domain.access import Actor, Role, require_role
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.inputs import check_inputs
+from graph.domain.paging import Page
 from graph.domain.platform import Platform
 from graph.queue import DEFAULT_QUEUE, PLATFORM_QUEUE
 from plugins.functions import FunctionSpec, ModuleSpec
@@ -29,6 +30,7 @@ __all__ = [
     "deploy_service",
     "function_of",
     "get_service",
+    "count_services",
     "list_services",
     "service_for",
     "set_active",
@@ -285,13 +287,25 @@ async def get_service(platform: Platform, actor: Actor, service_id: str) -> Serv
         return await service_for(session, actor, service_id, Role.annotator)
 
 
-async def list_services(platform: Platform, actor: Actor, project_id: str) -> list[Service]:
-    async with platform.db.read() as session:
-        await require_role(session, actor, project_id, Role.annotator)
-        rows = await session.scalars(
-            select(Service).where(Service.project_id == project_id).order_by(Service.name)
-        )
-        return list(rows)
+async def list_services(
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    first: int | None = None,
+    after: str | None = None,
+    *,
+    dql: str | None = None,
+) -> Page[Service]:
+    """The project's services matching a DQL query, by its ``order by``, else by name."""
+    return await listing.list_named(
+        platform, actor, Service, "services", project_id, first, after, dql=dql
+    )
+
+
+async def count_services(
+    platform: Platform, actor: Actor, project_id: str, *, dql: str | None = None
+) -> int:
+    return await listing.count_named(platform, actor, Service, "services", project_id, dql=dql)
 
 
 async def delete_service(platform: Platform, actor: Actor, service_id: str) -> None:

@@ -25,10 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Service, Trigger, utcnow
-from graph.domain import events, queries
+from graph.domain import events, listing, queries
 from graph.domain.access import Actor, Role, require_role
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.inputs import check_inputs
+from graph.domain.paging import Page
 from graph.domain.platform import Platform
 from graph.domain.services import function_of, service_for
 from plugins.functions import FunctionSpec
@@ -41,6 +42,7 @@ __all__ = [
     "delete_trigger",
     "entity_input",
     "get_trigger",
+    "count_triggers",
     "list_triggers",
     "next_instant",
     "update_trigger",
@@ -298,13 +300,25 @@ async def get_trigger(platform: Platform, actor: Actor, trigger_id: str) -> Trig
         return await _trigger_for(session, actor, trigger_id, Role.annotator)
 
 
-async def list_triggers(platform: Platform, actor: Actor, project_id: str) -> list[Trigger]:
-    async with platform.db.read() as session:
-        await require_role(session, actor, project_id, Role.annotator)
-        rows = await session.scalars(
-            select(Trigger).where(Trigger.project_id == project_id).order_by(Trigger.name)
-        )
-        return list(rows)
+async def list_triggers(
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    first: int | None = None,
+    after: str | None = None,
+    *,
+    dql: str | None = None,
+) -> Page[Trigger]:
+    """The project's triggers matching a DQL query, by its ``order by``, else by name."""
+    return await listing.list_named(
+        platform, actor, Trigger, "triggers", project_id, first, after, dql=dql
+    )
+
+
+async def count_triggers(
+    platform: Platform, actor: Actor, project_id: str, *, dql: str | None = None
+) -> int:
+    return await listing.count_named(platform, actor, Trigger, "triggers", project_id, dql=dql)
 
 
 async def delete_trigger(platform: Platform, actor: Actor, trigger_id: str) -> None:

@@ -27,7 +27,9 @@ mutation ($id: ID!, $params: JSON, $concurrency: Int, $onReset: String, $revisio
                 revision: $revision) {{ {FIELDS} }}
 }}
 """
-SERVICES = "query ($projectId: ID!) { services(projectId: $projectId) { name active } }"
+SERVICES = """query ($projectId: ID!, $dql: String) {
+  services(projectId: $projectId, dql: $dql) { totalCount nodes { name active } }
+}"""
 RUN = """
 mutation ($id: ID!) {
   createExecution(serviceId: $id, functionName: "greet", input: {name: "ada"}) { id }
@@ -71,7 +73,11 @@ async def test_deploy_read_update_and_delete(client, project) -> None:
 
     await deploy(client, project.id, "another")
     listed = await gql(client, SERVICES, {"projectId": project.id})
-    assert [s["name"] for s in listed["services"]] == ["another", "fns"]
+    assert [s["name"] for s in listed["services"]["nodes"]] == ["another", "fns"]
+    named = await gql(client, SERVICES, {"projectId": project.id, "dql": 'name like "an*"'})
+    assert named["services"] == {"totalCount": 1, "nodes": [{"name": "another", "active": True}]}
+    [wrong] = await gql_errors(client, SERVICES, {"projectId": project.id, "dql": "nope = 1"})
+    assert wrong["extensions"]["field"] == "dql"
 
     updated = (
         await gql(
@@ -124,7 +130,7 @@ async def test_bad_settings_are_refused_naming_the_field(client, project) -> Non
     assert again["extensions"]["field"] == "name"
     [plugin] = await gql_errors(client, UPDATE, {"id": service["id"], "revision": 2})
     assert plugin["extensions"]["field"] == "revision"
-    assert (await gql(client, SERVICES, {"projectId": project.id}))["services"] == [
+    assert (await gql(client, SERVICES, {"projectId": project.id}))["services"]["nodes"] == [
         {"name": "fns", "active": True}
     ]
 
@@ -167,7 +173,7 @@ async def test_roles_for_services(client, platform, owner, project) -> None:
     service = await deploy(client, project.id)
     # an annotator sees services but may not change or run them
     seen = await gql(client, SERVICES, {"projectId": project.id}, headers=as_annotator)
-    assert seen["services"] == [{"name": "fns", "active": True}]
+    assert seen["services"]["nodes"] == [{"name": "fns", "active": True}]
     for mutation in (
         "mutation ($id: ID!) { pauseService(id: $id) { id } }",
         "mutation ($id: ID!) { deleteService(id: $id) }",

@@ -24,7 +24,9 @@ mutation ($id: ID!, $active: Boolean, $cron: String, $dql: String, $input: JSON)
   updateTrigger(id: $id, active: $active, cron: $cron, dql: $dql, input: $input) {{ {FIELDS} }}
 }}
 """
-TRIGGERS = "query ($projectId: ID!) { triggers(projectId: $projectId) { name type active } }"
+TRIGGERS = """query ($projectId: ID!, $dql: String) {
+  triggers(projectId: $projectId, dql: $dql) { nodes { name type active } }
+}"""
 
 
 @pytest.fixture
@@ -94,10 +96,12 @@ async def test_event_and_cron_triggers_are_created_read_updated_and_deleted(
     read = await gql(client, f"query ($id: ID!) {{ trigger(id: $id) {{ {FIELDS} }} }}", nightly)
     assert read["trigger"] == nightly
     listed = await gql(client, TRIGGERS, {"projectId": project.id})
-    assert listed["triggers"] == [
+    assert listed["triggers"]["nodes"] == [
         {"name": "nightly", "type": "Cron", "active": True},
         {"name": "on train", "type": "Event", "active": True},
     ]
+    crons = await gql(client, TRIGGERS, {"projectId": project.id, "dql": "has cron"})
+    assert [t["name"] for t in crons["triggers"]["nodes"]] == ["nightly"]
 
     paused = (await gql(client, UPDATE, {"id": on_items["id"], "active": False}))["updateTrigger"]
     assert paused["active"] is False
@@ -149,7 +153,7 @@ async def test_bad_triggers_are_refused_naming_the_field(client, project, servic
         ), (trigger, error)
     [missing] = await gql_errors(client, CREATE, {"trigger": event("0" * 24)})
     assert missing["extensions"]["code"] == "NOT_FOUND"
-    assert (await gql(client, TRIGGERS, {"projectId": project.id}))["triggers"] == []
+    assert (await gql(client, TRIGGERS, {"projectId": project.id}))["triggers"]["nodes"] == []
 
     created = await create(client, event(service.id))
     [again] = await gql_errors(client, CREATE, {"trigger": event(service.id)})
@@ -205,7 +209,7 @@ async def test_roles_for_triggers(client, platform, owner, project, service) -> 
     assert hidden["extensions"]["code"] == "NOT_FOUND"
     created = await create(client, event(service.id))
     seen = await gql(client, TRIGGERS, {"projectId": project.id}, headers=as_annotator)
-    assert [t["name"] for t in seen["triggers"]] == ["on train"]
+    assert [t["name"] for t in seen["triggers"]["nodes"]] == ["on train"]
     [error] = await gql_errors(
         client, UPDATE, {"id": created["id"], "active": False}, headers=as_annotator
     )
