@@ -244,7 +244,8 @@ class ProcessRuntime:
         method = getattr(instance, function.name)
         parameters = inspect.signature(method).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-        logger = logging.getLogger(f"loopline.execution.{claim.id}")
+        # one logger per process (loggers are never freed), its handler this execution's
+        logger = logging.getLogger("loopline.execution")
         logger.propagate = False
         logger.setLevel(logging.DEBUG)
         handler = _LogHandler(state)

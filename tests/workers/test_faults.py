@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from redis import Redis
 from sqlalchemy import func, select
 
 from graph.config import Settings
@@ -163,3 +164,69 @@ async def test_kill_9_during_200_executions_loses_nothing_and_duplicates_nothing
 
 async def _more_than(counter, n: int) -> bool:
     return await counter() > n
+
+
+async def test_redis_killed_and_restarted_with_1000_queued_loses_nothing(
+    platform, owner, project, settings, tmp_path
+) -> None:
+    """A private Redis of this test's (the shared one serves other tests): 1,000 executions are
+    queued, Redis is killed and comes back empty, then workers and a scheduler start; every
+    execution completes, once, from the database's state."""
+    import dataclasses
+
+    from graph.domain.platform import Platform
+    from graph.processes import private_redis
+
+    supervisor = Supervisor(grace=5)
+    try:
+        redis_url = private_redis(supervisor, tmp_path / "redis")
+        own = dataclasses.replace(settings, redis_url=redis_url)
+        local = Platform(own, platform.db, platform.plugins)  # same database, this Redis
+        service = await services.deploy_service(
+            platform, owner[0], project.id, "many", PACKAGE, concurrency=1000
+        )
+        dataset = await datasets.create_dataset(platform, owner[0], project.id, "ds")
+        async with platform.db.write() as session:
+            await items.insert_items(
+                session, owner[0], dataset, [items.ItemSpec(path=f"/{n}.jpg") for n in range(1000)]
+            )
+        assert (
+            await executions.create_executions_by_query(
+                local, owner[0], service.id, "on_item", dataset.id
+            )
+            == 1000
+        )
+        assert Redis.from_url(redis_url).llen("rq:queue:default") == 1000
+        [redis] = supervisor.children
+        assert redis.process is not None
+        os.kill(redis.process.pid, signal.SIGKILL)
+        supervisor.watch()  # brings it back, empty: nothing is persisted
+
+        async def restarted() -> bool:
+            try:
+                return Redis.from_url(redis_url).ping() and redis.restarts == 1
+            except Exception:
+                return False
+
+        await _until(restarted, timeout=15)
+        assert Redis.from_url(redis_url).llen("rq:queue:default") == 0
+        env = {**_env(own), "LOOPLINE_REDIS_URL": redis_url}
+        for n in range(2):
+            supervisor.add(
+                f"worker-{n}", python_module("workers", "work", "--queues", "default"), env
+            )
+        supervisor.add("scheduler", python_module("workers", "scheduler"), env)
+
+        async def all_done() -> bool:
+            async with platform.db.read() as session:
+                done = await session.scalar(
+                    select(func.count()).where(Execution.status == "success")
+                )
+            return done == 1000
+
+        await _until(all_done, timeout=240, every=0.5)
+        async with platform.db.read() as session:
+            logs = (await session.scalars(select(Execution.status_log))).all()
+        assert [sum(e["status"] == "success" for e in log) for log in logs] == [1] * 1000
+    finally:
+        supervisor.stop()
