@@ -10,7 +10,9 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from redis import Redis
 from sqlalchemy import func, select
@@ -230,3 +232,101 @@ async def test_redis_killed_and_restarted_with_1000_queued_loses_nothing(
         assert [sum(e["status"] == "success" for e in log) for log in logs] == [1] * 1000
     finally:
         supervisor.stop()
+
+
+def _serve(settings: Settings, port: int) -> Supervisor:
+    """``loopline serve`` (API only) as its own process, on ``port``."""
+    supervisor = Supervisor(grace=5)
+    env = {**_env(settings), "LOOPLINE_PORT": str(port)}
+    supervisor.add(
+        "api", python_module("workers", "serve", "--workers", "0", "--no-scheduler"), env
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return supervisor
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.1)
+
+
+async def test_the_api_killed_during_a_bulk_upload_leaves_whole_batches_only(
+    platform, owner, project, settings
+) -> None:
+    import socket
+    import threading
+
+    from graph.db.tables import Blob, Item
+    from tests.graph.test_uploads import voc_images
+
+    token = owner[1]
+    dataset = await datasets.create_dataset(platform, owner[0], project.id, "uploads")
+    images = voc_images(100)
+    batches = [images[n : n + 10] for n in range(0, 100, 10)]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/datasets/{dataset.id}/items"
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def post(batch: list) -> int:
+        files = [("file", (p.name, p.read_bytes(), "image/jpeg")) for p in batch]
+        return httpx.post(url, files=files, headers=headers, timeout=60).status_code
+
+    api = await asyncio.to_thread(_serve, settings, port)
+    sent: list[int] = []
+    try:
+
+        def upload() -> None:
+            for batch in batches:
+                try:
+                    sent.append(post(batch))
+                except httpx.TransportError:
+                    return  # the server is gone
+
+        uploader = threading.Thread(target=upload)
+        uploader.start()
+        while len(sent) < 4:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # into the next batch
+        [child] = api.children
+        assert child.process is not None
+        os.kill(child.process.pid, signal.SIGKILL)
+        uploader.join(timeout=60)
+    finally:
+        api.stop()
+    assert set(sent) == {200} and 4 <= len(sent) < 10
+
+    async def state() -> tuple[int, list[Any]]:
+        async with platform.db.read() as session:
+            files = (
+                await session.execute(
+                    select(Item.filename, Blob.key, Item.thumbnail_blob_id)
+                    .join(Blob, Blob.id == Item.blob_id)
+                    .where(Item.dataset_id == dataset.id, Item.type == "file")
+                )
+            ).all()
+            counted = (await datasets.get_dataset(platform, owner[0], dataset.id)).items_count
+        return counted, files
+
+    counted, files = await state()
+    # every request was one transaction: whole batches only, counters agreeing, bytes in place
+    assert len(files) % 10 == 0 and len(files) >= 10 * len(sent)
+    assert counted == len(files)
+    assert all(platform.blobs.exists(key) for _, key, _ in files)
+    assert all(thumbnail is not None for *_, thumbnail in files)
+    if platform.db.is_sqlite:
+        async with platform.db.read() as session:
+            from sqlalchemy import text
+
+            assert (await session.execute(text("PRAGMA integrity_check"))).scalar() == "ok"
+    # after a restart the rest uploads; what was stored is skipped, not duplicated
+    api = await asyncio.to_thread(_serve, settings, port)
+    try:
+        assert {await asyncio.to_thread(post, batch) for batch in batches} == {200}
+    finally:
+        api.stop()
+    _, files = await state()
+    assert sorted(name for name, *_ in files) == sorted(f"/{p.name}" for p in images)
