@@ -105,6 +105,7 @@ class _Running:
     lines: list[tuple[str, str]] = field(default_factory=list)
     kept_bytes: int = 0
     dropped_bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
     reason: str | None = None  # why it is being stopped
     stop_asked_at: float | None = None
     done: bool = False
@@ -117,6 +118,10 @@ class _Running:
                 self.dropped_bytes += size
                 return
             self.kept_bytes += size
+            self.lines.append((stream, line))
+
+    def keep_always(self, stream: str, line: str) -> None:
+        with self.lock:
             self.lines.append((stream, line))
 
     def take_lines(self) -> list[tuple[str, str]]:
@@ -152,12 +157,14 @@ class ProcessRuntime:
         self._main = threading.main_thread().ident
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGUSR1, self._on_interrupt)
+        self._watcher = asyncio.run_coroutine_threadsafe(self._watch(), self.bridge.loop)
 
     @staticmethod
     async def _platform(settings: Settings) -> Platform:
         return Platform.from_settings(settings)
 
     def close(self) -> None:
+        self._watcher.cancel()
         self.bridge.call(self.platform.close())
         self.bridge.loop.call_soon_threadsafe(self.bridge.loop.stop)
 
@@ -177,7 +184,6 @@ class ProcessRuntime:
         )
         state = _Running(claim, session, time.monotonic() + claim.execution_timeout)
         self._running = state
-        watcher = asyncio.run_coroutine_threadsafe(self._watch(state), self.bridge.loop)
         outcome: dict[str, Any]
         try:
             outcome = self._call(state)
@@ -186,15 +192,7 @@ class ProcessRuntime:
         finally:
             state.done = True
             self._running = None
-        # stop the watcher now rather than at its next tick (a cancelled heartbeat rolls back)
-        watcher.cancel()
-        with contextlib.suppress(BaseException):
-            watcher.result(timeout=5)
-        self._flush(state)
-        if outcome.pop("lost", False):
-            pass  # another attempt owns the execution now
-        else:
-            self.bridge.call(runs.finish(self.platform, claim, **outcome))
+        self.bridge.call(self._end(state, outcome))
         if session._scratch is not None:
             shutil.rmtree(session._scratch, ignore_errors=True)
 
@@ -367,26 +365,47 @@ class ProcessRuntime:
 
     # --- the watcher, on the loop thread ----------------------------------------------------
 
-    async def _watch(self, state: _Running) -> None:
-        claim = state.claim
-        while not state.done:
+    async def _end(self, state: _Running, outcome: dict[str, Any]) -> None:
+        """Store the last log lines, then finish the attempt (unless another one owns it)."""
+        if state.dropped_bytes:
+            state.keep_always(
+                "system", f"log truncated: {state.dropped_bytes} more bytes were written"
+            )
+        await self._store_lines(state)
+        if not outcome.pop("lost", False):
+            await runs.finish(self.platform, state.claim, **outcome)
+
+    async def _watch(self) -> None:
+        """For the whole process: each tick, the running execution (once it has run a tick) has
+        its lease renewed, its log lines stored, its termination and deadline checked."""
+        while True:
             await asyncio.sleep(self.tick)
-            if state.done:
-                return
-            await self._store_lines(state)
-            asked = await runs.heartbeat(self.platform, claim.id, claim.attempt)
-            if asked is None:
-                self._stop(state, "lost")
-            elif asked:
-                state.session.terminate.set()
-                self._stop(state, "terminated")
-            elif time.monotonic() > state.deadline:
-                self._stop(state, "timeout")
-            grace = self.settings.execution_stop_grace
-            if state.stop_asked_at is not None and time.monotonic() - state.stop_asked_at > grace:
-                await self._abandon(state)
+            state = self._running
+            if state is None or state.done or time.monotonic() - state.started < self.tick:
+                continue
+            try:
+                await self._check(state)
+            except Exception:  # the database is away: the lease may lapse, the reaper decides
+                log.exception("heartbeat of execution %s failed", state.claim.id)
+
+    async def _check(self, state: _Running) -> None:
+        claim = state.claim
+        await self._store_lines(state)
+        asked = await runs.heartbeat(self.platform, claim.id, claim.attempt)
+        if asked is None:
+            self._stop(state, "lost")
+        elif asked:
+            state.session.terminate.set()
+            self._stop(state, "terminated")
+        elif time.monotonic() > state.deadline:
+            self._stop(state, "timeout")
+        grace = self.settings.execution_stop_grace
+        if state.stop_asked_at is not None and time.monotonic() - state.stop_asked_at > grace:
+            await self._abandon(state)
 
     def _stop(self, state: _Running, reason: str) -> None:
+        if state.done:
+            return
         if state.reason is None:
             state.reason, state.stop_asked_at = reason, time.monotonic()
             state.keep("system", f"stopping: {reason}")
@@ -414,14 +433,6 @@ class ProcessRuntime:
         lines = state.take_lines()
         if lines:
             await runs.append_logs(self.platform, state.claim.id, state.claim.attempt, lines)
-
-    def _flush(self, state: _Running) -> None:
-        if state.dropped_bytes:
-            state.lines.append(
-                ("system", f"log truncated: {state.dropped_bytes} more bytes were written")
-            )
-            state.dropped_bytes = 0
-        self.bridge.call(self._store_lines(state))
 
 
 class _Unrunnable(Exception):

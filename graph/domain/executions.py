@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, cast, func, literal, select, update
+from sqlalchemy import BindParameter, ColumnElement, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,7 @@ __all__ = [
     "ACTIVE",
     "TERMINAL",
     "append_status",
+    "status_json",
     "count_executions",
     "create_execution",
     "create_executions_by_query",
@@ -64,16 +65,21 @@ def status_entry(status: str, message: str | None, attempt: int, at: datetime) -
     return {"status": status, "message": message, "attempt": attempt, "timestamp": at.isoformat()}
 
 
-def append_status(dialect: str, entry: dict[str, Any]) -> ColumnElement[Any]:
+def status_json(dialect: str, entry: dict[str, Any]) -> str:
+    """``entry`` as the text :func:`append_status` appends (one element; PostgreSQL appends an
+    array of it)."""
+    return json_dumps(entry if dialect == "sqlite" else [entry])
+
+
+def append_status(dialect: str, entry: dict[str, Any] | BindParameter[Any]) -> ColumnElement[Any]:
     """``status_log`` with ``entry`` appended, as SQL: the UPDATE that changes the status records
-    it, with no read before and no second statement."""
+    it, with no read before and no second statement. ``entry`` is the entry, or a parameter
+    bound to its :func:`status_json` text (for statements built once)."""
+    text = literal(status_json(dialect, entry)) if isinstance(entry, dict) else entry
+    log = Execution.__table__.c.status_log
     if dialect == "sqlite":
-        return func.json_insert(
-            func.coalesce(Execution.status_log, "[]"), "$[#]", func.json(json_dumps(entry))
-        )
-    return func.coalesce(Execution.status_log, cast(literal("[]"), JSONB)).op("||")(
-        cast(literal(json_dumps([entry])), JSONB)
-    )
+        return func.json_insert(func.coalesce(log, "[]"), "$[#]", func.json(text))
+    return func.coalesce(log, cast(literal("[]"), JSONB)).op("||")(cast(text, JSONB))
 
 
 def new_job_id() -> str:

@@ -15,11 +15,11 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from graph.db.bulk import insert_many
 from graph.db.tables import Execution, ExecutionLog, Service, utcnow
@@ -30,6 +30,7 @@ from graph.domain.executions import (
     execution_event,
     new_job_id,
     status_entry,
+    status_json,
 )
 from graph.domain.platform import Platform
 from graph.queue import Queued
@@ -91,88 +92,100 @@ async def _changed(
     )
 
 
+_E, _S = Execution.__table__, Service.__table__
+
+
+@lru_cache(maxsize=4)
+def _claim_statements(dialect: str) -> tuple[Any, Any, Any]:
+    """The claim's statements, built once per dialect (building them cost more than running
+    them): the service with its running count (row locked on PostgreSQL, so concurrent claims
+    count in turn), the same for a platform execution, and the conditional UPDATE."""
+    others = _E.alias("others")
+    running = (
+        select(func.count())
+        .select_from(others)
+        .where(others.c.service_id == _S.c.id, others.c.status == "in-progress")
+        .scalar_subquery()
+        .label("running")
+    )
+    with_service = (
+        select(
+            _E.c.service_id,
+            _E.c.attempts,
+            _S.c.active,
+            _S.c.concurrency,
+            _S.c.package_id,
+            _S.c.package_revision,
+            _S.c.init_params,
+            _S.c.creator,
+            _S.c.updated_at,
+            running,
+        )
+        .join(_S, _S.c.id == _E.c.service_id)
+        .where(_E.c.id == bindparam("execution"))
+        .with_for_update(of=_S)
+    )
+    own = select(_E.c.service_id, _E.c.attempts).where(
+        _E.c.id == bindparam("execution"), _E.c.service_id.is_(None)
+    )
+    take = (
+        update(_E)
+        .where(
+            _E.c.id == bindparam("execution"),
+            _E.c.status == "created",
+            _E.c.to_terminate.is_(False),
+        )
+        .values(
+            status="in-progress",
+            attempts=_E.c.attempts + 1,
+            lease_until=bindparam("lease"),
+            worker=bindparam("claimer"),
+            started_at=bindparam("now"),
+            updated_at=bindparam("now"),
+            status_log=append_status(dialect, bindparam("entry")),
+        )
+        .returning(
+            _E.c.project_id,
+            _E.c.package_name,
+            _E.c.module_name,
+            _E.c.function_name,
+            _E.c.input,
+            _E.c.attempts,
+            _E.c.max_attempts,
+            _E.c.execution_timeout,
+            _E.c.on_reset,
+            _E.c.trigger_id,
+            _E.c.creator,
+        )
+    )
+    return with_service, own, take
+
+
 async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | None:
     """Take an execution to run, or ``None``: it is not waiting (already claimed, terminated,
     deleted), its service is paused, or the service already runs ``concurrency`` executions."""
     now = utcnow()
     lease = now + timedelta(seconds=platform.settings.execution_lease_seconds)
-    others = aliased(Execution)
-    running = (
-        select(func.count())
-        .select_from(others)
-        .where(others.service_id == Service.id, others.status == "in-progress")
-        .scalar_subquery()
-    )
+    dialect = platform.db.dialect
+    with_service, own, take = _claim_statements(dialect)
     async with platform.db.write() as session:
-        # the service as the execution names it, with what it runs now; its row is locked on
-        # PostgreSQL so concurrent claims count running executions in turn
-        found = (
-            await session.execute(
-                select(
-                    Execution.service_id,
-                    Execution.attempts,
-                    Service.active,
-                    Service.concurrency,
-                    Service.package_id,
-                    Service.package_revision,
-                    Service.init_params,
-                    Service.creator,
-                    Service.updated_at,
-                    running.label("running"),
-                )
-                .join(Service, Service.id == Execution.service_id)
-                .where(Execution.id == execution_id)
-                .with_for_update(of=Service)
-            )
-        ).first()
+        found = (await session.execute(with_service, {"execution": execution_id})).first()
         if found is None:  # the platform's own function, or no such execution
-            found = (
-                await session.execute(
-                    select(Execution.service_id, Execution.attempts).where(
-                        Execution.id == execution_id, Execution.service_id.is_(None)
-                    )
-                )
-            ).first()
+            found = (await session.execute(own, {"execution": execution_id})).first()
         if found is None:
             return None
         service_id = found.service_id
         if service_id is not None and (not found.active or found.running >= found.concurrency):
             return None
-        row = (
-            await session.execute(
-                update(Execution)
-                .where(
-                    Execution.id == execution_id,
-                    Execution.status == "created",
-                    Execution.to_terminate.is_(False),
-                )
-                .values(
-                    status="in-progress",
-                    attempts=Execution.attempts + 1,
-                    lease_until=lease,
-                    worker=worker,
-                    started_at=now,
-                    updated_at=now,
-                    status_log=append_status(
-                        platform.db.dialect,
-                        status_entry("in-progress", f"on {worker}", found.attempts + 1, now),
-                    ),
-                )
-                .returning(
-                    Execution.project_id,
-                    Execution.package_name,
-                    Execution.module_name,
-                    Execution.function_name,
-                    Execution.input,
-                    Execution.attempts,
-                    Execution.max_attempts,
-                    Execution.execution_timeout,
-                    Execution.on_reset,
-                    Execution.trigger_id,
-                    Execution.creator,
-                )
-            )
-        ).first()
+        entry = status_entry("in-progress", f"on {worker}", found.attempts + 1, now)
+        parameters = {
+            "execution": execution_id,
+            "lease": lease,
+            "claimer": worker,
+            "now": now,
+            "entry": status_json(dialect, entry),
+        }
+        row = (await session.execute(take, parameters)).first()
         if row is None:
             return None
     service = found if service_id is not None else None
@@ -199,11 +212,8 @@ async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | N
 
 
 def _mine(execution_id: str, attempt: int) -> Any:
-    return and_(
-        Execution.id == execution_id,
-        Execution.attempts == attempt,
-        Execution.status == "in-progress",
-    )
+    # Core columns: the ORM's bulk UPDATE path costs more than these statements run
+    return and_(_E.c.id == execution_id, _E.c.attempts == attempt, _E.c.status == "in-progress")
 
 
 async def heartbeat(platform: Platform, execution_id: str, attempt: int) -> bool | None:
@@ -212,10 +222,10 @@ async def heartbeat(platform: Platform, execution_id: str, attempt: int) -> bool
     lease = utcnow() + timedelta(seconds=platform.settings.execution_lease_seconds)
     async with platform.db.write() as session:
         asked = await session.scalar(
-            update(Execution)
+            update(_E)
             .where(_mine(execution_id, attempt))
             .values(lease_until=lease)
-            .returning(Execution.to_terminate)
+            .returning(_E.c.to_terminate)
         )
     return asked
 
@@ -238,7 +248,7 @@ async def report_progress(
         values["action"] = action[:200]
     async with platform.db.write() as session:
         result = await session.execute(
-            update(Execution).where(_mine(execution_id, attempt)).values(**values)
+            update(_E).where(_mine(execution_id, attempt)).values(**values)
         )
     return bool(result.rowcount)
 
@@ -303,10 +313,10 @@ async def finish(
     values["status_log"] = append_status(platform.db.dialect, entry)
     async with platform.db.write() as session:
         result = await session.execute(
-            update(Execution)
+            update(_E)
             .where(_mine(claimed.id, claimed.attempt))
             .values(**values)
-            .returning(Execution.queue, Execution.job_id)
+            .returning(_E.c.queue, _E.c.job_id)
         )
         row = result.first()
         if row is None:
