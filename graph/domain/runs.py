@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Integer, Text, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.bulk import insert_many
@@ -279,6 +279,49 @@ async def append_logs(
         )
 
 
+@lru_cache(maxsize=4)
+def _finish_statements(dialect: str) -> tuple[Any, Any]:
+    """The end of an attempt, built once per dialect: final (a status, its output or error),
+    and again (queued for the next attempt); both only while the attempt is the worker's."""
+    mine = and_(
+        _E.c.id == bindparam("execution"),
+        _E.c.attempts == bindparam("attempt"),
+        _E.c.status == "in-progress",
+    )
+    final = (
+        update(_E)
+        .where(mine)
+        .values(
+            status=bindparam("status"),
+            ended_at=bindparam("now"),
+            updated_at=bindparam("now"),
+            lease_until=None,
+            output=bindparam("output", type_=_E.c.output.type),
+            error=bindparam("error"),
+            action=bindparam("action"),
+            progress=func.coalesce(bindparam("progress", type_=Integer()), _E.c.progress),
+            message=func.coalesce(bindparam("message", type_=Text()), _E.c.message),
+            status_log=append_status(dialect, bindparam("entry")),
+        )
+        .returning(_E.c.queue, _E.c.job_id)
+    )
+    again = (
+        update(_E)
+        .where(mine)
+        .values(
+            status="created",
+            job_id=bindparam("job"),
+            queued_at=bindparam("now"),
+            updated_at=bindparam("now"),
+            lease_until=None,
+            error=bindparam("error"),
+            status_log=append_status(dialect, bindparam("entry")),
+        )
+        .returning(_E.c.queue, _E.c.job_id)
+    )
+    return final, again
+
+
 async def finish(
     platform: Platform,
     claimed: Claim,
@@ -294,30 +337,28 @@ async def finish(
     attempts remain). Returns False when the attempt was no longer this worker's."""
     now = utcnow()
     again = retry and claimed.attempt < claimed.max_attempts
-    values: dict[str, Any] = {"updated_at": now, "lease_until": None}
+    dialect = platform.db.dialect
+    parameters: dict[str, Any] = {"execution": claimed.id, "attempt": claimed.attempt, "now": now}
     if again:
-        values.update(status="created", job_id=new_job_id(), queued_at=now, error=error)
-        entry = status_entry(
-            "created",
-            f"failed: {error}; retrying (attempt {claimed.attempt + 1} of {claimed.max_attempts})",
-            claimed.attempt,
-            now,
-        )
+        status = "created"
+        why = f"failed: {error}; retrying (attempt {claimed.attempt + 1} of {claimed.max_attempts})"
+        statement = _finish_statements(dialect)[1]
+        parameters.update(job=new_job_id(), error=error)
     else:
-        values.update(status=status, ended_at=now, output=output, error=error, action=action)
-        if status == "success":
-            values["progress"] = 100
-        if message is not None:
-            values["message"] = message
-        entry = status_entry(status, error or message, claimed.attempt, now)
-    values["status_log"] = append_status(platform.db.dialect, entry)
-    async with platform.db.write() as session:
-        result = await session.execute(
-            update(_E)
-            .where(_mine(claimed.id, claimed.attempt))
-            .values(**values)
-            .returning(_E.c.queue, _E.c.job_id)
+        why = error or message
+        statement = _finish_statements(dialect)[0]
+        parameters.update(
+            status=status,
+            output=output,
+            error=error,
+            action=action,
+            progress=100 if status == "success" else None,
+            message=message,
         )
+    entry = status_entry(status, why, claimed.attempt, now)
+    parameters["entry"] = status_json(dialect, entry)
+    async with platform.db.write() as session:
+        result = await session.execute(statement, parameters)
         row = result.first()
         if row is None:
             return False
@@ -327,7 +368,7 @@ async def finish(
             claimed.id,
             claimed.creator,
             {
-                "status": values["status"],
+                "status": status,
                 "service_id": claimed.service_id,
                 "function_name": claimed.function_name,
             },
