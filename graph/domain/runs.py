@@ -7,6 +7,11 @@ worker's heartbeats extend; when they stop (``kill -9``, a lost machine) the rea
 lease expired and, per the service's ``onReset``, queues the execution again (until
 ``maxAttempts``) or ends it as ``system-failure``. A function that raises is retried the same way
 until ``maxAttempts``, then ``failed``.
+
+These writes are not waited on to reach the disk (PostgreSQL ``synchronous_commit = off``): one
+lost with a database crash is redone by the same rules (a lost claim or end leaves a lease that
+expires, and the execution runs again; its effects are keyed by execution), and the flush cost
+more than everything else an execution does.
 """
 
 from __future__ import annotations
@@ -168,7 +173,7 @@ async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | N
     lease = now + timedelta(seconds=platform.settings.execution_lease_seconds)
     dialect = platform.db.dialect
     with_service, own, take = _claim_statements(dialect)
-    async with platform.db.write() as session:
+    async with platform.db.write(durable=False) as session:
         found = (await session.execute(with_service, {"execution": execution_id})).first()
         if found is None:  # the platform's own function, or no such execution
             found = (await session.execute(own, {"execution": execution_id})).first()
@@ -220,7 +225,7 @@ async def heartbeat(platform: Platform, execution_id: str, attempt: int) -> bool
     """Extend the lease. Returns whether termination was asked, or ``None`` when the execution is
     no longer this attempt's (reaped, deleted): the worker must stop without writing results."""
     lease = utcnow() + timedelta(seconds=platform.settings.execution_lease_seconds)
-    async with platform.db.write() as session:
+    async with platform.db.write(durable=False) as session:
         asked = await session.scalar(
             update(_E)
             .where(_mine(execution_id, attempt))
@@ -246,7 +251,7 @@ async def report_progress(
         values["message"] = message[:_MAX_LINE]
     if action is not None:
         values["action"] = action[:200]
-    async with platform.db.write() as session:
+    async with platform.db.write(durable=False) as session:
         result = await session.execute(
             update(_E).where(_mine(execution_id, attempt)).values(**values)
         )
@@ -260,7 +265,7 @@ async def append_logs(
     if not lines:
         return
     now = utcnow()
-    async with platform.db.write() as session:
+    async with platform.db.write(durable=False) as session:
         if not await session.scalar(select(exists().where(_mine(execution_id, attempt)))):
             return
         await insert_many(
@@ -357,7 +362,7 @@ async def finish(
         )
     entry = status_entry(status, why, claimed.attempt, now)
     parameters["entry"] = status_json(dialect, entry)
-    async with platform.db.write() as session:
+    async with platform.db.write(durable=False) as session:
         result = await session.execute(statement, parameters)
         row = result.first()
         if row is None:
@@ -384,7 +389,7 @@ async def reap(platform: Platform, limit: int = 500) -> int:
     Returns how many were handled."""
     now = utcnow()
     again: list[Queued] = []
-    async with platform.db.write() as session:
+    async with platform.db.write(durable=False) as session:
         expired = (
             await session.execute(
                 select(
@@ -477,7 +482,7 @@ async def requeue_lost(platform: Platform, grace: float = 5.0, limit: int = 1000
     )
     lost = [w for w in waiting if not w.job_id or w.job_id in gone]
     again: list[Queued] = []
-    async with platform.db.write() as session:
+    async with platform.db.write(durable=False) as session:
         for w in lost:
             job_id = new_job_id()
             moved = await session.execute(
