@@ -1,8 +1,10 @@
-"""Lists of a project's named entities (services, triggers, packages): a DQL query over the
-entity's field map, keyset pages by its ``order by`` or else by name, and the matching count."""
+"""Lists of a project's named entities (integrations, drivers, saved queries, services,
+triggers): a DQL query over the entity's field map, keyset pages by its ``order by`` or else by
+name, and the matching count."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,13 +27,15 @@ async def list_named(
     after: str | None = None,
     *,
     dql: str | None = None,
+    where: Sequence[Any] = (),
 ) -> Page[Any]:
+    """``entity`` rows of the project matching ``dql`` and the ``where`` conditions."""
     compiled = queries.compile_text(dql, resource, platform.db.dialect)
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
         statement, finish = queries.keyset_select(
             entity,
-            [entity.project_id == project_id],
+            [entity.project_id == project_id, *where],
             compiled,
             [Order(entity.name), Order(entity.id)],
             lambda row: (row.name, row.id),
@@ -49,9 +53,10 @@ async def count_named(
     project_id: str,
     *,
     dql: str | None = None,
+    where: Sequence[Any] = (),
 ) -> int:
     compiled = queries.compile_text(dql, resource, platform.db.dialect)
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
-        query = select(func.count()).where(entity.project_id == project_id, compiled.where)
+        query = select(func.count()).where(entity.project_id == project_id, *where, compiled.where)
         return int(await session.scalar(query) or 0)

@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import SavedQuery
-from graph.domain import events, queries
+from graph.domain import events, listing, queries
 from graph.domain.access import Actor, Role, require_role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import Conflict, InvalidInput, NotFound
-from graph.domain.paging import Order, Page, page_size
+from graph.domain.paging import Page
 from graph.domain.platform import Platform
 
 __all__ = [
@@ -93,11 +93,8 @@ async def get_saved_query(
         return await _named(session, project_id, name)
 
 
-def _of_project(project_id: str, resource: str | None) -> list[Any]:
-    where = [SavedQuery.project_id == project_id]
-    if resource is not None:
-        where.append(SavedQuery.resource == _check_resource(resource))
-    return where
+def _of_resource(resource: str | None) -> list[Any]:
+    return [] if resource is None else [SavedQuery.resource == _check_resource(resource)]
 
 
 async def list_saved_queries(
@@ -112,18 +109,17 @@ async def list_saved_queries(
 ) -> Page[SavedQuery]:
     """The project's saved queries (of one resource, if given) matching a DQL query, by its
     ``order by``, else by name."""
-    statement, finish = queries.keyset_select(
+    return await listing.list_named(
+        platform,
+        actor,
         SavedQuery,
-        _of_project(project_id, resource),
-        queries.compile_text(dql, "savedQueries", platform.db.dialect),
-        [Order(SavedQuery.name), Order(SavedQuery.id)],
-        lambda q: (q.name, q.id),
-        page_size(first, platform.settings.max_page_size),
+        "savedQueries",
+        project_id,
+        first,
         after,
+        dql=dql,
+        where=_of_resource(resource),
     )
-    async with platform.db.read() as session:
-        await require_role(session, actor, project_id, Role.annotator)
-        return finish((await session.execute(statement)).all())
 
 
 async def count_saved_queries(
@@ -134,11 +130,15 @@ async def count_saved_queries(
     resource: str | None = None,
     dql: str | None = None,
 ) -> int:
-    compiled = queries.compile_text(dql, "savedQueries", platform.db.dialect)
-    where = [*_of_project(project_id, resource), compiled.where]
-    async with platform.db.read() as session:
-        await require_role(session, actor, project_id, Role.annotator)
-        return int(await session.scalar(select(func.count()).where(*where)) or 0)
+    return await listing.count_named(
+        platform,
+        actor,
+        SavedQuery,
+        "savedQueries",
+        project_id,
+        dql=dql,
+        where=_of_resource(resource),
+    )
 
 
 async def selection(

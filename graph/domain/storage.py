@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graph.db.engine import dialect_insert
 from graph.db.ids import new_ids
 from graph.db.tables import Blob, Dataset, Driver, Integration, Item, utcnow
-from graph.domain import events, queries
+from graph.domain import events, listing
 from graph.domain.access import Actor, Role, check_role, member_role, require_admin, require_role
 from graph.domain.blobs import StagedFile
 from graph.domain.errors import (
@@ -32,7 +32,7 @@ from graph.domain.errors import (
     NotFound,
     StorageUnavailable,
 )
-from graph.domain.paging import Order, Page, page_size
+from graph.domain.paging import Page
 from graph.domain.platform import Platform
 from plugins.types import StorageBackend, StorageDriverType, StorageError
 
@@ -196,39 +196,6 @@ async def _remove(session: AsyncSession, actor: Actor, row: Integration | Driver
     )
 
 
-_LISTS: dict[type[Any], str] = {Integration: "integrations", Driver: "drivers"}
-
-
-def _page(
-    platform: Platform,
-    table: type[_Row],
-    project_id: str,
-    first: int | None,
-    after: str | None,
-    dql: str | None,
-) -> tuple[Any, Any]:
-    entity: Any = table
-    return queries.keyset_select(
-        entity,
-        [entity.project_id == project_id],
-        queries.compile_text(dql, _LISTS[table], platform.db.dialect),
-        [Order(entity.name), Order(entity.id)],
-        lambda r: (r.name, r.id),
-        page_size(first, platform.settings.max_page_size),
-        after,
-    )
-
-
-async def _count(
-    platform: Platform, actor: Actor, table: type[_Row], project_id: str, dql: str | None
-) -> int:
-    compiled = queries.compile_text(dql, _LISTS[table], platform.db.dialect)
-    async with platform.db.read() as session:
-        await require_role(session, actor, project_id, Role.annotator)
-        query = select(func.count()).where(table.project_id == project_id, compiled.where)
-        return int(await session.scalar(query) or 0)
-
-
 # --- backends -------------------------------------------------------------------------------------
 
 
@@ -293,17 +260,18 @@ async def list_integrations(
     *,
     dql: str | None = None,
 ) -> Page[IntegrationInfo]:
-    async with platform.db.read() as session:
-        await require_role(session, actor, project_id, Role.annotator)
-        query, finish = _page(platform, Integration, project_id, first, after, dql)
-        page = finish((await session.execute(query)).all())
+    page = await listing.list_named(
+        platform, actor, Integration, "integrations", project_id, first, after, dql=dql
+    )
     return Page([IntegrationInfo.of(r) for r in page.rows], page.has_next, page.cursors)
 
 
 async def count_integrations(
     platform: Platform, actor: Actor, project_id: str, *, dql: str | None = None
 ) -> int:
-    return await _count(platform, actor, Integration, project_id, dql)
+    return await listing.count_named(
+        platform, actor, Integration, "integrations", project_id, dql=dql
+    )
 
 
 async def delete_integration(platform: Platform, actor: Actor, integration_id: str) -> None:
@@ -376,16 +344,15 @@ async def list_drivers(
     *,
     dql: str | None = None,
 ) -> Page[Driver]:
-    async with platform.db.read() as session:
-        await require_role(session, actor, project_id, Role.annotator)
-        query, finish = _page(platform, Driver, project_id, first, after, dql)
-        return finish((await session.execute(query)).all())
+    return await listing.list_named(
+        platform, actor, Driver, "drivers", project_id, first, after, dql=dql
+    )
 
 
 async def count_drivers(
     platform: Platform, actor: Actor, project_id: str, *, dql: str | None = None
 ) -> int:
-    return await _count(platform, actor, Driver, project_id, dql)
+    return await listing.count_named(platform, actor, Driver, "drivers", project_id, dql=dql)
 
 
 async def delete_driver(platform: Platform, actor: Actor, driver_id: str) -> None:
