@@ -1,0 +1,206 @@
+"""Live updates as subscribers see them: executions as they change, a dataset's item events.
+
+A subscription is checked like a read (a non-member is told the execution, service or dataset
+does not exist) and again every ``_RECHECK_SECONDS`` while it lasts, so a removed member stops
+receiving. Messages (graph/domain/notify.py) carry ids; each process reads the rows once per
+batch of messages for all its subscribers of a channel (graph/pubsub.py), and an item filter is
+one SQL query per batch per distinct filter, not per subscriber.
+
+A subscriber's queue is bounded (``limit``): a reader too slow for its messages loses the
+oldest, and for executions receives each one's latest state rather than every step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+
+from graph.db.tables import Execution, Item
+from graph.domain import queries
+from graph.domain.access import Actor, Role
+from graph.domain.datasets import dataset_for
+from graph.domain.errors import InvalidInput
+from graph.domain.executions import get_execution
+from graph.domain.platform import Platform
+from graph.domain.services import service_for
+from graph.pubsub import Feed, Mailbox, execution_channel, items_channel, service_channel
+
+__all__ = ["ItemEvent", "execution_updates", "item_events"]
+
+LIMIT = 1000  # messages waiting per subscriber
+_RECHECK_SECONDS = 30.0
+_IDS = 1000  # ids per statement
+
+
+@dataclass(frozen=True)
+class ItemEvent:
+    action: str  # created, updated, deleted
+    item_id: str
+    item: Item | None  # None when deleted
+
+
+@dataclass(eq=False)
+class _ItemWatch:
+    mailbox: Mailbox[ItemEvent]
+    dql: str | None
+    where: ColumnElement[bool] | None
+
+
+class _Executions:
+    """Messages name executions; each is read once and given to every subscriber."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    async def deliver(
+        self, messages: list[Any], subscribers: Collection[Mailbox[Execution]]
+    ) -> None:
+        ids = list(dict.fromkeys(i for m in messages for i in m["ids"]))
+        rows: dict[str, Execution] = {}
+        async with self.platform.db.read() as session:
+            for start in range(0, len(ids), _IDS):
+                chunk = ids[start : start + _IDS]
+                rows.update(
+                    (r.id, r)
+                    for r in await session.scalars(select(Execution).where(Execution.id.in_(chunk)))
+                )
+        for execution_id in ids:
+            row = rows.get(execution_id)
+            if row is not None:
+                for mailbox in subscribers:
+                    mailbox.put(row)
+
+
+class _ItemEvents:
+    """A dataset's item events: the items read once per batch, each distinct filter evaluated
+    once per batch in SQL."""
+
+    def __init__(self, platform: Platform, dataset_id: str) -> None:
+        self.platform = platform
+        self.dataset_id = dataset_id
+
+    async def deliver(self, messages: list[Any], subscribers: Collection[_ItemWatch]) -> None:
+        changes = [(action, item_id) for m in messages for action, item_id in m["events"]]
+        for start in range(0, len(changes), _IDS):
+            await self._deliver(changes[start : start + _IDS], subscribers)
+
+    async def _deliver(
+        self, changes: list[tuple[str, str]], subscribers: Collection[_ItemWatch]
+    ) -> None:
+        wanted = {item_id for action, item_id in changes if action != "deleted"}
+        filters = {s.dql: s.where for s in subscribers if s.where is not None}
+        rows: dict[str, Item] = {}
+        matching: dict[str | None, set[str]] = {}
+        if wanted:
+            ours = (Item.dataset_id == self.dataset_id, Item.id.in_(wanted))
+            async with self.platform.db.read() as session:
+                rows = {r.id: r for r in await session.scalars(select(Item).where(*ours))}
+                for dql, where in filters.items():
+                    matching[dql] = set(await session.scalars(select(Item.id).where(*ours, where)))
+        matching[None] = set(rows)
+        for watch in subscribers:
+            chosen = matching.get(watch.dql if watch.where is not None else None, set())
+            for action, item_id in changes:
+                if action == "deleted":  # a filter cannot say whether a deleted item matched
+                    watch.mailbox.put(ItemEvent(action, item_id, None))
+                elif item_id in chosen:  # a row gone since is followed by its deletion
+                    watch.mailbox.put(ItemEvent(action, item_id, rows[item_id]))
+
+
+async def _stream(
+    platform: Platform,
+    channel: str,
+    feed: Callable[[], Feed[Any]],
+    subscriber: Any,
+    mailbox: Mailbox[Any],
+    check: Callable[[], Awaitable[Any]],
+    first: Callable[[], Awaitable[Any]] | None = None,
+) -> AsyncIterator[Any]:
+    async with platform.hub.subscribe(channel, feed, subscriber):
+        if first is not None:  # read after subscribing: no change falls in between
+            yield await first()
+        checked = time.monotonic()
+        while True:
+            taken = await mailbox.take()
+            if time.monotonic() - checked > _RECHECK_SECONDS:
+                await check()
+                checked = time.monotonic()
+            for message in taken:
+                yield message
+
+
+async def execution_updates(
+    platform: Platform,
+    actor: Actor,
+    *,
+    execution_id: str | None = None,
+    service_id: str | None = None,
+    limit: int = LIMIT,
+) -> AsyncIterator[Execution]:
+    """An execution (its current state first, then each change), or every execution of a
+    service as it is created and changes; the rows as they are at each change."""
+    if (execution_id is None) == (service_id is None):
+        raise InvalidInput("give exactly one of id and serviceId", field="id")
+    mailbox: Mailbox[Execution] = Mailbox(limit, key=lambda row: row.id)
+
+    def feed() -> _Executions:
+        return _Executions(platform)
+
+    if execution_id is not None:
+        await get_execution(platform, actor, execution_id)
+
+        async def current() -> Execution:
+            return await get_execution(platform, actor, execution_id)
+
+        stream = _stream(
+            platform, execution_channel(execution_id), feed, mailbox, mailbox, current, current
+        )
+    else:
+        assert service_id is not None
+
+        async def check() -> None:
+            async with platform.db.read() as session:
+                await service_for(session, actor, service_id, Role.annotator)
+
+        await check()
+        stream = _stream(platform, service_channel(service_id), feed, mailbox, mailbox, check)
+    async with aclosing(stream):
+        async for row in stream:
+            yield row
+
+
+async def item_events(
+    platform: Platform,
+    actor: Actor,
+    dataset_id: str,
+    dql: str | None = None,
+    *,
+    limit: int = LIMIT,
+) -> AsyncIterator[ItemEvent]:
+    """Items of a dataset as they are created, updated and deleted; with ``dql``, only created
+    and updated items it matches (and every deletion: a deleted item can no longer be tested)."""
+    where = None
+    if dql:
+        query = queries.parse_query(dql, resource="items")
+        where = queries.compile_for(query, "items", platform.db.dialect, dataset_id).where
+
+    async def check() -> None:
+        async with platform.db.read() as session:
+            await dataset_for(session, actor, dataset_id, Role.annotator)
+
+    await check()
+    mailbox: Mailbox[ItemEvent] = Mailbox(limit)
+    watch = _ItemWatch(mailbox, dql, where)
+
+    def feed() -> _ItemEvents:
+        return _ItemEvents(platform, dataset_id)
+
+    stream = _stream(platform, items_channel(dataset_id), feed, watch, mailbox, check)
+    async with aclosing(stream):
+        async for event in stream:
+            yield event
