@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import weakref
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 
 from graph.api.context import Info
 from graph.api.executions import Execution
+from graph.api.fanout import shared
 from graph.api.items import Item
 from graph.domain import live
+from graph.domain.access import Role
 
 __all__ = ["ItemEvent", "LiveSubscriptions"]
+
+V = TypeVar("V")
+
+# the GraphQL object of each event the domain delivers, one per subscriber role, so that
+# subscribers with the same role and query share one execution of it (graph/api/fanout.py)
+_views: weakref.WeakKeyDictionary[Any, dict[Role, Any]] = weakref.WeakKeyDictionary()
+
+
+def _view(event: Any, role: Role, make: Callable[[Any], V]) -> V:
+    by_role = _views.get(event)
+    if by_role is None:
+        by_role = _views[event] = {}
+    if role not in by_role:
+        by_role[role] = shared(make(event))
+    return by_role[role]  # type: ignore[no-any-return]
 
 
 @strawberry.type(description="An item of the dataset was created, updated or deleted.")
@@ -21,6 +39,11 @@ class ItemEvent:
     action: str = strawberry.field(description="`created`, `updated` or `deleted`.")
     item_id: strawberry.ID
     item: Item | None = strawberry.field(description="The item as it is now; null when deleted.")
+
+    @classmethod
+    def of(cls, event: live.ItemEvent) -> ItemEvent:
+        item = None if event.item is None else Item.of(event.item)
+        return cls(action=event.action, item_id=strawberry.ID(event.item_id), item=item)
 
 
 @strawberry.type(name="Subscription")
@@ -43,9 +66,9 @@ class LiveSubscriptions:
             ctx.platform, await ctx.actor(), execution_id=id, service_id=service_id
         )
         async with aclosing(rows):
-            async for row in rows:
+            async for role, row in rows:
                 ctx.forget_loaders()  # a subscription lasts: nothing it reads may go stale
-                yield Execution.of(row)
+                yield _view(row, role, Execution.of)
 
     @strawberry.subscription(
         description="Items of a dataset as they are created, updated and deleted. With `dql`, "
@@ -57,10 +80,6 @@ class LiveSubscriptions:
         ctx = info.context
         events = live.item_events(ctx.platform, await ctx.actor(), dataset_id, dql)
         async with aclosing(events):
-            async for event in events:
+            async for role, event in events:
                 ctx.forget_loaders()
-                yield ItemEvent(
-                    action=event.action,
-                    item_id=strawberry.ID(event.item_id),
-                    item=None if event.item is None else Item.of(event.item),
-                )
+                yield _view(event, role, ItemEvent.of)

@@ -24,6 +24,7 @@ from graph.api.bulk import BulkMutations
 from graph.api.datasets import DatasetMutations, DatasetQueries
 from graph.api.errors import typed_errors
 from graph.api.executions import ExecutionMutations, ExecutionQueries
+from graph.api.fanout import SharedEvents
 from graph.api.indexes import IndexMutations, IndexQueries
 from graph.api.items import ItemMutations, ItemQueries
 from graph.api.links import LinkMutations
@@ -112,6 +113,7 @@ schema = _Schema(
     query=Query,
     mutation=Mutation,
     subscription=LiveSubscriptions,
+    execution_context_class=SharedEvents,
     extensions=[
         lambda: QueryDepthLimiter(max_depth=LIMITS["depth"]),
         lambda: MaxAliasesLimiter(max_alias_count=LIMITS["aliases"]),

@@ -12,6 +12,7 @@ oldest, and for executions receives each one's latest state rather than every st
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import aclosing
@@ -19,18 +20,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Execution, Item
 from graph.domain import queries
-from graph.domain.access import Actor, Role
+from graph.domain.access import Actor, Role, project_role
 from graph.domain.datasets import dataset_for
-from graph.domain.errors import InvalidInput
+from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.executions import get_execution
 from graph.domain.platform import Platform
 from graph.domain.services import service_for
 from graph.pubsub import Feed, Mailbox, execution_channel, items_channel, service_channel
 
 __all__ = ["ItemEvent", "execution_updates", "item_events"]
+
+# What the subscription functions yield: the subscriber's role in the project (results of
+# subscribers with the same role may be shared) and what it receives.
 
 LIMIT = 1000  # messages waiting per subscriber
 _RECHECK_SECONDS = 30.0
@@ -103,13 +108,34 @@ class _ItemEvents:
                 for dql, where in filters.items():
                     matching[dql] = set(await session.scalars(select(Item.id).where(*ours, where)))
         matching[None] = set(rows)
+        # one event object each, whoever receives it (so the API can share its result)
+        made = [
+            ItemEvent(action, item_id, None if action == "deleted" else rows.get(item_id))
+            for action, item_id in changes
+        ]
         for watch in subscribers:
             chosen = matching.get(watch.dql if watch.where is not None else None, set())
-            for action, item_id in changes:
-                if action == "deleted":  # a filter cannot say whether a deleted item matched
-                    watch.mailbox.put(ItemEvent(action, item_id, None))
-                elif item_id in chosen:  # a row gone since is followed by its deletion
-                    watch.mailbox.put(ItemEvent(action, item_id, rows[item_id]))
+            for event in made:
+                if event.action == "deleted":  # a filter cannot say whether it matched
+                    watch.mailbox.put(event)
+                elif event.item_id in chosen:  # a row gone since is followed by its deletion
+                    watch.mailbox.put(event)
+
+
+async def _role(
+    session: AsyncSession, actor: Actor, project_id: str | None, resource: str, resource_id: str
+) -> Role:
+    """The subscriber's role where the watched thing lives (administrators: owner; the
+    platform's own executions have no project and only administrators see them)."""
+    role = Role.owner if project_id is None else await project_role(session, actor, project_id)
+    if role is None:
+        raise NotFound(resource, resource_id)
+    return role
+
+
+def _next_check() -> float:
+    # spread out, so subscribers that started together are not checked together
+    return time.monotonic() + _RECHECK_SECONDS * random.uniform(0.5, 1.0)
 
 
 async def _stream(
@@ -118,20 +144,20 @@ async def _stream(
     feed: Callable[[], Feed[Any]],
     subscriber: Any,
     mailbox: Mailbox[Any],
-    check: Callable[[], Awaitable[Any]],
+    check: Callable[[], Awaitable[Role]],
     first: Callable[[], Awaitable[Any]] | None = None,
-) -> AsyncIterator[Any]:
+) -> AsyncIterator[tuple[Role, Any]]:
+    role = await check()
     async with platform.hub.subscribe(channel, feed, subscriber):
         if first is not None:  # read after subscribing: no change falls in between
-            yield await first()
-        checked = time.monotonic()
+            yield role, await first()
+        due = _next_check()
         while True:
-            taken = await mailbox.take()
-            if time.monotonic() - checked > _RECHECK_SECONDS:
-                await check()
-                checked = time.monotonic()
-            for message in taken:
-                yield message
+            for message in await mailbox.take():
+                yield role, message
+            if time.monotonic() > due:  # after delivering: the check delays no one
+                role = await check()
+                due = _next_check()
 
 
 async def execution_updates(
@@ -141,7 +167,7 @@ async def execution_updates(
     execution_id: str | None = None,
     service_id: str | None = None,
     limit: int = LIMIT,
-) -> AsyncIterator[Execution]:
+) -> AsyncIterator[tuple[Role, Execution]]:
     """An execution (its current state first, then each change), or every execution of a
     service as it is created and changes; the rows as they are at each change."""
     if (execution_id is None) == (service_id is None):
@@ -152,26 +178,29 @@ async def execution_updates(
         return _Executions(platform)
 
     if execution_id is not None:
-        await get_execution(platform, actor, execution_id)
 
         async def current() -> Execution:
             return await get_execution(platform, actor, execution_id)
 
-        stream = _stream(
-            platform, execution_channel(execution_id), feed, mailbox, mailbox, current, current
-        )
+        async def check() -> Role:
+            row = await current()
+            async with platform.db.read() as session:
+                return await _role(session, actor, row.project_id, "execution", execution_id)
+
+        channel, first = execution_channel(execution_id), current
     else:
         assert service_id is not None
 
-        async def check() -> None:
+        async def check() -> Role:
             async with platform.db.read() as session:
-                await service_for(session, actor, service_id, Role.annotator)
+                service = await service_for(session, actor, service_id, Role.annotator)
+                return await _role(session, actor, service.project_id, "service", service_id)
 
-        await check()
-        stream = _stream(platform, service_channel(service_id), feed, mailbox, mailbox, check)
+        channel, first = service_channel(service_id), None
+    stream = _stream(platform, channel, feed, mailbox, mailbox, check, first)
     async with aclosing(stream):
-        async for row in stream:
-            yield row
+        async for seen in stream:
+            yield seen
 
 
 async def item_events(
@@ -181,7 +210,7 @@ async def item_events(
     dql: str | None = None,
     *,
     limit: int = LIMIT,
-) -> AsyncIterator[ItemEvent]:
+) -> AsyncIterator[tuple[Role, ItemEvent]]:
     """Items of a dataset as they are created, updated and deleted; with ``dql``, only created
     and updated items it matches (and every deletion: a deleted item can no longer be tested)."""
     where = None
@@ -189,11 +218,11 @@ async def item_events(
         query = queries.parse_query(dql, resource="items")
         where = queries.compile_for(query, "items", platform.db.dialect, dataset_id).where
 
-    async def check() -> None:
+    async def check() -> Role:
         async with platform.db.read() as session:
-            await dataset_for(session, actor, dataset_id, Role.annotator)
+            dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
+            return await _role(session, actor, dataset.project_id, "dataset", dataset_id)
 
-    await check()
     mailbox: Mailbox[ItemEvent] = Mailbox(limit)
     watch = _ItemWatch(mailbox, dql, where)
 
@@ -202,5 +231,5 @@ async def item_events(
 
     stream = _stream(platform, items_channel(dataset_id), feed, watch, mailbox, check)
     async with aclosing(stream):
-        async for event in stream:
-            yield event
+        async for seen in stream:
+            yield seen
