@@ -1,6 +1,6 @@
 """Live-update fan-out: many websocket subscribers on one execution, beside raw Redis pub/sub.
 
-Run: ``python -m tests.bench.subscriptions [--subscribers 500] [--updates 100] [--interval 0.1]
+Run: ``python -m tests.bench.subscriptions [--subscribers 500] [--updates 60] [--interval 0.5]
 [--postgres URL] [--redis URL]``.
 
 One API process (``loopline serve --workers 0``, a real uvicorn) and a real Redis. A client
@@ -284,8 +284,8 @@ async def _report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscribers", type=int, default=500)
-    parser.add_argument("--updates", type=int, default=100)
-    parser.add_argument("--interval", type=float, default=0.1)
+    parser.add_argument("--updates", type=int, default=60)
+    parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--postgres", default=os.environ.get("LOOPLINE_TEST_DATABASE_URL"))
     parser.add_argument("--redis", default=None, help="Redis URL (default: a private server)")
     parser.add_argument("--client", nargs=3, metavar=("URL", "TOKEN", "EXECUTION"))
