@@ -1,4 +1,4 @@
-"""Live-update fan-out: many websocket subscribers on one execution, beside raw Redis pub/sub.
+"""Live-update fan-out: many websocket subscribers on one execution, beside two anchors.
 
 Run: ``python -m tests.bench.subscriptions [--subscribers 500] [--updates 60] [--interval 0.5]
 [--postgres URL] [--redis URL]``.
@@ -10,8 +10,9 @@ process opens ``--subscribers`` graphql-transport-ws connections, each subscribe
 ``--interval`` seconds. Latency is from just before each report to its receipt by each
 subscriber (CLOCK_MONOTONIC is shared by the processes), so it includes the commit, Redis, the
 API process's read of the row, GraphQL and the websocket, and the client process's own
-scheduling of 500 connections on the same cores. The anchor, measured in the same run: raw
-Redis pub/sub, publish to one subscriber.
+scheduling of 500 connections on the same cores. The anchors, measured in the same run: raw
+Redis pub/sub to one subscriber, and the same client process fed by a plain relay (one Redis
+subscription sent as is to every websocket: no GraphQL, no database).
 """
 
 from __future__ import annotations
