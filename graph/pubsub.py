@@ -72,11 +72,14 @@ class Mailbox(Generic[T]):
         self._serial = itertools.count()
         self._ready = asyncio.Event()
         self.dropped = 0
+        self.ended = False
 
     def __len__(self) -> int:
         return len(self._waiting)
 
     def put(self, message: T) -> None:
+        if self.ended:
+            return
         key = next(self._serial) if self._key is None else self._key(message)
         self._waiting.pop(key, None)
         self._waiting[key] = message
@@ -85,8 +88,14 @@ class Mailbox(Generic[T]):
             self.dropped += 1
         self._ready.set()
 
+    def end(self) -> None:
+        """No more messages: wake the reader, whose ``take`` now returns nothing."""
+        self.ended = True
+        self._waiting.clear()
+        self._ready.set()
+
     async def take(self) -> list[T]:
-        """Wait for messages, then take all those waiting, oldest first."""
+        """Wait for messages, then take all those waiting, oldest first (none once ended)."""
         await self._ready.wait()
         self._ready.clear()
         taken = list(self._waiting.values())

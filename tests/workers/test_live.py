@@ -362,3 +362,23 @@ def test_mailbox_drops_the_oldest_and_keeps_the_latest_state() -> None:
     latest = dict(asyncio.run(states.take()))
     assert latest["watched"] == 9_999 and len(latest) == 100
     assert all(n >= 10_000 - 150 for n in latest.values())  # each one's latest, none older
+
+
+async def test_a_removed_member_stops_receiving(platform, owner, project, api, monkeypatch) -> None:
+    """Access is checked again while a subscription lasts (here before each delivery)."""
+    monkeypatch.setattr(live, "_RECHECK_SECONDS", 0.0)
+    dataset = await datasets.create_dataset(platform, owner[0], project.id, "shared")
+    member, token = await make_user(platform, "member@example.com")
+    await projects.add_member(platform, owner[0], project.id, member.email, "annotator")
+    await dispatch(platform)
+    async with subscribed(api, token, ITEMS, {"datasetId": dataset.id}) as ws:
+        await until_subscribed(api, items_channel(dataset.id))
+        (first,) = await add(platform, owner[0], dataset, ["/1.jpg"])
+        await dispatch(platform)
+        assert (await receive(ws))["itemEvents"]["itemId"] == first
+        await projects.remove_member(platform, owner[0], project.id, member.email)
+        await add(platform, owner[0], dataset, ["/2.jpg"])
+        await dispatch(platform)
+        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert message["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND", message
+        assert message["payload"].get("data") is None
