@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,13 +16,17 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from graph.api.context import Context, bearer_token
 from graph.api.errors import typed_errors
 from graph.api.schema import schema
 from graph.db.migrate import upgrade
+from graph.domain.errors import Unauthenticated
 from graph.domain.platform import Platform
 from graph.domain.users import bootstrap_admin
 from graph.routes import binary_routes
@@ -33,7 +38,13 @@ log = logging.getLogger(__name__)
 
 class _GraphQL(GraphQL[Context, None]):
     def __init__(self, platform: Platform) -> None:
-        super().__init__(schema, multipart_uploads_enabled=True)
+        super().__init__(
+            schema,
+            multipart_uploads_enabled=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=100,
+        )
         self.platform = platform
 
     async def process_result(
@@ -48,6 +59,23 @@ class _GraphQL(GraphQL[Context, None]):
             request=request,
             response=response,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Accept a websocket connection only with a valid token in its connection_init
+        payload (``{"authorization": "Bearer <token>"}`` or ``{"token": "<token>"}``); strawberry
+        closes a refused one with 4403."""
+        params = context.connection_params or {}
+        token = params.get("token") or bearer_token(_text(params.get("authorization")))
+        context.token = token if isinstance(token, str) else context.token
+        try:
+            await context.actor()
+        except Unauthenticated:
+            raise ConnectionRejectionError from None
+        return UNSET
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class BodyLimit:

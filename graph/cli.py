@@ -98,7 +98,9 @@ def serve(host: str | None, port: int | None, workers: int | None, no_scheduler:
         # installed before it: exit through ``finally`` so the children are stopped too
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: sys.exit(0))
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        # no per-message compression: live updates are small, and deflating each one for
+        # each of hundreds of subscribers costs more CPU than the fan-out itself
+        uvicorn.run(app, host=host, port=port, log_level="info", ws_per_message_deflate=False)
     finally:
         supervisor.stop()
 

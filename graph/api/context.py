@@ -29,6 +29,8 @@ class Context:
     token: str | None
     request: Any = None
     response: Any = None
+    # the graphql-transport-ws connection_init payload (strawberry sets it)
+    connection_params: dict[str, Any] | None = None
     _actor: Actor | None = field(default=None, repr=False)
 
     async def actor(self) -> Actor:
@@ -40,6 +42,10 @@ class Context:
     @cached_property
     def loaders(self) -> Loaders:
         return Loaders(self.platform)
+
+    def forget_loaders(self) -> None:
+        """Start loading afresh (a websocket connection's context outlives many results)."""
+        self.__dict__.pop("loaders", None)
 
 
 Info = _Info[Context, None]

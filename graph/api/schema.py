@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -11,16 +15,20 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from graph.api.annotations import AnnotationMutations, AnnotationQueries
 from graph.api.bulk import BulkMutations
 from graph.api.datasets import DatasetMutations, DatasetQueries
+from graph.api.errors import typed_errors
 from graph.api.executions import ExecutionMutations, ExecutionQueries
+from graph.api.fanout import SharedEvents
 from graph.api.indexes import IndexMutations, IndexQueries
 from graph.api.items import ItemMutations, ItemQueries
 from graph.api.links import LinkMutations
+from graph.api.live import LiveSubscriptions
 from graph.api.packages import PackageMutations, PackageQueries
 from graph.api.projects import ProjectMutations, ProjectQueries
 from graph.api.saved_queries import SavedQueryMutations, SavedQueryQueries
@@ -92,10 +100,23 @@ class _Schema(strawberry.Schema):
         ]
         super().process_errors(unexpected, execution_context)
 
+    async def stream(self, *args: Any, **kwargs: Any) -> StreamResult:
+        """Results over a websocket, with errors typed as the HTTP view types them."""
+        results = await super().stream(*args, **kwargs)
+
+        async def typed() -> AsyncGenerator[Any, None]:
+            async with aclosing(results):
+                async for result in results:
+                    yield typed_errors(result) if isinstance(result, ExecutionResult) else result
+
+        return typed()
+
 
 schema = _Schema(
     query=Query,
     mutation=Mutation,
+    subscription=LiveSubscriptions,
+    execution_context_class=SharedEvents,
     extensions=[
         lambda: QueryDepthLimiter(max_depth=LIMITS["depth"]),
         lambda: MaxAliasesLimiter(max_alias_count=LIMITS["aliases"]),

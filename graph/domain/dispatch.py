@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from graph.db.tables import Annotation, Dataset, Event, Item, Service, Trigger
-from graph.domain import queries
+from graph.domain import notify, queries
 from graph.domain.executions import enqueue, insert_executions
 from graph.domain.platform import Platform
 from graph.domain.services import function_of
@@ -47,6 +47,7 @@ def _wire_from_event(event: Event) -> dict[str, str]:
 async def dispatch(platform: Platform, limit: int = 1000) -> int:
     """Dispatch up to ``limit`` events; returns how many were taken (0: the outbox is empty)."""
     work: list[Queued] = []
+    created: list[tuple[str, str | None]] = []
     async with platform.db.write() as session:
         batch = list(
             await session.scalars(
@@ -114,12 +115,22 @@ async def dispatch(platform: Platform, limit: int = 1000) -> int:
                 event_seqs=[e.seq for e in chosen],
                 dedupe_keys=keys,
             )
+            created.extend((q.execution_id, service.id) for q in queued)
             if service.active:
                 work.extend(queued)
         await session.execute(
             update(Event).where(Event.seq.in_([e.seq for e in batch])).values(dispatched=True)
         )
     await enqueue(platform, work)
+    await notify.items_changed(
+        platform,
+        [
+            (e.payload["datasetId"], e.action, e.resource_id)
+            for e in batch
+            if e.resource == "item" and isinstance((e.payload or {}).get("datasetId"), str)
+        ],
+    )
+    await notify.executions_changed(platform, created, created=True)
     return len(batch)
 
 

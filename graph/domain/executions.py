@@ -22,7 +22,7 @@ from graph.db.bulk import insert_many
 from graph.db.engine import dialect_insert, json_dumps
 from graph.db.ids import new_ids
 from graph.db.tables import Execution, ExecutionLog, Item, Service, utcnow
-from graph.domain import events, queries
+from graph.domain import events, notify, queries
 from graph.domain.access import Actor, Role, require_role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import Conflict, InvalidInput, NotFound
@@ -195,6 +195,7 @@ async def create_execution(
         )
         execution = await session.get(Execution, queued.execution_id)
         runnable = service.active
+    await notify.executions_changed(platform, [(queued.execution_id, service_id)], created=True)
     if runnable:  # a paused service's executions wait until it is resumed
         await enqueue(platform, [queued])
     assert execution is not None
@@ -255,6 +256,9 @@ async def create_executions_by_query(
             session, service, function_name, inputs, creator=actor.email
         )
         runnable = service.active
+    await notify.executions_changed(
+        platform, [(q.execution_id, service_id) for q in queued], created=True
+    )
     if runnable:
         await enqueue(platform, queued)
     return len(inputs)
@@ -352,6 +356,7 @@ async def rerun_execution(platform: Platform, actor: Actor, execution_id: str) -
         )
         queued = Queued(execution.id, execution.queue, execution.job_id)
         runnable = service is None or service.active
+    await notify.executions_changed(platform, [(execution.id, execution.service_id)])
     if runnable:
         await enqueue(platform, [queued])
     return execution
@@ -408,6 +413,7 @@ async def terminate_execution(platform: Platform, actor: Actor, execution_id: st
             payload=execution_event(execution),
         )
         await session.refresh(execution)
+    await notify.executions_changed(platform, [(execution.id, execution.service_id)])
     return execution
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from graph.config import Settings
 from graph.db.engine import Database
+from graph.pubsub import Hub
 from graph.queue import JobQueue
 from plugins.builtin.local_storage import LocalBackend
 from plugins.manager import Plugins
@@ -22,6 +23,7 @@ class Platform:
     def __post_init__(self) -> None:
         self.blobs = LocalBackend(self.settings.blob_root)
         self.queue = JobQueue(self.settings.redis_url)
+        self.hub = Hub(self.settings.redis_url)
 
     @classmethod
     def from_settings(cls, settings: Settings, plugins: Plugins | None = None) -> Platform:
@@ -32,4 +34,5 @@ class Platform:
 
     async def close(self) -> None:
         self.queue.close()
+        await self.hub.close()
         await self.db.dispose()

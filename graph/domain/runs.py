@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.bulk import insert_many
 from graph.db.tables import Execution, ExecutionLog, Service, utcnow
-from graph.domain import events
+from graph.domain import events, notify
 from graph.domain.executions import (
     append_status,
     enqueue,
@@ -193,6 +193,7 @@ async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | N
         row = (await session.execute(take, parameters)).first()
         if row is None:
             return None
+    await notify.executions_changed(platform, [(execution_id, service_id)])
     service = found if service_id is not None else None
     return Claim(
         id=execution_id,
@@ -252,10 +253,18 @@ async def report_progress(
     if action is not None:
         values["action"] = action[:200]
     async with platform.db.write(durable=False) as session:
-        result = await session.execute(
-            update(_E).where(_mine(execution_id, attempt)).values(**values)
-        )
-    return bool(result.rowcount)
+        changed = (
+            await session.execute(
+                update(_E)
+                .where(_mine(execution_id, attempt))
+                .values(**values)
+                .returning(_E.c.service_id)
+            )
+        ).first()
+    if changed is None:
+        return False
+    await notify.executions_changed(platform, [(execution_id, changed.service_id)])
+    return True
 
 
 async def append_logs(
@@ -378,6 +387,7 @@ async def finish(
                 "function_name": claimed.function_name,
             },
         )
+    await notify.executions_changed(platform, [(claimed.id, claimed.service_id)])
     if again:
         await enqueue(platform, [Queued(claimed.id, row.queue, row.job_id)])
     return True
@@ -389,6 +399,7 @@ async def reap(platform: Platform, limit: int = 500) -> int:
     Returns how many were handled."""
     now = utcnow()
     again: list[Queued] = []
+    changed: list[tuple[str, str | None]] = []
     async with platform.db.write(durable=False) as session:
         expired = (
             await session.execute(
@@ -432,6 +443,7 @@ async def reap(platform: Platform, limit: int = 500) -> int:
             )
             if not done.rowcount:
                 continue
+            changed.append((e.id, e.service_id))
             await _changed(
                 session,
                 e.project_id,
@@ -445,6 +457,7 @@ async def reap(platform: Platform, limit: int = 500) -> int:
             )
             if rerun:
                 again.append(Queued(e.id, e.queue, job_id))
+    await notify.executions_changed(platform, changed)
     await enqueue(platform, again)
     return len(expired)
 

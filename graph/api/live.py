@@ -1,0 +1,85 @@
+"""Subscriptions (graphql-transport-ws on /graphql): executions and item events as they happen."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import Annotated, Any, TypeVar
+
+import strawberry
+
+from graph.api.context import Info
+from graph.api.executions import Execution
+from graph.api.fanout import shared
+from graph.api.items import Item
+from graph.domain import live
+from graph.domain.access import Role
+
+__all__ = ["ItemEvent", "LiveSubscriptions"]
+
+V = TypeVar("V")
+
+# the GraphQL object of each event the domain delivers, one per subscriber role, so that
+# subscribers with the same role and query share one execution of it (graph/api/fanout.py)
+_views: weakref.WeakKeyDictionary[Any, dict[Role, Any]] = weakref.WeakKeyDictionary()
+
+
+def _view(event: Any, role: Role, make: Callable[[Any], V]) -> V:
+    by_role = _views.get(event)
+    if by_role is None:
+        by_role = _views[event] = {}
+    if role not in by_role:
+        by_role[role] = shared(make(event))
+    return by_role[role]  # type: ignore[no-any-return]
+
+
+@strawberry.type(description="An item of the dataset was created, updated or deleted.")
+class ItemEvent:
+    action: str = strawberry.field(description="`created`, `updated` or `deleted`.")
+    item_id: strawberry.ID
+    item: Item | None = strawberry.field(description="The item as it is now; null when deleted.")
+
+    @classmethod
+    def of(cls, event: live.ItemEvent) -> ItemEvent:
+        item = None if event.item is None else Item.of(event.item)
+        return cls(action=event.action, item_id=strawberry.ID(event.item_id), item=item)
+
+
+@strawberry.type(name="Subscription")
+class LiveSubscriptions:
+    @strawberry.subscription(
+        description="An execution (`id`: its current state, then each change of status or "
+        "progress), or every execution of a service (`serviceId`) as it is created and changes. "
+        "A slow reader receives each execution's latest state rather than every step."
+    )
+    async def execution_updated(
+        self,
+        info: Info,
+        id: strawberry.ID | None = None,
+        service_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Instead of `id`.")
+        ] = None,
+    ) -> AsyncGenerator[Execution, None]:
+        ctx = info.context
+        rows = live.execution_updates(
+            ctx.platform, await ctx.actor(), execution_id=id, service_id=service_id
+        )
+        async with aclosing(rows):
+            async for role, row in rows:
+                ctx.forget_loaders()  # a subscription lasts: nothing it reads may go stale
+                yield _view(row, role, Execution.of)
+
+    @strawberry.subscription(
+        description="Items of a dataset as they are created, updated and deleted. With `dql`, "
+        "only created and updated items it matches, and every deletion."
+    )
+    async def item_events(
+        self, info: Info, dataset_id: strawberry.ID, dql: str | None = None
+    ) -> AsyncGenerator[ItemEvent, None]:
+        ctx = info.context
+        events = live.item_events(ctx.platform, await ctx.actor(), dataset_id, dql)
+        async with aclosing(events):
+            async for role, event in events:
+                ctx.forget_loaders()
+                yield _view(event, role, ItemEvent.of)

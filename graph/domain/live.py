@@ -1,0 +1,261 @@
+"""Live updates as subscribers see them: executions as they change, a dataset's item events.
+
+A subscription is checked like a read (a non-member is told the execution, service or dataset
+does not exist). While it lasts, each channel's feed checks again, every ``_RECHECK_SECONDS``
+and before delivering, the roles of all its subscribers in one query: a removed member stops
+receiving (the subscription ends with ``NOT_FOUND``), a changed role takes effect. Messages
+(graph/domain/notify.py) carry ids; each process reads the rows once per batch of messages for
+all its subscribers of a channel (graph/pubsub.py), and an item filter is one SQL query per
+batch per distinct filter, not per subscriber.
+
+A subscriber's queue is bounded (``limit``): a reader too slow for its messages loses the
+oldest, and for executions receives each one's latest state rather than every step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graph.db.tables import Execution, Item, Member
+from graph.domain import queries
+from graph.domain.access import Actor, Role, project_role
+from graph.domain.datasets import dataset_for
+from graph.domain.errors import InvalidInput, NotFound
+from graph.domain.executions import get_execution
+from graph.domain.platform import Platform
+from graph.domain.services import service_for
+from graph.pubsub import Mailbox, execution_channel, items_channel, service_channel
+
+__all__ = ["ItemEvent", "execution_updates", "item_events"]
+
+# What the subscription functions yield: the subscriber's role in the project (results of
+# subscribers with the same role may be shared) and what it receives.
+
+LIMIT = 1000  # messages waiting per subscriber
+_RECHECK_SECONDS = 30.0
+_IDS = 1000  # ids per statement
+
+
+@dataclass(frozen=True)
+class ItemEvent:
+    action: str  # created, updated, deleted
+    item_id: str
+    item: Item | None  # None when deleted
+
+
+@dataclass(eq=False)
+class _Watch:
+    """One subscriber: who, with which role, and what it waits to receive."""
+
+    actor: Actor
+    role: Role
+    mailbox: Mailbox[Any]
+    dql: str | None = None
+    where: ColumnElement[bool] | None = None
+
+
+class _Feed:
+    """A channel's messages for its subscribers in this process, in one project."""
+
+    def __init__(self, platform: Platform, project_id: str | None) -> None:
+        self.platform = platform
+        self.project_id = project_id
+        self.due = time.monotonic() + _RECHECK_SECONDS
+
+    async def deliver(self, messages: list[Any], subscribers: Collection[_Watch]) -> None:
+        if time.monotonic() > self.due:
+            subscribers = await self._recheck(subscribers)
+            self.due = time.monotonic() + _RECHECK_SECONDS
+        if subscribers:
+            await self.fan_out(messages, subscribers)
+
+    async def fan_out(self, messages: list[Any], subscribers: Collection[_Watch]) -> None:
+        raise NotImplementedError
+
+    async def _recheck(self, subscribers: Collection[_Watch]) -> list[_Watch]:
+        """The subscribers still allowed, with their current roles; the others are told."""
+        users = {w.actor.user_id for w in subscribers if not w.actor.is_admin}
+        roles: dict[str, str] = {}
+        if users and self.project_id is not None:
+            async with self.platform.db.read() as session:
+                found = await session.execute(
+                    select(Member.user_id, Member.role).where(
+                        Member.project_id == self.project_id, Member.user_id.in_(users)
+                    )
+                )
+                roles = {r.user_id: r.role for r in found}
+        kept = []
+        for watch in subscribers:
+            if watch.actor.is_admin:
+                kept.append(watch)
+            elif watch.actor.user_id in roles:
+                watch.role = Role[roles[watch.actor.user_id]]
+                kept.append(watch)
+            else:  # no longer a member: its subscription ends
+                watch.mailbox.end()
+        return kept
+
+
+class _Executions(_Feed):
+    """Messages name executions; each is read once and given to every subscriber."""
+
+    async def fan_out(self, messages: list[Any], subscribers: Collection[_Watch]) -> None:
+        ids = list(dict.fromkeys(i for m in messages for i in m["ids"]))
+        rows: dict[str, Execution] = {}
+        async with self.platform.db.read() as session:
+            for start in range(0, len(ids), _IDS):
+                chunk = ids[start : start + _IDS]
+                rows.update(
+                    (r.id, r)
+                    for r in await session.scalars(select(Execution).where(Execution.id.in_(chunk)))
+                )
+        for execution_id in ids:
+            row = rows.get(execution_id)
+            if row is not None:
+                for watch in subscribers:
+                    watch.mailbox.put(row)
+
+
+class _ItemEvents(_Feed):
+    """A dataset's item events: the items read once per batch, each distinct filter evaluated
+    once per batch in SQL."""
+
+    def __init__(self, platform: Platform, project_id: str, dataset_id: str) -> None:
+        super().__init__(platform, project_id)
+        self.dataset_id = dataset_id
+
+    async def fan_out(self, messages: list[Any], subscribers: Collection[_Watch]) -> None:
+        changes = [(action, item_id) for m in messages for action, item_id in m["events"]]
+        for start in range(0, len(changes), _IDS):
+            await self._fan_out(changes[start : start + _IDS], subscribers)
+
+    async def _fan_out(
+        self, changes: list[tuple[str, str]], subscribers: Collection[_Watch]
+    ) -> None:
+        wanted = {item_id for action, item_id in changes if action != "deleted"}
+        filters = {s.dql: s.where for s in subscribers if s.where is not None}
+        rows: dict[str, Item] = {}
+        matching: dict[str | None, set[str]] = {}
+        if wanted:
+            ours = (Item.dataset_id == self.dataset_id, Item.id.in_(wanted))
+            async with self.platform.db.read() as session:
+                rows = {r.id: r for r in await session.scalars(select(Item).where(*ours))}
+                for dql, where in filters.items():
+                    matching[dql] = set(await session.scalars(select(Item.id).where(*ours, where)))
+        matching[None] = set(rows)
+        # one event object each, whoever receives it (so the API can share its result)
+        made = [
+            ItemEvent(action, item_id, None if action == "deleted" else rows.get(item_id))
+            for action, item_id in changes
+        ]
+        for watch in subscribers:
+            chosen = matching.get(watch.dql if watch.where is not None else None, set())
+            for event in made:
+                if event.action == "deleted":  # a filter cannot say whether it matched
+                    watch.mailbox.put(event)
+                elif event.item_id in chosen:  # a row gone since is followed by its deletion
+                    watch.mailbox.put(event)
+
+
+async def _role(
+    session: AsyncSession, actor: Actor, project_id: str | None, resource: str, resource_id: str
+) -> Role:
+    """The subscriber's role where the watched thing lives (administrators: owner; the
+    platform's own executions have no project and only administrators see them)."""
+    role = Role.owner if project_id is None else await project_role(session, actor, project_id)
+    if role is None:
+        raise NotFound(resource, resource_id)
+    return role
+
+
+async def _stream(
+    platform: Platform,
+    channel: str,
+    feed: Callable[[], _Feed],
+    watch: _Watch,
+    gone: NotFound,
+    first: Callable[[], Awaitable[Any]] | None = None,
+) -> AsyncIterator[tuple[Role, Any]]:
+    async with platform.hub.subscribe(channel, feed, watch):
+        if first is not None:  # read after subscribing: no change falls in between
+            yield watch.role, await first()
+        while True:
+            taken = await watch.mailbox.take()
+            if watch.mailbox.ended:
+                raise gone
+            for message in taken:
+                yield watch.role, message
+
+
+async def execution_updates(
+    platform: Platform,
+    actor: Actor,
+    *,
+    execution_id: str | None = None,
+    service_id: str | None = None,
+    limit: int = LIMIT,
+) -> AsyncIterator[tuple[Role, Execution]]:
+    """An execution (its current state first, then each change), or every execution of a
+    service as it is created and changes; the rows as they are at each change."""
+    if (execution_id is None) == (service_id is None):
+        raise InvalidInput("give exactly one of id and serviceId", field="id")
+    first: Callable[[], Awaitable[Execution]] | None = None
+    if execution_id is not None:
+
+        async def current() -> Execution:
+            return await get_execution(platform, actor, execution_id)
+
+        project_id = (await current()).project_id
+        channel, first, gone = execution_channel(execution_id), current, ("execution", execution_id)
+    else:
+        assert service_id is not None
+        async with platform.db.read() as session:
+            project_id = (await service_for(session, actor, service_id, Role.annotator)).project_id
+        channel, gone = service_channel(service_id), ("service", service_id)
+    async with platform.db.read() as session:
+        role = await _role(session, actor, project_id, *gone)
+    watch = _Watch(actor, role, Mailbox(limit, key=lambda row: row.id))
+    stream = _stream(
+        platform, channel, lambda: _Executions(platform, project_id), watch, NotFound(*gone), first
+    )
+    async with aclosing(stream):
+        async for seen in stream:
+            yield seen
+
+
+async def item_events(
+    platform: Platform,
+    actor: Actor,
+    dataset_id: str,
+    dql: str | None = None,
+    *,
+    limit: int = LIMIT,
+) -> AsyncIterator[tuple[Role, ItemEvent]]:
+    """Items of a dataset as they are created, updated and deleted; with ``dql``, only created
+    and updated items it matches (and every deletion: a deleted item can no longer be tested)."""
+    where = None
+    if dql:
+        query = queries.parse_query(dql, resource="items")
+        where = queries.compile_for(query, "items", platform.db.dialect, dataset_id).where
+    async with platform.db.read() as session:
+        dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
+        role = await _role(session, actor, dataset.project_id, "dataset", dataset_id)
+    project_id = dataset.project_id
+    watch = _Watch(actor, role, Mailbox(limit), dql, where)
+    stream = _stream(
+        platform,
+        items_channel(dataset_id),
+        lambda: _ItemEvents(platform, project_id, dataset_id),
+        watch,
+        NotFound("dataset", dataset_id),
+    )
+    async with aclosing(stream):
+        async for seen in stream:
+            yield seen

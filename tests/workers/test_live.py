@@ -1,0 +1,384 @@
+"""Live updates: GraphQL subscriptions over graphql-transport-ws on a real uvicorn, fed through
+a real Redis by a real worker and the dispatcher; auth, roles, and slow subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+from sqlalchemy import select
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from graph.app import create_app
+from graph.config import Settings
+from graph.db.tables import Execution
+from graph.domain import datasets, executions, items, live, notify, projects, runs, services
+from graph.domain.dispatch import dispatch
+from graph.domain.platform import Platform
+from graph.domain.users import authenticate
+from graph.pubsub import Mailbox, execution_channel, items_channel, service_channel
+from plugins.manager import Plugins
+from tests.conftest import make_user
+from tests.workers.conftest import burst
+from tests.workers.functions import PACKAGE
+
+EXECUTION = """
+subscription ($id: ID, $serviceId: ID) {
+  executionUpdated(id: $id, serviceId: $serviceId) { id status progress message serviceId }
+}
+"""
+ITEMS = """
+subscription ($datasetId: ID!, $dql: String) {
+  itemEvents(datasetId: $datasetId, dql: $dql) { action itemId item { id filename } }
+}
+"""
+
+
+class Api:
+    """The app on a real uvicorn in a thread with its own event loop and platform: to Redis,
+    another API process."""
+
+    def __init__(self, settings: Settings, plugins: Plugins) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"ws://127.0.0.1:{self.port}/graphql"
+        self._settings, self._plugins = settings, plugins
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        self.platform = Platform.from_settings(self._settings, self._plugins)
+        config = uvicorn.Config(
+            create_app(self.platform, migrate=False),
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="off",
+            log_level="warning",
+        )
+        self.server = uvicorn.Server(config)
+        self.loop = asyncio.get_running_loop()
+        serving = asyncio.create_task(self.server.serve())
+        while not self.server.started and not serving.done():
+            await asyncio.sleep(0.01)
+        self._started.set()
+        try:
+            await serving
+        finally:
+            await self.platform.close()
+
+    def start(self) -> Api:
+        self._thread.start()
+        assert self._started.wait(10) and self.server.started
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(10)
+
+    def waiting(self, channel: str) -> list[tuple[int, int]]:
+        """How many messages each of this process's subscribers of ``channel`` has waiting, and
+        how many it dropped."""
+
+        async def count() -> list[tuple[int, int]]:
+            entry = self.platform.hub._channels.get(channel)
+            boxes = [] if entry is None else [_mailbox(s) for s in entry.subscribers]
+            return [(len(box), box.dropped) for box in boxes]
+
+        return asyncio.run_coroutine_threadsafe(count(), self.loop).result(5)
+
+
+def _mailbox(subscriber: Any) -> Any:
+    return getattr(subscriber, "mailbox", subscriber)
+
+
+@pytest.fixture
+def api(platform: Platform, settings: Settings, plugins: Plugins) -> Iterator[Api]:
+    server = Api(settings, plugins).start()
+    yield server
+    server.stop()
+
+
+@asynccontextmanager
+async def session(api: Api, payload: Any, slow: bool = False) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws connection, initialised with ``payload``; ``slow``: with small
+    buffers, so a reader that does not read soon holds the server up."""
+    sock = None
+    if slow:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", api.port))
+        sock.setblocking(False)
+    options: dict[str, Any] = {"sock": sock, "max_queue": 4, "close_timeout": 0.1} if slow else {}
+    async with connect(api.url, subprotocols=["graphql-transport-ws"], **options) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        yield ws
+
+
+@asynccontextmanager
+async def subscribed(
+    api: Api, token: str, query: str, variables: dict[str, Any], slow: bool = False
+) -> AsyncIterator[ClientConnection]:
+    async with session(api, {"authorization": f"Bearer {token}"}, slow) as ws:
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": query, "variables": variables}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        yield ws
+
+
+async def receive(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
+    message = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    assert message["type"] == "next", message
+    assert "errors" not in message["payload"], message
+    return message["payload"]["data"]
+
+
+async def until_subscribed(api: Api, channel: str, count: int = 1) -> None:
+    """The server confirmed ``count`` subscriptions to ``channel`` with Redis."""
+    for _ in range(200):
+        entry = api.platform.hub._channels.get(channel)
+        if entry is not None and entry.ready.is_set() and len(entry.subscribers) >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no subscription to {channel}")
+
+
+@pytest.fixture
+async def service(platform, owner, project):
+    return await services.deploy_service(
+        platform, owner[0], project.id, "live", PACKAGE, max_attempts=1
+    )
+
+
+async def test_execution_updates_from_a_worker(platform, settings, owner, service, api) -> None:
+    actor, token = owner
+    execution = await executions.create_execution(
+        platform, actor, service.id, "sleep", {"seconds": 0.3}
+    )
+    async with subscribed(api, token, EXECUTION, {"id": execution.id}) as ws:
+        first = (await receive(ws))["executionUpdated"]
+        assert first == {
+            "id": execution.id,
+            "status": "created",
+            "progress": 0,
+            "message": None,
+            "serviceId": service.id,
+        }
+        # the worker blocks this loop; the API thread receives and sends meanwhile
+        burst(settings)
+        seen = [(await receive(ws))["executionUpdated"]]
+        while seen[-1]["status"] != "success":
+            seen.append((await receive(ws))["executionUpdated"])
+        assert [s["status"] for s in seen] == ["in-progress", "success"]
+        assert seen[-1]["progress"] == 100
+
+
+async def test_every_execution_of_a_service(platform, settings, owner, service, api) -> None:
+    actor, token = owner
+    async with subscribed(api, token, EXECUTION, {"serviceId": service.id}) as ws:
+        await until_subscribed(api, service_channel(service.id))
+        one = await executions.create_execution(platform, actor, service.id, "noop")
+        two = await executions.create_execution(platform, actor, service.id, "fail")
+        other = await services.deploy_service(platform, actor, service.project_id, "x", PACKAGE)
+        await executions.create_execution(platform, actor, other.id, "noop")  # not this service
+        burst(settings)
+        final: dict[str, str] = {}
+        while final != {one.id: "success", two.id: "failed"}:
+            update = (await receive(ws))["executionUpdated"]
+            assert update["serviceId"] == service.id
+            final[update["id"]] = update["status"]
+
+
+async def add(platform: Platform, actor: Any, dataset: Any, paths: list[str]) -> list[str]:
+    async with platform.db.write() as s:
+        inserted, _ = await items.insert_items(
+            s, actor, dataset, [items.ItemSpec(path=p) for p in paths]
+        )
+    return [i.item_id for i in inserted]
+
+
+async def test_item_events_with_and_without_a_filter(platform, owner, project, api) -> None:
+    actor, token = owner
+    dataset = await datasets.create_dataset(platform, actor, project.id, "live")
+    other = await datasets.create_dataset(platform, actor, project.id, "other")
+    await dispatch(platform)  # what happened before the subscriptions
+    everything = subscribed(api, token, ITEMS, {"datasetId": dataset.id})
+    cats = subscribed(api, token, ITEMS, {"datasetId": dataset.id, "dql": 'name like "cat*"'})
+    async with everything as all_ws, cats as cat_ws:
+        await until_subscribed(api, items_channel(dataset.id), 2)
+        cat, dog = await add(platform, actor, dataset, ["/cat.jpg", "/dog.jpg"])
+        await add(platform, actor, other, ["/cat2.jpg"])
+        await dispatch(platform)
+        await items.delete_items(platform, actor, [cat])
+        await dispatch(platform)
+        got_all = [(await receive(all_ws))["itemEvents"] for _ in range(3)]
+        assert got_all == [
+            {"action": "created", "itemId": cat, "item": {"id": cat, "filename": "/cat.jpg"}},
+            {"action": "created", "itemId": dog, "item": {"id": dog, "filename": "/dog.jpg"}},
+            {"action": "deleted", "itemId": cat, "item": None},
+        ]
+        got_cats = [(await receive(cat_ws))["itemEvents"] for _ in range(2)]
+        assert got_cats == [got_all[0], got_all[2]]
+        with pytest.raises(TimeoutError):  # nothing more: the other dataset's item is not here
+            await receive(all_ws, timeout=0.5)
+
+
+async def test_bad_tokens_get_nothing(platform, owner, service, api) -> None:
+    execution = await executions.create_execution(platform, owner[0], service.id, "noop")
+    for payload in ({}, {"authorization": "Bearer nope"}, {"token": "nope"}, {"token": 3}):
+        async with session(api, payload) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    # subscribing without connection_init: the connection is closed before anything runs
+    async with connect(api.url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        payload = {"query": EXECUTION, "variables": {"id": execution.id}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    # the other protocol (graphql-ws) is not spoken
+    async with connect(api.url, subprotocols=["graphql-ws"]) as ws:  # type: ignore[list-item]
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    # the token form of the payload works
+    async with session(api, {"token": owner[1]}) as ws:
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+
+
+async def test_non_members_and_bad_arguments_get_typed_errors(
+    platform, owner, project, service, api
+) -> None:
+    execution = await executions.create_execution(platform, owner[0], service.id, "noop")
+    dataset = await datasets.create_dataset(platform, owner[0], project.id, "mine")
+    _, stranger = await make_user(platform, "stranger@example.com")
+    cases = [
+        (stranger, EXECUTION, {"id": execution.id}, "NOT_FOUND"),
+        (stranger, EXECUTION, {"serviceId": service.id}, "NOT_FOUND"),
+        (stranger, ITEMS, {"datasetId": dataset.id}, "NOT_FOUND"),
+        (owner[1], EXECUTION, {}, "INVALID_INPUT"),
+        (owner[1], EXECUTION, {"id": execution.id, "serviceId": service.id}, "INVALID_INPUT"),
+        (owner[1], ITEMS, {"datasetId": dataset.id, "dql": "filename ~~ ("}, "INVALID_INPUT"),
+    ]
+    for token, query, variables, code in cases:
+        async with subscribed(api, token, query, variables) as ws:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            errors = message["payload"].get("errors", message["payload"])
+            assert errors[0]["extensions"]["code"] == code, message
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "complete"
+    # and the stranger's own project's events do not include ours
+    them = await authenticate(platform, stranger)
+    theirs = await datasets.create_dataset(
+        platform, them, (await projects.create_project(platform, them, "theirs")).id, "t"
+    )
+    await dispatch(platform)
+    async with subscribed(api, stranger, ITEMS, {"datasetId": theirs.id}) as ws:
+        await until_subscribed(api, items_channel(theirs.id))
+        await add(platform, owner[0], dataset, ["/a.jpg"])
+        await dispatch(platform)
+        with pytest.raises(TimeoutError):
+            await receive(ws, timeout=0.5)
+
+
+async def test_a_slow_subscriber_keeps_a_bounded_queue(
+    platform, owner, project, service, api
+) -> None:
+    """Subscribers that do not read while 10,000 messages are published to each: each keeps at
+    most ``live.LIMIT`` waiting (for executions, one per execution: its latest state); the
+    execution's reader then soon has its latest state."""
+    actor, token = owner
+    dataset = await datasets.create_dataset(platform, actor, project.id, "slow")
+    made = await add(platform, actor, dataset, [f"/{n}.jpg" for n in range(1200)])
+    assert await executions.create_executions_by_query(
+        platform, actor, service.id, "label", dataset.id
+    ) == len(made)
+    async with platform.db.read() as s:
+        ids = list(await s.scalars(select(Execution.id)))
+    one = await executions.create_execution(platform, actor, service.id, "noop")
+    claim = await runs.claim(platform, one.id, "test-worker")
+    assert claim is not None
+    by_id = subscribed(api, token, EXECUTION, {"id": one.id}, slow=True)
+    by_service = subscribed(api, token, EXECUTION, {"serviceId": service.id}, slow=True)
+    by_items = subscribed(api, token, ITEMS, {"datasetId": dataset.id}, slow=True)
+    async with by_id as ws, by_service, by_items:
+        assert (await receive(ws))["executionUpdated"]["status"] == "in-progress"
+        await until_subscribed(api, service_channel(service.id))
+        await until_subscribed(api, items_channel(dataset.id))
+        for start in range(0, 10_000, 100):  # what workers and the dispatcher would publish
+            if start == 9_000:
+                await runs.report_progress(platform, one.id, claim.attempt, progress=90)
+            await platform.hub.publish(
+                [
+                    message
+                    for n in range(start, start + 100)
+                    for message in (
+                        (execution_channel(one.id), {"ids": [one.id]}),
+                        (service_channel(service.id), {"ids": [ids[n % len(ids)]]}),
+                        (items_channel(dataset.id), {"events": [["updated", made[n % 1200]]]}),
+                    )
+                ]
+            )
+            for channel, bound in (
+                (execution_channel(one.id), 1),
+                (service_channel(service.id), live.LIMIT),
+                (items_channel(dataset.id), live.LIMIT),
+            ):
+                (waiting, _) = api.waiting(channel)[0]
+                assert waiting <= bound
+        # reading now, the execution's subscriber soon has its latest state
+        progress = 0
+        while progress != 90:
+            progress = (await receive(ws))["executionUpdated"]["progress"]
+
+
+async def test_publishing_without_redis_changes_nothing(tmp_path, database_url, plugins) -> None:
+    """Without Redis nothing is published, and the change itself is unaffected."""
+    platform = Platform.from_settings(Settings(home=tmp_path, database_url=database_url), plugins)
+    await notify.executions_changed(platform, [("x", "y")])
+    with pytest.raises(RuntimeError, match="need Redis"):
+        async with platform.hub.subscribe("c", lambda: None, object()):  # type: ignore[arg-type, return-value]
+            pass
+    await platform.close()
+
+
+def test_mailbox_drops_the_oldest_and_keeps_the_latest_state() -> None:
+    events: Mailbox[int] = Mailbox(100)
+    states: Mailbox[tuple[str, int]] = Mailbox(100, key=lambda state: state[0])
+    for n in range(10_000):
+        events.put(n)
+        states.put((f"execution-{n % 150}", n))
+        states.put(("watched", n))
+        assert len(events) <= 100 and len(states) <= 100
+    assert events.dropped == 9_900
+    assert asyncio.run(events.take()) == list(range(9_900, 10_000))
+    latest = dict(asyncio.run(states.take()))
+    assert latest["watched"] == 9_999 and len(latest) == 100
+    assert all(n >= 10_000 - 150 for n in latest.values())  # each one's latest, none older
+
+
+async def test_a_removed_member_stops_receiving(platform, owner, project, api, monkeypatch) -> None:
+    """Access is checked again while a subscription lasts (here before each delivery)."""
+    monkeypatch.setattr(live, "_RECHECK_SECONDS", 0.0)
+    dataset = await datasets.create_dataset(platform, owner[0], project.id, "shared")
+    member, token = await make_user(platform, "member@example.com")
+    await projects.add_member(platform, owner[0], project.id, member.email, "annotator")
+    await dispatch(platform)
+    async with subscribed(api, token, ITEMS, {"datasetId": dataset.id}) as ws:
+        await until_subscribed(api, items_channel(dataset.id))
+        (first,) = await add(platform, owner[0], dataset, ["/1.jpg"])
+        await dispatch(platform)
+        assert (await receive(ws))["itemEvents"]["itemId"] == first
+        await projects.remove_member(platform, owner[0], project.id, member.email)
+        await add(platform, owner[0], dataset, ["/2.jpg"])
+        await dispatch(platform)
+        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert message["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND", message
+        assert message["payload"].get("data") is None
