@@ -145,6 +145,8 @@ class Hub:
         # subscribe after unsubscribe means the new subscription is in place
         self._acks: Counter[str] = Counter()
         self._lock: asyncio.Lock | None = None
+        self._outbox: list[tuple[str, Any]] = []
+        self._sending: asyncio.Task[None] | None = None
 
     def _client(self) -> Redis:
         if self.url is None:
@@ -165,6 +167,22 @@ class Hub:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             log.warning("live updates: publishing %d messages failed (%s)", len(messages), exc)
+
+    def publish_soon(self, messages: Sequence[tuple[str, Any]]) -> None:
+        """Publish without waiting: the messages go out in the next round trip, with whatever
+        else is published meanwhile (a worker does not wait on Redis between executions).
+        Messages name what changed; readers read the rows, so their order does not matter."""
+        if self.url is None or not messages:
+            return
+        self._outbox.extend(messages)
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.ensure_future(self._send())
+
+    async def _send(self) -> None:
+        await asyncio.sleep(0)  # gather what this turn of the loop publishes
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            await self.publish(batch)
 
     @asynccontextmanager
     async def subscribe(
@@ -237,6 +255,10 @@ class Hub:
                     entry.wake.set()
 
     async def close(self) -> None:
+        if self._sending is not None:
+            with suppress(asyncio.CancelledError):
+                await self._sending
+            self._sending = None
         if self._reader is not None:
             self._reader.cancel()
             with suppress(asyncio.CancelledError):

@@ -40,7 +40,7 @@ async def executions_changed(
             by_service[service_id].append(execution_id)
     for service_id, ids in by_service.items():
         messages.extend((service_channel(service_id), {"ids": chunk}) for chunk in _chunks(ids))
-    await platform.hub.publish(messages)
+    platform.hub.publish_soon(messages)
 
 
 async def items_changed(platform: Platform, changes: Iterable[tuple[str, str, str]]) -> None:
@@ -48,7 +48,7 @@ async def items_changed(platform: Platform, changes: Iterable[tuple[str, str, st
     by_dataset: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for dataset_id, action, item_id in changes:
         by_dataset[dataset_id].append((action, item_id))
-    await platform.hub.publish(
+    platform.hub.publish_soon(
         [
             (items_channel(dataset_id), {"events": chunk})
             for dataset_id, events in by_dataset.items()
