@@ -48,7 +48,9 @@ async def items_changed(platform: Platform, changes: Iterable[tuple[str, str, st
     by_dataset: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for dataset_id, action, item_id in changes:
         by_dataset[dataset_id].append((action, item_id))
-    platform.hub.publish_soon(
+    # awaited: a filtered subscriber reads the items when the message arrives, so it goes out
+    # before the dispatcher (or a test) moves on to later changes of the same items
+    await platform.hub.publish(
         [
             (items_channel(dataset_id), {"events": chunk})
             for dataset_id, events in by_dataset.items()
