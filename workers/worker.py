@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import io
 import logging
 import os
 import shutil
@@ -42,12 +41,11 @@ from graph.domain.errors import DomainError
 from graph.domain.platform import Platform
 from plugins.functions import ENTITY_TYPES, FunctionSpec, ModuleSpec
 from workers import loader, runtime
+from workers.capture import LineStream, LogBuffer, LogHandler
 
 __all__ = ["Interrupted", "ProcessRuntime", "process_runtime", "run_worker"]
 
 log = logging.getLogger(__name__)
-
-_MAX_LOG_BYTES = 1 << 20  # per attempt; the rest is counted, not kept
 
 
 class Interrupted(BaseException):
@@ -73,28 +71,6 @@ class _Bridge:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
 
-class _Lines(io.TextIOBase):
-    """A text stream whose complete lines are kept, under a byte budget, for the execution log."""
-
-    def __init__(self, stream: str, state: _Running) -> None:
-        self._stream, self._state, self._partial = stream, state, ""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        self._partial += text
-        *lines, self._partial = self._partial.split("\n")
-        for line in lines:
-            self._state.keep(self._stream, line)
-        return len(text)
-
-    def flush(self) -> None:
-        if self._partial:
-            self._state.keep(self._stream, self._partial)
-            self._partial = ""
-
-
 @dataclass
 class _Running:
     """The execution the process is running now, shared by the main and the loop thread."""
@@ -102,43 +78,11 @@ class _Running:
     claim: runs.Claim
     session: runtime.Session
     deadline: float
-    lines: list[tuple[str, str]] = field(default_factory=list)
-    kept_bytes: int = 0
-    dropped_bytes: int = 0
+    log: LogBuffer = field(default_factory=LogBuffer)
     started: float = field(default_factory=time.monotonic)
     reason: str | None = None  # why it is being stopped
     stop_asked_at: float | None = None
     done: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def keep(self, stream: str, line: str) -> None:
-        size = len(line) + 1
-        with self.lock:
-            if self.kept_bytes + size > _MAX_LOG_BYTES:
-                self.dropped_bytes += size
-                return
-            self.kept_bytes += size
-            self.lines.append((stream, line))
-
-    def keep_always(self, stream: str, line: str) -> None:
-        with self.lock:
-            self.lines.append((stream, line))
-
-    def take_lines(self) -> list[tuple[str, str]]:
-        with self.lock:
-            lines, self.lines = self.lines, []
-        return lines
-
-
-class _LogHandler(logging.Handler):
-    def __init__(self, state: _Running) -> None:
-        super().__init__()
-        self._state = state
-        self.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        for line in self.format(record).split("\n"):
-            self._state.keep("log", line)
 
 
 class ProcessRuntime:
@@ -246,7 +190,7 @@ class ProcessRuntime:
         logger = logging.getLogger("loopline.execution")
         logger.propagate = False
         logger.setLevel(logging.DEBUG)
-        handler = _LogHandler(state)
+        handler = LogHandler(state.log)
         logger.addHandler(handler)
         if takes_any or "progress" in parameters:
             kwargs["progress"] = runtime.Progress(
@@ -261,7 +205,7 @@ class ProcessRuntime:
                 input=claim.input,
                 logger=logger,
             )
-        out, err = _Lines("stdout", state), _Lines("stderr", state)
+        out, err = LineStream("stdout", state.log), LineStream("stderr", state.log)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 try:
@@ -317,7 +261,7 @@ class ProcessRuntime:
 
     def _traceback(self, state: _Running, exc: BaseException) -> None:
         for line in "".join(traceback.format_exception(exc)).rstrip("\n").split("\n"):
-            state.keep("stderr", line)
+            state.log.keep("stderr", line)
 
     def _function(self, claim: runs.Claim) -> tuple[ModuleSpec, FunctionSpec, Any]:
         key = (claim.service_id, claim.package_name, claim.module_name, claim.service_version)
@@ -367,10 +311,8 @@ class ProcessRuntime:
 
     async def _end(self, state: _Running, outcome: dict[str, Any]) -> None:
         """Store the last log lines, then finish the attempt (unless another one owns it)."""
-        if state.dropped_bytes:
-            state.keep_always(
-                "system", f"log truncated: {state.dropped_bytes} more bytes were written"
-            )
+        if state.log.dropped_bytes:
+            state.log.note(f"log truncated: {state.log.dropped_bytes} more bytes were written")
         await self._store_lines(state)
         if not outcome.pop("lost", False):
             await runs.finish(self.platform, state.claim, **outcome)
@@ -408,7 +350,7 @@ class ProcessRuntime:
             return
         if state.reason is None:
             state.reason, state.stop_asked_at = reason, time.monotonic()
-            state.keep("system", f"stopping: {reason}")
+            state.log.note(f"stopping: {reason}")
         if self._main is not None:
             signal.pthread_kill(self._main, signal.SIGUSR1)
 
@@ -430,7 +372,7 @@ class ProcessRuntime:
         os._exit(75)
 
     async def _store_lines(self, state: _Running) -> None:
-        lines = state.take_lines()
+        lines = state.log.take()
         if lines:
             await runs.append_logs(self.platform, state.claim.id, state.claim.attempt, lines)
 
