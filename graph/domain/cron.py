@@ -9,14 +9,14 @@ advances with a conditional UPDATE. After downtime, instants missed by more than
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from graph.db.tables import Service, Trigger, utcnow
 from graph.domain.executions import enqueue, insert_executions
 from graph.domain.platform import Platform
-from graph.domain.triggers import next_instant
+from graph.domain.triggers import as_utc, next_instant
 from graph.queue import Queued
 
 __all__ = ["ON_TIME", "due_instants", "fire_due"]
@@ -56,11 +56,11 @@ async def fire_due(platform: Platform, now: datetime | None = None) -> int:
             old_next = trigger.next_at
             instants = [
                 i
-                for i in due_instants(trigger.cron, _aware(old_next), now, trigger.max_catch_up)
-                if trigger.end_at is None or i <= _aware(trigger.end_at)
+                for i in due_instants(trigger.cron, as_utc(old_next), now, trigger.max_catch_up)
+                if trigger.end_at is None or i <= as_utc(trigger.end_at)
             ]
             following = next_instant(trigger.cron, now)
-            ended = trigger.end_at is not None and following > _aware(trigger.end_at)
+            ended = trigger.end_at is not None and following > as_utc(trigger.end_at)
             moved = await session.execute(
                 update(Trigger)
                 .where(Trigger.id == trigger.id, Trigger.next_at == old_next)
@@ -85,8 +85,3 @@ async def fire_due(platform: Platform, now: datetime | None = None) -> int:
                 work.extend(queued)
     await enqueue(platform, work)
     return created
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes; every stored time is UTC
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
