@@ -1,6 +1,6 @@
 """The scheduler: dispatches the outbox to event triggers, fires cron triggers, reaps expired
-leases and enqueues again what Redis lost, while it holds the ``scheduler`` lease (so several
-can run; one works). Each step is a domain function (graph/domain/dispatch.py, cron.py, runs.py)
+leases, enqueues again what Redis lost and folds the label counts, while it holds the ``scheduler`` lease (so several
+can run; one works). Each step is a domain function (graph/domain/dispatch.py, cron.py, runs.py, label_counts.py)
 that tests call directly; this module only loops."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import socket
 import time
 
 from graph.config import Settings
-from graph.domain import cron, dispatch, leases, runs
+from graph.domain import cron, dispatch, label_counts, leases, runs
 from graph.domain.platform import Platform
 
 __all__ = ["Scheduler", "run_scheduler"]
@@ -55,6 +55,7 @@ class Scheduler:
                     await cron.fire_due(self.platform)
                     await runs.reap(self.platform)
                     await runs.requeue_lost(self.platform)
+                    await label_counts.fold(self.platform)
                 if not taken:
                     await self._sleep(self.poll)
             except Exception:  # the database or Redis is away: say so, wait, go on

@@ -40,6 +40,7 @@ __all__ = [
     "ExecutionLog",
     "Integration",
     "Item",
+    "LabelCount",
     "Lease",
     "Member",
     "MetadataIndex",
@@ -262,6 +263,26 @@ class Annotation(_Entity, Base):
     description: Mapped[str | None] = mapped_column(Text, default=None)
     src_annotation_id: Mapped[str | None] = mapped_column(String(24), default=None)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+
+
+class LabelCount(Base):
+    """How many annotations of a dataset carry each label, kept by database triggers on
+    ``annotations`` (migration 0002), so a label facet of a whole dataset reads a few rows.
+
+    The true count of a label is the sum of its rows. SQLite's row triggers keep one row per
+    label; PostgreSQL's statement triggers append one row per label a statement changed (no row is
+    updated in place, so concurrent writers never wait on each other or deadlock) and the
+    scheduler folds them (graph/domain/label_counts.py). No foreign key: a dataset's rows go with
+    its annotations, whose delete triggers write the negative counts."""
+
+    __tablename__ = "label_counts"
+    __table_args__ = (Index("ix_label_counts_dataset_id_label", "dataset_id", "label"),)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    dataset_id: Mapped[str] = mapped_column(Id)
+    label: Mapped[str | None] = mapped_column(String(512), default=None)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class MetadataIndex(_Entity, Base):

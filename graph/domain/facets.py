@@ -33,6 +33,7 @@ from graph.domain import items, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import InvalidInput
+from graph.domain.label_counts import label_counts
 from graph.domain.platform import Platform
 
 __all__ = [
@@ -251,9 +252,24 @@ async def annotation_facet(
 ) -> Facet:
     """Annotations of a dataset per value of ``field`` (``label``, ``type``, or any annotation
     field or JSON path), among those matching an annotation query and, with ``item_dql``, on the
-    files an item query selects."""
+    files an item query selects. The labels of a whole dataset are read from the counts the
+    database keeps (:mod:`label_counts`), not counted anew."""
+    if field == "label" and item_dql is None:
+        query = queries.parse_query(dql, dataloop, resource="annotations")
+        if query.where is None:
+            return await _dataset_labels(platform, actor, dataset_id, _limit(limit))
     where = _annotation_rows(dataset_id, dql, dataloop, item_dql, platform.db.dialect)
     return await _facet(platform, actor, dataset_id, "annotations", field, where, limit)
+
+
+async def _dataset_labels(platform: Platform, actor: Actor, dataset_id: str, limit: int) -> Facet:
+    async with platform.db.read() as session:
+        await dataset_for(session, actor, dataset_id, Role.annotator)
+        counts = await label_counts(session, dataset_id)
+    missing = counts.pop(None, 0)
+    ranked = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
+    values = [FacetValue(label, n) for label, n in ranked[:limit]]
+    return Facet("label", values, missing, missing + sum(counts.values()), len(counts))
 
 
 # --- histograms -----------------------------------------------------------------------------------

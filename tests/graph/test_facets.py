@@ -150,7 +150,7 @@ async def test_annotations_per_label_and_type_follow_changes(platform, owner, da
     )
     assert [(v.value, v.count) for v in both.values] == [("cat", 1)]
 
-    # counted from the rows themselves: a label change, a delete and an item delete show at once
+    # a label change, a delete and an item delete show at once
     first_cat = data.made["/a/1.jpg"][0]
     await annotations.update_annotation(platform, actor, first_cat.id, {"label": "dog"})
     await annotations.delete_annotations(platform, actor, [data.made["/a/2.jpg"][0].id])
