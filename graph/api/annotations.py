@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
@@ -12,7 +13,13 @@ from graph.api.scalars import JSON, Connection, iso, to_connection
 from graph.db.tables import Annotation as AnnotationRow
 from graph.domain import annotations
 
-__all__ = ["Annotation", "AnnotationMutations", "AnnotationQueries"]
+__all__ = ["Annotation", "AnnotationMutations", "AnnotationQueries", "OutOfBounds"]
+
+
+@strawberry.enum(description="What to do with a point outside the item (its size known).")
+class OutOfBounds(Enum):
+    REJECT = "reject"
+    CLIP = "clip"
 
 
 @strawberry.type
@@ -37,7 +44,10 @@ class Annotation:
     parent_id: strawberry.ID | None
     status: str | None
     source: str
-    creator: str
+    creator: str = strawberry.field(description="Who made it: the user, or who ran the function.")
+    execution_id: strawberry.ID | None = strawberry.field(
+        description="The execution of a function that made it, if one did."
+    )
     model: ModelInfo | None
     description: str | None
     metadata: JSON
@@ -62,6 +72,7 @@ class Annotation:
             status=row.status,
             source=row.source,
             creator=row.creator,
+            execution_id=None if row.execution_id is None else strawberry.ID(row.execution_id),
             model=ModelInfo(id=row.model_id, name=row.model_name, confidence=row.confidence)
             if has_model
             else None,
@@ -185,20 +196,29 @@ class AnnotationMutations:
         info: Info,
         item_id: strawberry.ID,
         annotations_: Annotated[list[AnnotationInput], strawberry.argument(name="annotations")],
+        out_of_bounds: OutOfBounds = OutOfBounds.REJECT,
     ) -> list[Annotation]:
         ctx = info.context
         rows = await annotations.create_annotations(
-            ctx.platform, await ctx.actor(), item_id, [a.spec() for a in annotations_]
+            ctx.platform,
+            await ctx.actor(),
+            item_id,
+            [a.spec() for a in annotations_],
+            outside=out_of_bounds.value,
         )
         return [Annotation.of(r) for r in rows]
 
     @strawberry.mutation
     async def update_annotation(
-        self, info: Info, id: strawberry.ID, patch: AnnotationPatch
+        self,
+        info: Info,
+        id: strawberry.ID,
+        patch: AnnotationPatch,
+        out_of_bounds: OutOfBounds = OutOfBounds.REJECT,
     ) -> Annotation:
         ctx = info.context
         row = await annotations.update_annotation(
-            ctx.platform, await ctx.actor(), id, patch.changes()
+            ctx.platform, await ctx.actor(), id, patch.changes(), outside=out_of_bounds.value
         )
         return Annotation.of(row)
 

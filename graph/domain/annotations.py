@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, insert, select, update
@@ -16,6 +15,7 @@ from graph.domain import events, planning, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
+from graph.domain.geometry import Outside, check_coordinates
 from graph.domain.items import item_for
 from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
@@ -69,18 +69,6 @@ class AnnotationSpec:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _finite(value: Any, where: str) -> None:
-    """Reject NaN and infinities anywhere in coordinates (JSON cannot carry them faithfully)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput(f"{where} holds a non-finite number", field=where)
-    if isinstance(value, dict):
-        for inner in value.values():
-            _finite(inner, where)
-    elif isinstance(value, list):
-        for inner in value:
-            _finite(inner, where)
-
-
 def check_status(status: str | None, field: str) -> None:
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(sorted(STATUSES))} or null", field)
@@ -104,7 +92,33 @@ def _check(spec: AnnotationSpec, index: int) -> None:
         raise InvalidInput("endFrame is before frame", field=f"{where}.endFrame")
     if not isinstance(spec.metadata, dict):
         raise InvalidInput("metadata must be a JSON object", field=f"{where}.metadata")
-    _finite(spec.coordinates, f"{where}.coordinates")
+
+
+def _shaped(spec: AnnotationSpec, where: str, item: Item, outside: Outside) -> AnnotationSpec:
+    """``spec`` with its coordinates (and its video keyframes') checked against its type's
+    layout and the item's size, in their stored form; errors name places under ``where``."""
+    size = (item.width, item.height) if item.width and item.height else None
+    coordinates = check_coordinates(
+        spec.type, spec.coordinates, f"{where}.coordinates", size, outside
+    )
+    system = spec.metadata.get("system")
+    snapshots = system.get("snapshots_") if isinstance(system, dict) else None
+    if snapshots is None:
+        return replace(spec, coordinates=coordinates)
+    path = f"{where}.metadata.system.snapshots_"
+    if not isinstance(snapshots, list) or not all(isinstance(s, dict) for s in snapshots):
+        raise InvalidInput("keyframe snapshots are a list of objects", field=path)
+    checked = [
+        {
+            **s,
+            "data": check_coordinates(
+                s.get("type", spec.type), s.get("data"), f"{path}[{i}].data", size, outside
+            ),
+        }
+        for i, s in enumerate(snapshots)
+    ]
+    metadata = {**spec.metadata, "system": {**system, "snapshots_": checked}}
+    return replace(spec, coordinates=coordinates, metadata=metadata)
 
 
 async def recount(session: AsyncSession, item_ids: set[str], dataset_id: str, delta: int) -> None:
@@ -160,8 +174,10 @@ async def create_annotations(
     *,
     execution_id: str | None = None,
     effect_keys: Sequence[str] | None = None,
+    outside: Outside = "reject",
 ) -> list[Annotation]:
-    """Add annotations to one item, all or none.
+    """Add annotations to one item, all or none. Coordinates outside the item are refused, or
+    with ``outside="clip"`` moved to its edge (:mod:`geometry`).
 
     An execution passes its id and one ``effect_keys`` entry per annotation: an annotation whose
     key exists already (written by an earlier attempt of the same execution) is not written
@@ -172,6 +188,7 @@ async def create_annotations(
         item, dataset = await item_for(session, actor, item_id, Role.annotator, writing=True)
         if item.type != "file":
             raise InvalidInput("folders cannot be annotated", field="itemId")
+        specs = [_shaped(spec, f"annotations[{i}]", item, outside) for i, spec in enumerate(specs)]
         parents = {s.parent_id for s in specs if s.parent_id}
         if parents:
             found = set(
@@ -295,9 +312,15 @@ _UPDATABLE = (
 
 
 async def update_annotation(
-    platform: Platform, actor: Actor, annotation_id: str, changes: dict[str, Any]
+    platform: Platform,
+    actor: Actor,
+    annotation_id: str,
+    changes: dict[str, Any],
+    *,
+    outside: Outside = "reject",
 ) -> Annotation:
-    """Change some fields; ``changes`` maps field names to new values (``None`` clears)."""
+    """Change some fields; ``changes`` maps field names to new values (``None`` clears). New
+    coordinates are checked as :func:`create_annotations` checks them."""
     unknown = set(changes) - set(_UPDATABLE)
     if unknown:
         raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
@@ -315,6 +338,10 @@ async def update_annotation(
         for name, value in changes.items():
             setattr(current, name, {} if name == "metadata" and value is None else value)
         _check(current, 0)
+        if {"coordinates", "metadata"} & set(changes):
+            item = await session.get(Item, annotation.item_id)
+            assert item is not None  # an annotation goes with its item
+            current = _shaped(current, "patch", item, outside)
         for name in changes:
             setattr(annotation, "metadata_" if name == "metadata" else name, getattr(current, name))
         annotation.updated_at = utcnow()

@@ -119,6 +119,7 @@ def annotation_fields(dataset_id: str | None = None) -> FieldMap:
         "modelId": Scalar(_A.c.model_id, "string"),
         "modelName": Scalar(_A.c.model_name, "string"),
         "confidence": Scalar(_A.c.confidence, "number"),
+        "executionId": Scalar(_A.c.execution_id, "string"),
         "description": Scalar(_A.c.description, "string"),
         "createdAt": Scalar(_A.c.created_at, "datetime"),
         "updatedAt": Scalar(_A.c.updated_at, "datetime"),

@@ -73,7 +73,9 @@ async def test_fields_round_trip_and_counters_follow(platform, owner, item_id) -
         ),
         (annotations.AnnotationSpec(type="box", status="done"), "annotations[1].status"),
         (
-            annotations.AnnotationSpec(type="point", parent_id="000000000000000000000000"),
+            annotations.AnnotationSpec(
+                type="point", coordinates={"x": 1, "y": 2}, parent_id="0" * 24
+            ),
             "parentId",
         ),
     ],
@@ -155,3 +157,36 @@ async def test_deleting_items_keeps_dataset_annotation_count_right(
     assert (await datasets.get_dataset(platform, owner[0], item.dataset_id)).annotations_count == 0
     with pytest.raises(NotFound):
         await annotations.get_annotation(platform, owner[0], a.id)
+
+
+async def test_provenance_is_queryable(platform, owner, item_id) -> None:
+    """Who or what made an annotation (user, model and its confidence, when) is in DQL."""
+
+    def predicted(label: str, confidence: float, model: str = "yolo") -> annotations.AnnotationSpec:
+        return annotations.AnnotationSpec(
+            type="class", label=label, model_name=model, model_id="m1", confidence=confidence
+        )
+
+    await annotations.create_annotations(
+        platform,
+        owner[0],
+        item_id,
+        [predicted("cat", 0.3), predicted("dog", 0.9), predicted("cat", 0.2, "detr")],
+    )
+    await annotations.create_annotations(
+        platform, owner[0], item_id, [annotations.AnnotationSpec(type="class", label="cat")]
+    )
+    dataset_id = (await items.get_item(platform, owner[0], item_id)).dataset_id
+
+    async def count(dql: str) -> int:
+        return await annotations.count_annotations(platform, owner[0], dataset_id, dql=dql)
+
+    assert await count('model.name = "yolo" and confidence < 0.4') == 1
+    assert await count("not has modelName") == 1  # ground truth: no model
+    assert await count('creator = "owner@example.com" and createdAt > "2020-01-01"') == 4
+    assert await count("has executionId") == 0  # none made by a function
+    low = 'annotations.any(model.name = "yolo" and confidence < 0.4)'
+    assert await items.count_items(platform, owner[0], dataset_id, dql=low) == 1
+    assert (
+        await items.count_items(platform, owner[0], dataset_id, dql=low.replace("0.4", "0.3")) == 0
+    )

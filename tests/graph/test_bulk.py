@@ -101,13 +101,16 @@ async def data(platform, owner, project) -> Any:
         results, _ = await items.insert_items(session, actor, dataset, specs)
     ids = {r.filename: r.item_id for r in results}
     [cat] = await annotations.create_annotations(
-        platform, actor, ids["/train/a.jpg"], [AnnotationSpec(type="box", label="cat")]
+        platform,
+        actor,
+        ids["/train/a.jpg"],
+        [AnnotationSpec(type="box", label="cat", coordinates=[{"x": 1, "y": 1}, {"x": 9, "y": 9}])],
     )
     await annotations.create_annotations(
         platform,
         actor,
         ids["/train/a.jpg"],
-        [AnnotationSpec(type="point", label="eye", parent_id=cat.id)],
+        [AnnotationSpec(type="point", label="eye", coordinates={"x": 3, "y": 3}, parent_id=cat.id)],
     )
     await annotations.create_annotations(
         platform,

@@ -66,7 +66,7 @@ async def data(platform, owner, project) -> Any:
                 AnnotationSpec(
                     type="box" if label else "note",
                     label=label,
-                    coordinates=[],
+                    coordinates=[{"x": 1, "y": 1}, {"x": 5, "y": 5}] if label else {},
                     confidence=confidence,
                 )
                 for label, confidence in specs

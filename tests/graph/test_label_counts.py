@@ -40,7 +40,9 @@ async def _rows(platform: Any) -> int:
 
 
 def _spec(label: str | None) -> AnnotationSpec:
-    return AnnotationSpec(type="box" if label else "note", label=label, coordinates=[])
+    if label is None:
+        return AnnotationSpec(type="note", coordinates={})
+    return AnnotationSpec(type="box", label=label, coordinates=[{"x": 1, "y": 1}, {"x": 5, "y": 5}])
 
 
 @pytest.fixture

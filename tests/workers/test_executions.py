@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, update
 
 from graph.db.tables import Annotation, Execution
-from graph.domain import datasets, executions, items, projects, runs, services
+from graph.domain import annotations, datasets, executions, items, projects, runs, services
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tests.conftest import make_user
 from tests.workers.conftest import burst
@@ -102,6 +102,9 @@ async def test_effects_carry_the_execution_and_a_retry_does_not_repeat_them(
         "function",
     )
     assert done.output == {"result": {"annotation": annotation.id}}
+    # provenance: what a function made is found by the execution that made it
+    made_by = f'executionId = "{created.id}" and source = "function"'
+    assert await annotations.count_annotations(platform, owner[0], dataset.id, dql=made_by) == 1
     item = await items.get_item(platform, owner[0], item_id)
     assert item.metadata_["user"] == {"labelled": True}
     # running it again (as a retry after a lost worker would) writes the same annotation, not a new one
