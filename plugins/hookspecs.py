@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pluggy
 
+from plugins.converters import ConverterType
 from plugins.functions import PackageSpec, UISlot
 from plugins.types import StorageDriverType
 
@@ -62,4 +63,19 @@ def register_ui_slots() -> list[UISlot]:
 
     :return: a list of :class:`plugins.functions.UISlot`. A slot without ``package`` is reported
         as a failure of its plugin and ignored.
+    """
+
+
+@hookspec
+def register_converters() -> list[ConverterType]:
+    """Contribute annotation file formats that datasets can import from and export to.
+
+    Called once per process, the first time the platform needs the table of formats: in the API
+    process (to list them and check an import or export request) and in each worker process (to
+    run the import or export). The built-in formats (``coco``, ``cvat``, ``dataloop``, ``voc``, ``yolo``) are registered
+    through this hook too.
+
+    :return: a list of :class:`plugins.converters.ConverterType`. Each ``name`` must be unique
+        across all plugins; a clash is reported with both plugin names and the later one is
+        ignored.
     """

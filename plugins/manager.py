@@ -12,6 +12,7 @@ from typing import Any
 import pluggy
 
 from plugins import hookspecs
+from plugins.converters import ConverterType
 from plugins.functions import PackageSpec, UISlot
 from plugins.types import StorageDriverType
 
@@ -19,7 +20,15 @@ __all__ = ["BUILTIN_PLUGINS", "PluginFailure", "Plugins"]
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PLUGINS = ("plugins.builtin.local_storage", "plugins.builtin.s3_storage")
+BUILTIN_PLUGINS = (
+    "plugins.builtin.local_storage",
+    "plugins.builtin.s3_storage",
+    "plugins.builtin.coco",
+    "plugins.builtin.cvat",
+    "plugins.builtin.dataloop",
+    "plugins.builtin.voc",
+    "plugins.builtin.yolo",
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class Plugins:
     _storage_drivers: dict[str, StorageDriverType] | None = None
     _packages: dict[str, PackageSpec] | None = None
     _ui_slots: list[UISlot] | None = None
+    _converters: dict[str, ConverterType] | None = None
 
     @property
     def pm(self) -> pluggy.PluginManager:
@@ -59,6 +69,7 @@ class Plugins:
         self._storage_drivers = None
         self._packages = None
         self._ui_slots = None
+        self._converters = None
 
     def _build(self) -> pluggy.PluginManager:
         pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -117,6 +128,14 @@ class Plugins:
             table = self._table("register_storage_drivers", "storage driver")
             self._storage_drivers = {name: driver for name, (_, driver) in table.items()}
         return self._storage_drivers
+
+    @property
+    def converters(self) -> dict[str, ConverterType]:
+        """Annotation formats by name (``voc``, ``coco``, ...)."""
+        if self._converters is None:
+            table = self._table("register_converters", "converter")
+            self._converters = {name: converter for name, (_, converter) in table.items()}
+        return self._converters
 
     @property
     def packages(self) -> dict[str, PackageSpec]:

@@ -1,0 +1,139 @@
+"""Annotation converters: what a plugin gives to read and write an annotation file format.
+
+A converter translates between files (an uploaded archive, a storage folder, an export) and
+annotations in Dataloop's JSON vocabulary (``type``, ``label``, ``coordinates`` in pixels,
+``attributes``, ``metadata``), one :class:`ItemAnnotations` per image. It knows nothing of
+datasets or the database: the platform finds the items, checks the annotations against the
+dataset's recipe, and streams what it exports. Built-in converters (``voc``, ``yolo``, ...) are
+registered through the same hook, :func:`plugins.hookspecs.register_converters`.
+
+Reading never stops at the first bad record: a record that cannot be read becomes a
+:class:`Problem` saying which file, where in it and what was wrong, and reading goes on, so an
+import reports everything at once. Writing takes the items as an iterator and writes as it goes,
+so an export holds one item in memory, not the dataset.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol, TypeAlias
+
+__all__ = [
+    "ConverterType",
+    "Files",
+    "ItemAnnotations",
+    "Output",
+    "Problem",
+    "Read",
+    "Sizes",
+    "Write",
+    "FolderFiles",
+    "ZipFiles",
+    "ZipOutput",
+]
+
+
+@dataclass
+class ItemAnnotations:
+    """The annotations of one item as a file format holds them.
+
+    ``filename`` is the item's path as the format names it, relative to the archive root with a
+    leading ``/`` (``/2007_000027.jpg``); the platform matches it to an item of the dataset by
+    path, then by name. ``width`` and ``height`` are the image's size when the format says it.
+    Each annotation is a dict of Dataloop's annotation JSON (at least ``type``); an ``id`` is
+    only a key within the item that a child's ``metadata.system.parentId`` (a pose's points)
+    refers to. ``item``
+    holds fields of the item itself a format carries (Dataloop JSON: ``metadata``,
+    ``description``)."""
+
+    filename: str
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+    item: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A record a converter could not read: ``where`` names the file and the place in it
+    (``voc/a.xml: object 2``), ``message`` what was wrong."""
+
+    where: str
+    message: str
+
+
+class Files(Protocol):
+    """The files a converter reads: paths relative to the root, ``/``-separated, no leading ``/``."""
+
+    def names(self) -> Iterable[str]: ...
+
+    def open(self, name: str) -> IO[bytes]: ...
+
+
+class Output(Protocol):
+    """Where a converter writes: ``open(name)`` gives a binary file to write ``name`` into."""
+
+    def open(self, name: str) -> AbstractContextManager[IO[bytes]]: ...
+
+
+# the (width, height) of the item a format's filename names, when the platform knows it
+Sizes: TypeAlias = Callable[[str], tuple[int, int] | None]
+Read: TypeAlias = Callable[[Files, Sizes], Iterator[ItemAnnotations | Problem]]
+# the items to write, the labels in their order (class ids of formats that number classes);
+# returns how many annotations the format could not hold (left out)
+Write: TypeAlias = Callable[[Iterable[ItemAnnotations], Sequence[str], Output], int]
+
+
+@dataclass(frozen=True)
+class ConverterType:
+    """An annotation format: ``name`` (unique, lowercase: ``voc``) is what users pass to import
+    and export; ``types`` the annotation types it can hold (others are left out of an export
+    and counted; ``None``: every type); ``read`` and ``write`` as above (either may be ``None``
+    for a one-way format)."""
+
+    name: str
+    description: str
+    types: frozenset[str] | None
+    read: Read | None
+    write: Write | None
+
+
+class FolderFiles:
+    """The files under a folder of the local disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def names(self) -> Iterable[str]:
+        return (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+
+    def open(self, name: str) -> IO[bytes]:
+        return (self.root / name).open("rb")
+
+
+class ZipFiles:
+    """The files of a zip archive (folders and unsafe names left out: the platform checks an
+    archive's names before it is read)."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive = archive
+
+    def names(self) -> Iterable[str]:
+        return (i.filename for i in self.archive.infolist() if not i.is_dir())
+
+    def open(self, name: str) -> IO[bytes]:
+        return self.archive.open(name)
+
+
+class ZipOutput:
+    """Writes each file into a zip archive as it comes (deflated), one at a time."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive = archive
+
+    def open(self, name: str) -> AbstractContextManager[IO[bytes]]:
+        return self.archive.open(name, "w", force_zip64=True)
