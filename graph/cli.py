@@ -143,18 +143,26 @@ def plugins(as_json: bool) -> None:
     from plugins.manager import Plugins
 
     registry = Plugins()
-    drivers = registry.storage_drivers
+    drivers, converters = registry.storage_drivers, registry.converters
     rows: list[dict[str, Any]] = registry.describe()
     failures = [{"name": f.plugin, "error": f.error} for f in registry.failures]
     if as_json:
         click.echo(
-            json.dumps({"plugins": rows, "storageDrivers": sorted(drivers), "failures": failures})
+            json.dumps(
+                {
+                    "plugins": rows,
+                    "storageDrivers": sorted(drivers),
+                    "converters": sorted(converters),
+                    "failures": failures,
+                }
+            )
         )
         return
     for row in rows:
         kind = "builtin" if row["builtin"] else "plugin"
         click.echo(f"{row['name']}  ({kind})  hooks: {', '.join(row['hooks']) or '-'}")
     click.echo(f"storage drivers: {', '.join(sorted(drivers))}")
+    click.echo(f"annotation formats: {', '.join(sorted(converters))}")
     for failure in failures:
         click.echo(f"FAILED {failure['name']}: {failure['error']}", err=True)
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from graph.cli import main
 from graph.domain import datasets, items, storage, sync
 from plugins.builtin.local_storage import LocalBackend
-from plugins.manager import Plugins
+from plugins.manager import BUILTIN_PLUGINS, Plugins
 from tests.graphql import gql
 from tests.plugins import example_plugin
 from workers.worker import run_worker
@@ -153,10 +153,8 @@ def test_cli_lists_builtins_plugins_and_failures_as_json(install: Install) -> No
     for builtin in ("plugins.builtin.local_storage", "plugins.builtin.s3_storage"):
         assert rows[builtin]["builtin"] is True
         assert rows[builtin]["hooks"] == ["register_storage_drivers"]
-    assert [r["name"] for r in report["plugins"]][:2] == [
-        "plugins.builtin.local_storage",
-        "plugins.builtin.s3_storage",
-    ]
+    assert [r["name"] for r in report["plugins"]][: len(BUILTIN_PLUGINS)] == sorted(BUILTIN_PLUGINS)
+    assert report["converters"] == ["coco", "cvat", "dataloop", "voc", "yolo"]
     assert rows["example"]["builtin"] is False and rows["example"]["version"] == "1.0"
     assert report["storageDrivers"] == ["local", "memory", "s3"]
     assert {f["name"] for f in report["failures"]} == {"broken", "impostor"}
