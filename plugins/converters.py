@@ -31,6 +31,8 @@ __all__ = [
     "Read",
     "Sizes",
     "Write",
+    "attributes_of",
+    "with_attributes",
     "FolderFiles",
     "ZipFiles",
     "ZipOutput",
@@ -44,7 +46,8 @@ class ItemAnnotations:
     ``filename`` is the item's path as the format names it, relative to the archive root with a
     leading ``/`` (``/2007_000027.jpg``); the platform matches it to an item of the dataset by
     path, then by name. ``width`` and ``height`` are the image's size when the format says it.
-    Each annotation is a dict of Dataloop's annotation JSON (at least ``type``); an ``id`` is
+    Each annotation is a dict of Dataloop's annotation JSON (at least ``type``; attributes by
+    name in ``metadata.system.attributes``, see :func:`attributes_of`); an ``id`` is
     only a key within the item that a child's ``metadata.system.parentId`` (a pose's points)
     refers to. ``item``
     holds fields of the item itself a format carries (Dataloop JSON: ``metadata``,
@@ -100,6 +103,20 @@ class ConverterType:
     types: frozenset[str] | None
     read: Read | None
     write: Write | None
+
+
+def attributes_of(annotation: dict[str, Any]) -> dict[str, Any]:
+    """An annotation's attributes by name (Dataloop's v2: ``metadata.system.attributes``)."""
+    found = ((annotation.get("metadata") or {}).get("system") or {}).get("attributes")
+    return found if isinstance(found, dict) else {}
+
+
+def with_attributes(annotation: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
+    """``annotation`` given these attributes by name (none: left as it is)."""
+    if attributes:
+        metadata = annotation.setdefault("metadata", {})
+        metadata.setdefault("system", {})["attributes"] = attributes
+    return annotation
 
 
 class FolderFiles:

@@ -26,7 +26,16 @@ from typing import Any
 from PIL import Image
 
 from plugins.builtin import masks
-from plugins.converters import ConverterType, Files, ItemAnnotations, Output, Problem, Sizes
+from plugins.converters import (
+    ConverterType,
+    Files,
+    ItemAnnotations,
+    Output,
+    Problem,
+    Sizes,
+    attributes_of,
+    with_attributes,
+)
 from plugins.hookspecs import hookimpl
 
 __all__ = ["read", "register_converters", "write"]
@@ -118,44 +127,48 @@ def _polygons(segmentation: list[Any]) -> list[list[dict[str, float]]]:
 
 def _shapes(raw: dict[str, Any], category: dict[str, Any]) -> list[dict[str, Any]]:
     label = category["name"]
-    base: dict[str, Any] = {"label": label}
-    if isinstance(raw.get("attributes"), dict) and raw["attributes"]:
-        base["attributes"] = raw["attributes"]
+    attributes = raw.get("attributes") if isinstance(raw.get("attributes"), dict) else {}
+
+    def shape(kind: str, coordinates: Any, **more: Any) -> dict[str, Any]:
+        return with_attributes(
+            {"label": label, "type": kind, "coordinates": coordinates, **more}, dict(attributes)
+        )
+
     keypoints = raw.get("keypoints")
     if keypoints:
         names = category.get("keypoints") or []
         if len(keypoints) != 3 * len(names):
             raise _Bad(f"{len(keypoints)} keypoint numbers for {len(names)} named keypoints")
         pose_id = f"coco:{raw['id']}"
-        shapes = [{**base, "id": pose_id, "type": "pose", "coordinates": {}}]
+        shapes = [shape("pose", {}, id=pose_id)]
         triples = [keypoints[i : i + 3] for i in range(0, len(keypoints), 3)]
         for name, (x, y, visibility) in zip(names, triples, strict=True):
             if visibility:
                 point = {"x": _number(x, "a keypoint x"), "y": _number(y, "a keypoint y")}
+                system = {"parentId": pose_id, "attributes": {"visibility": visibility}}
                 shapes.append(
                     {
                         "type": "point",
                         "label": name,
                         "coordinates": point,
-                        "attributes": {"visibility": visibility},
-                        "metadata": {"system": {"parentId": pose_id}},
+                        "metadata": {"system": system},
                     }
                 )
         return shapes
     segmentation = raw.get("segmentation")
     if isinstance(segmentation, dict):
-        return [{**base, "type": "binary", "coordinates": _mask_url(segmentation)}]
+        return [shape("binary", _mask_url(segmentation))]
     if segmentation:
         if not isinstance(segmentation, list):
             raise _Bad("segmentation must be polygons or an RLE")
-        return [{**base, "type": "segment", "coordinates": _polygons(segmentation)}]
+        return [shape("segment", _polygons(segmentation))]
     bbox = raw.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4:
         raise _Bad("bbox must be [x, y, width, height]")
     x, y, w, h = (_number(n, "a bbox number") for n in bbox)
     if w < 0 or h < 0:
         raise _Bad(f"bbox has a negative size ({w} x {h})")
-    return [{**base, "type": "box", "coordinates": [{"x": x, "y": y}, {"x": x + w, "y": y + h}]}]
+    return [shape("box", [{"x": x, "y": y}, {"x": x + w, "y": y + h}])]
 
 
 def _read_file(name: str, data: Any) -> Iterator[ItemAnnotations | Problem]:
@@ -248,8 +261,8 @@ class _Writer:
                 self.left_out += 1
                 continue
             shape.update(id=self.next_id, image_id=image_id, category_id=category_id, iscrowd=0)
-            if isinstance(annotation.get("attributes"), dict) and annotation["attributes"]:
-                shape["attributes"] = annotation["attributes"]
+            if attributes_of(annotation):
+                shape["attributes"] = attributes_of(annotation)
             self.next_id += 1
             yield shape
 
@@ -280,7 +293,7 @@ class _Writer:
             keypoints: list[float] = []
             for name in names:
                 point = by_name.get(name)
-                visibility = (point.get("attributes") or {}).get("visibility", 2) if point else 0
+                visibility = attributes_of(point).get("visibility", 2) if point else 0
                 keypoints += (
                     [point["coordinates"]["x"], point["coordinates"]["y"], visibility]
                     if point

@@ -23,7 +23,16 @@ from xml.sax.saxutils import escape, quoteattr
 from PIL import Image
 
 from plugins.builtin import masks
-from plugins.converters import ConverterType, Files, ItemAnnotations, Output, Problem, Sizes
+from plugins.converters import (
+    ConverterType,
+    Files,
+    ItemAnnotations,
+    Output,
+    Problem,
+    Sizes,
+    attributes_of,
+    with_attributes,
+)
 from plugins.hookspecs import hookimpl
 
 __all__ = ["read", "register_converters", "write"]
@@ -131,10 +140,8 @@ def _shapes(
     label = element.get("label")
     if not label:
         raise _Bad("label is missing")
-    base: dict[str, Any] = {"label": label}
     attributes = _attributes(element, label, types)
-    if attributes:
-        base["attributes"] = attributes
+    base: dict[str, Any] = with_attributes({"label": label}, attributes)
     kind = element.tag
     if kind == "box":
         corners: list[Any] = [
@@ -211,8 +218,7 @@ def _element(annotation: dict[str, Any]) -> str | None:
     label = annotation.get("label")
     if not label:
         return None
-    attributes = annotation.get("attributes")
-    attributes = attributes if isinstance(attributes, dict) else {}
+    attributes = attributes_of(annotation)
     common = f'label={quoteattr(label)} occluded="{int(bool(attributes.get("occluded")))}"'
     if kind == "box" and isinstance(coordinates, list) and len(coordinates) in (2, 3):
         a, b = coordinates[:2]
@@ -295,8 +301,7 @@ def write(items: Iterable[ItemAnnotations], labels: Sequence[str], output: Outpu
                 if element is None:
                     left_out += 1
                     continue
-                attributes = annotation.get("attributes")
-                for key, value in (attributes if isinstance(attributes, dict) else {}).items():
+                for key, value in attributes_of(annotation).items():
                     if key != "occluded":
                         kinds.setdefault(annotation["label"], {}).setdefault(
                             key, _input_type(value)

@@ -16,7 +16,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from xml.etree import ElementTree
 
-from plugins.converters import ConverterType, Files, ItemAnnotations, Output, Problem, Sizes
+from plugins.converters import (
+    ConverterType,
+    Files,
+    ItemAnnotations,
+    Output,
+    Problem,
+    Sizes,
+    attributes_of,
+    with_attributes,
+)
 from plugins.hookspecs import hookimpl
 
 __all__ = ["read", "register_converters", "write"]
@@ -69,9 +78,7 @@ def _box(element: ElementTree.Element) -> dict[str, Any]:
         "label": label,
         "coordinates": [{"x": xmin, "y": ymin}, {"x": xmax, "y": ymax}],
     }
-    if attributes:
-        annotation["attributes"] = attributes
-    return annotation
+    return with_attributes(annotation, attributes)
 
 
 def _size(root: ElementTree.Element) -> tuple[int | None, int | None]:
@@ -119,7 +126,7 @@ def read(files: Files, sizes: Sizes) -> Iterator[ItemAnnotations | Problem]:
             if parts:
                 box["id"] = f"voc:{index}"
                 for part in parts:
-                    part["metadata"] = {"system": {"parentId": box["id"]}}
+                    part.setdefault("metadata", {}).setdefault("system", {})["parentId"] = box["id"]
                 item.annotations += parts
         yield item
 
@@ -149,8 +156,7 @@ def _document(item: ItemAnnotations) -> tuple[ElementTree.ElementTree, int]:
     for annotation in objects:
         element = ElementTree.SubElement(root, "object")
         _element(element, "name", annotation["label"])
-        attributes = annotation.get("attributes")
-        attributes = attributes if isinstance(attributes, dict) else {}
+        attributes = attributes_of(annotation)
         _element(element, "pose", attributes.get("pose", "Unspecified"))
         for flag in ("truncated", "difficult"):
             _element(element, flag, int(bool(attributes.get(flag, False))))

@@ -22,6 +22,7 @@ from plugins.converters import (
     Problem,
     ZipFiles,
     ZipOutput,
+    attributes_of,
 )
 from plugins.hookspecs import hookimpl
 from plugins.manager import Plugins
@@ -94,7 +95,11 @@ def test_voc_and_yolo_give_the_same_boxes(sample, sizes) -> None:
             "type": "box",
             "label": "person",
             "coordinates": [{"x": 174, "y": 101}, {"x": 349, "y": 351}],
-            "attributes": {"pose": "Unspecified", "truncated": False, "difficult": False},
+            "metadata": {
+                "system": {
+                    "attributes": {"pose": "Unspecified", "truncated": False, "difficult": False}
+                }
+            },
         }
     ]
 
@@ -274,7 +279,7 @@ def test_coco_gives_the_same_boxes_as_voc(sample, sizes) -> None:
     assert problems == []
     assert _boxes(from_coco) == _boxes(from_voc)
     first = next(i for i in from_coco if i.filename == "/2007_000027.jpg")
-    assert first.annotations[0]["attributes"] == {"occluded": False}  # CVAT's attributes kept
+    assert attributes_of(first.annotations[0]) == {"occluded": False}  # CVAT's attributes kept
 
 
 def _pixels(url: str) -> bytes:
@@ -453,18 +458,16 @@ def test_dataloop_and_voc_exports_of_the_same_images_agree(shared_data_dir) -> N
         for i in from_dataloop
     }
     person = next(i for i in from_voc if i.filename == "/2007_000027.jpg").annotations
-    assert [(a["label"], a.get("metadata")) for a in person] == [
-        ("person", None),
-        *[
-            (part, {"system": {"parentId": person[0]["id"]}})
-            for part in ("head", "hand", "foot", "foot")
-        ],
-    ]
+    parents = [((a.get("metadata") or {}).get("system") or {}).get("parentId") for a in person]
+    assert [a["label"] for a in person] == ["person", "head", "hand", "foot", "foot"]
+    assert parents == [None, *[person[0]["id"]] * 4]
     archive, left_out = _written(voc.write, from_voc, [])
     again, _ = _read(voc.read, archive, {})
     assert (left_out, again) == (0, from_voc)  # parts written back as parts
     for item in from_voc:  # Dataloop's export left VOC's parts (a person's head, hands) out
-        item.annotations = [a for a in item.annotations if "metadata" not in a]
+        item.annotations = [
+            a for a in item.annotations if "parentId" not in a["metadata"]["system"]
+        ]
     assert {k: v for k, v in boxes.items() if v} == {k: v for k, v in _boxes(from_voc).items() if v}
 
 
@@ -487,7 +490,7 @@ def test_cvat_gives_the_same_boxes_as_voc_and_round_trips(sample, sizes) -> None
     from_cvat, problems = _read(cvat.read, FolderFiles(sample / "cvat"), sizes)
     assert problems == []
     assert _boxes(from_cvat) == _boxes(from_voc)
-    assert all(a["attributes"] == {"occluded": False} for i in from_cvat for a in i.annotations)
+    assert all(attributes_of(a) == {"occluded": False} for i in from_cvat for a in i.annotations)
     labels = sorted({a["label"] for i in from_cvat for a in i.annotations})
     archive, left_out = _written(cvat.write, from_cvat, labels)
     again, problems = _read(cvat.read, archive, sizes)
@@ -525,9 +528,10 @@ def test_cvat_shapes_attributes_and_masks() -> None:
     assert problems == []
     assert item.filename == "/sub/a.png"
     box, road, lane, eye1, eye2, wheel, sky, day = item.annotations
+    attributes = {"occluded": True, "parked": True, "doors": 4, "color": "red"}
     assert box == {
         "label": "car",
-        "attributes": {"occluded": True, "parked": True, "doors": 4, "color": "red"},
+        "metadata": {"system": {"attributes": attributes}},
         "type": "box",
         "coordinates": [{"x": 1, "y": 1}, {"x": 4.5, "y": 3}, 30],
     }
@@ -554,7 +558,8 @@ def test_cvat_shapes_attributes_and_masks() -> None:
             continue
         expected = dict(before)
         if before["type"] != "class":  # every shape is written with its occluded flag
-            expected["attributes"] = {"occluded": False, **before.get("attributes", {})}
+            written = {"occluded": False, **attributes_of(before)}
+            expected["metadata"] = {"system": {"attributes": written}}
         assert after == expected
 
 
