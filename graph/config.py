@@ -36,6 +36,8 @@ class Settings:
     max_upload_bytes: int = 5 << 30
     max_page_size: int = 1000
     max_package_bytes: int = 100 << 20
+    # an annotation archive to import (what it unpacks to may be 4 times this)
+    max_import_bytes: int = 256 << 20
     plugins_enabled: bool = True
     # modules registered as plugins besides the entry points (LOOPLINE_PLUGINS, comma-separated):
     # a plugin under development, without packaging it
@@ -73,6 +75,7 @@ class Settings:
             max_body_bytes=_int(env, "LOOPLINE_MAX_BODY_BYTES", 1 << 20),
             max_upload_bytes=_int(env, "LOOPLINE_MAX_UPLOAD_BYTES", 5 << 30),
             max_package_bytes=_int(env, "LOOPLINE_MAX_PACKAGE_BYTES", 100 << 20),
+            max_import_bytes=_int(env, "LOOPLINE_MAX_IMPORT_BYTES", 256 << 20),
             execution_lease_seconds=_int(env, "LOOPLINE_EXECUTION_LEASE", 30),
             execution_stop_grace=_int(env, "LOOPLINE_EXECUTION_STOP_GRACE", 10),
             workers=_int(env, "LOOPLINE_WORKERS", 2),

@@ -8,8 +8,12 @@
 - ``POST /projects/{id}/packages`` with a package archive (a zip with ``loopline.json``) as the
   raw body, or as the multipart part ``archive`` -> the package (``id``, ``name``, ``revision``).
   A bad archive answers 400 saying what is wrong and where; one over ``max_package_bytes``, 413.
+- ``POST /datasets/{id}/imports?format=coco&outOfBounds=clip`` with an annotation archive (a
+  zip) as the raw body, or as the multipart part ``archive`` -> the import's execution (``id``,
+  ``status``); over ``max_import_bytes``, 413; an unsafe archive, 400.
 - ``GET /items/{id}/stream`` -> the bytes, with ranges; a linked item redirects to its URL.
 - ``GET /items/{id}/thumbnail`` -> the JPEG thumbnail.
+- ``GET /executions/{id}/export`` -> the zip archive a finished export wrote, with ranges.
 
 Every route needs ``Authorization: Bearer <token>``. Errors are JSON shaped like GraphQL's,
 ``{"errors": [{"message", "extensions": {"code"}}]}``, with the HTTP status of the code.
@@ -22,7 +26,7 @@ import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -35,7 +39,7 @@ from starlette.types import Message, Receive
 
 from graph.api.context import bearer_token
 from graph.api.scalars import iso
-from graph.domain import content, items, packages, paths, storage, uploads
+from graph.domain import content, imports, items, operations, packages, paths, storage, uploads
 from graph.domain.access import Actor
 from graph.domain.errors import DomainError, InvalidInput
 from graph.domain.platform import Platform
@@ -57,14 +61,17 @@ _STATUS = {
 _MAX_FILES_PER_REQUEST = 1000
 _MAX_FORM_FIELDS = 20
 Handler = Callable[[Request, Platform], Awaitable[Response]]
+T = TypeVar("T")
 
 
 def binary_routes() -> list[BaseRoute]:
     return [
         Route("/datasets/{dataset_id}/items", _endpoint(_upload), methods=["POST"]),
         Route("/projects/{project_id}/packages", _endpoint(_push_package), methods=["POST"]),
+        Route("/datasets/{dataset_id}/imports", _endpoint(_import), methods=["POST"]),
         Route("/items/{item_id}/stream", _endpoint(_stream), methods=["GET"]),
         Route("/items/{item_id}/thumbnail", _endpoint(_thumbnail), methods=["GET"]),
+        Route("/executions/{execution_id}/export", _endpoint(_export), methods=["GET"]),
     ]
 
 
@@ -259,19 +266,12 @@ async def _push_package(request: Request, platform: Platform) -> Response:
     actor = await _actor(request, platform)
     project_id = request.path_params["project_id"]
     await packages.may_upload(platform, actor, project_id)
-    limit = platform.settings.max_package_bytes
-    _check_declared_length(request, limit)
-    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        capped = Request(request.scope, _capped(request.receive, limit))
-        async with capped.form(max_files=1, max_fields=_MAX_FORM_FIELDS) as form:
-            part = form.get("archive")
-            if not isinstance(part, UploadFile):
-                raise InvalidInput(
-                    "send the archive as a file part named 'archive'", field="archive"
-                )
-            package = await packages.upload_package(platform, actor, project_id, part.file)
-    else:
-        package = await packages.upload_package(platform, actor, project_id, _BodyReader(request))
+    package = await _received(
+        request,
+        platform,
+        platform.settings.max_package_bytes,
+        lambda archive: packages.upload_package(platform, actor, project_id, archive),
+    )
     return JSONResponse(
         {
             "id": package.id,
@@ -281,6 +281,46 @@ async def _push_package(request: Request, platform: Platform) -> Response:
             "description": package.description,
         }
     )
+
+
+async def _received(
+    request: Request,
+    platform: Platform,
+    limit: int,
+    store: Callable[[BinaryIO], Awaitable[T]],
+) -> T:
+    """The archive of a raw body or of the multipart part ``archive``, handed to ``store``."""
+    _check_declared_length(request, limit)
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        capped = Request(request.scope, _capped(request.receive, limit))
+        async with capped.form(max_files=1, max_fields=_MAX_FORM_FIELDS) as form:
+            part = form.get("archive")
+            if not isinstance(part, UploadFile):
+                raise InvalidInput(
+                    "send the archive as a file part named 'archive'", field="archive"
+                )
+            return await store(part.file)
+    return await store(_BodyReader(request))
+
+
+async def _import(request: Request, platform: Platform) -> Response:
+    actor = await _actor(request, platform)
+    dataset_id = request.path_params["dataset_id"]
+    input = {
+        "datasetId": dataset_id,
+        "format": request.query_params.get("format", ""),
+        "outOfBounds": request.query_params.get("outOfBounds", "reject"),
+        "blobId": "pending",
+    }
+    imports.check_input(platform, input)  # before the bytes arrive
+    input["blobId"] = await _received(
+        request,
+        platform,
+        platform.settings.max_import_bytes,
+        lambda archive: imports.receive_archive(platform, actor, dataset_id, archive),
+    )
+    execution = await operations.start(platform, actor, imports.FUNCTION, input)
+    return JSONResponse({"id": execution.id, "status": execution.status})
 
 
 # --- download -------------------------------------------------------------------------------------
@@ -332,6 +372,7 @@ async def _send(
     mimetype: str,
     *,
     ranges: bool,
+    disposition: str = "inline",
 ) -> Response:
     """The blob's bytes, streamed from a worker thread; with ``ranges``, honours ``Range``."""
     blob = found.blob
@@ -341,8 +382,7 @@ async def _send(
     headers = {"etag": etag, "cache-control": "private, no-cache"}
     if ranges:
         headers["accept-ranges"] = "bytes"
-        name = found.item.name or "download"
-        headers["content-disposition"] = f"inline; filename*=UTF-8''{quote(name)}"
+        headers["content-disposition"] = f"{disposition}; filename*=UTF-8''{quote(found.name)}"
     if etag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
         return Response(status_code=304, headers=headers)
     status, start, end = 200, 0, size - 1
@@ -368,6 +408,7 @@ async def _send(
 async def _stream(request: Request, platform: Platform) -> Response:
     actor = await _actor(request, platform)
     found = await content.item_content(platform, actor, request.path_params["item_id"])
+    assert found.item is not None
     if found.blob is None:
         assert found.item.url is not None
         return RedirectResponse(found.item.url, status_code=302)
@@ -379,3 +420,11 @@ async def _thumbnail(request: Request, platform: Platform) -> Response:
     actor = await _actor(request, platform)
     found = await content.thumbnail_content(platform, actor, request.path_params["item_id"])
     return await _send(request, platform, found, "image/jpeg", ranges=False)
+
+
+async def _export(request: Request, platform: Platform) -> Response:
+    actor = await _actor(request, platform)
+    found = await content.export_content(platform, actor, request.path_params["execution_id"])
+    return await _send(
+        request, platform, found, "application/zip", ranges=True, disposition="attachment"
+    )

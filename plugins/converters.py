@@ -15,12 +15,14 @@ so an export holds one item in memory, not the dataset.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeAlias
+from xml.etree import ElementTree
 
 __all__ = [
     "ConverterType",
@@ -32,7 +34,9 @@ __all__ = [
     "Sizes",
     "Write",
     "attributes_of",
+    "json_files",
     "with_attributes",
+    "xml_files",
     "FolderFiles",
     "ZipFiles",
     "ZipOutput",
@@ -117,6 +121,28 @@ def with_attributes(annotation: dict[str, Any], attributes: dict[str, Any]) -> d
         metadata = annotation.setdefault("metadata", {})
         metadata.setdefault("system", {})["attributes"] = attributes
     return annotation
+
+
+def json_files(files: Files) -> Iterator[tuple[str, Any] | Problem]:
+    """Each ``*.json`` file's name and parsed content, or a :class:`Problem` if it is not JSON."""
+    for name in sorted(n for n in files.names() if n.lower().endswith(".json")):
+        try:
+            with files.open(name) as handle:
+                yield name, json.load(handle)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            yield Problem(name, f"not JSON ({error})")
+
+
+def xml_files(files: Files) -> Iterator[tuple[str, ElementTree.Element] | Problem]:
+    """Each ``*.xml`` file's name and root element, or a :class:`Problem` if it is not
+    well-formed. Parsed by the standard library's expat, which resolves no external entities
+    and refuses entity expansion bombs."""
+    for name in sorted(n for n in files.names() if n.lower().endswith(".xml")):
+        try:
+            with files.open(name) as handle:
+                yield name, ElementTree.parse(handle).getroot()
+        except ElementTree.ParseError as error:
+            yield Problem(name, f"not well-formed XML ({error})")
 
 
 class FolderFiles:

@@ -232,16 +232,20 @@ class ProcessRuntime:
         claim, actor = state.claim, state.session.actor
         pending: list[asyncio.Future[Any]] = []
 
-        def progress(done: int) -> None:  # called by the domain function, on the loop thread
+        def progress(done: int, total: int | None, noun: str) -> None:  # on the loop thread
+            percent = None if not total else 100 * done // total
+            message = f"{done} {noun}" + (" so far" if total is None else f" of {total}")
             report = runs.report_progress(
-                self.platform, claim.id, claim.attempt, message=f"{done} changed so far"
+                self.platform, claim.id, claim.attempt, progress=percent, message=message
             )
             pending.append(asyncio.ensure_future(report))
+
+        work = operations.Work(claim.id, progress, lambda line: state.log.keep("log", line))
 
         async def operate() -> Any:
             try:
                 return await operations.run(
-                    self.platform, actor, claim.function_name, claim.input, progress
+                    self.platform, actor, claim.function_name, claim.input, work
                 )
             finally:
                 await asyncio.gather(*pending, return_exceptions=True)

@@ -24,6 +24,7 @@ from graph.api.bulk import BulkMutations
 from graph.api.datasets import DatasetMutations, DatasetQueries
 from graph.api.errors import typed_errors
 from graph.api.executions import ExecutionMutations, ExecutionQueries
+from graph.api.exports import ExportMutations, ExportQueries
 from graph.api.fanout import SharedEvents
 from graph.api.indexes import IndexMutations, IndexQueries
 from graph.api.items import ItemMutations, ItemQueries
@@ -61,6 +62,7 @@ Query = merge_types(
         SlotQueries,
         ExecutionQueries,
         TriggerQueries,
+        ExportQueries,
     ),
 )
 Mutation = merge_types(
@@ -72,6 +74,7 @@ Mutation = merge_types(
         AnnotationMutations,
         StorageMutations,
         SyncMutations,
+        ExportMutations,
         UploadMutations,
         LinkMutations,
         VersioningMutations,

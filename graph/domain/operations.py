@@ -1,7 +1,7 @@
 """The platform's own long operations, run as executions of built-in functions (package
 ``loopline``, module ``platform``) so they share progress, logs, listing and subscriptions with
-user functions, and never run inside a request: clone, merge, storage sync, and the changes by
-query of graph/domain/bulk.py.
+user functions, and never run inside a request: clone, merge, storage sync, the changes by
+query of graph/domain/bulk.py, imports and exports (graph/domain/imports.py, exports.py).
 
 Starting one checks at once what can be checked cheaply (the caller's role on each dataset, the
 query, a free name), so a mistake is an error of the request, not a failed execution; then it
@@ -22,35 +22,39 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Dataset, Execution, utcnow
-from graph.domain import bulk, events, queries, sync, versioning
+from graph.domain import bulk, events, exports, imports, queries, sync, versioning
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import check_name, dataset_for
 from graph.domain.errors import Conflict, InvalidInput
 from graph.domain.executions import enqueue, execution_event, new_job_id, status_entry
 from graph.domain.platform import Platform
+from graph.domain.work import Work
 from graph.queue import PLATFORM_QUEUE, Queued
 
-__all__ = ["MODULE", "OPERATIONS", "PACKAGE", "Operation", "run", "start"]
+__all__ = ["MODULE", "OPERATIONS", "PACKAGE", "Operation", "Work", "run", "start"]
 
 PACKAGE = "loopline"
 MODULE = "platform"
 _TIMEOUT = 24 * 3600
 
-Progress = Callable[[int], None]
-
 
 @dataclass(frozen=True)
 class Operation:
-    """``run(platform, actor, progress, **input)`` does the work and returns its output; the
+    """``run(platform, actor, work, input)`` does the work and returns its output; the
     datasets named by ``datasets`` (input keys) need ``role``; ``resource`` is what a query in
-    the input selects (None: no query); ``new_name`` the input key of a dataset it creates."""
+    the input selects (None: no query); ``new_name`` the input key of a dataset it creates.
+    ``attempts`` > 1 and ``on_reset`` "rerun" for an operation that resumes where a lost worker
+    left it; ``check`` checks the rest of the input when the operation is started."""
 
-    run: Callable[..., Awaitable[Any]]
+    run: Callable[[Platform, Actor, Work, dict[str, Any]], Awaitable[Any]]
     role: Role
     datasets: tuple[str, ...] = ("datasetId",)
     resource: str | None = "items"
     new_name: str | None = None
     query_required: bool = False
+    attempts: int = 1
+    on_reset: str = "failed"
+    check: Callable[[Platform, Mapping[str, Any]], None] | None = None
 
 
 def _dataset(result: Dataset) -> dict[str, str]:
@@ -61,7 +65,7 @@ def _changed(result: int) -> dict[str, int]:
     return {"changed": result}
 
 
-async def _clone(platform: Platform, actor: Actor, progress: Progress, **input: Any) -> Any:
+async def _clone(platform: Platform, actor: Actor, work: Work, input: dict[str, Any]) -> Any:
     return _dataset(
         await versioning.clone_dataset(
             platform,
@@ -78,7 +82,7 @@ async def _clone(platform: Platform, actor: Actor, progress: Progress, **input: 
     )
 
 
-async def _merge(platform: Platform, actor: Actor, progress: Progress, **input: Any) -> Any:
+async def _merge(platform: Platform, actor: Actor, work: Work, input: dict[str, Any]) -> Any:
     return _dataset(
         await versioning.merge_datasets(
             platform,
@@ -91,7 +95,7 @@ async def _merge(platform: Platform, actor: Actor, progress: Progress, **input: 
     )
 
 
-async def _sync(platform: Platform, actor: Actor, progress: Progress, **input: Any) -> Any:
+async def _sync(platform: Platform, actor: Actor, work: Work, input: dict[str, Any]) -> Any:
     return dataclasses.asdict(await sync.sync_dataset(platform, actor, input["datasetId"]))
 
 
@@ -101,7 +105,7 @@ def _by_query(
     """A change by query of graph/domain/bulk.py; ``names`` maps its keyword arguments to the
     input keys that carry them."""
 
-    async def run(platform: Platform, actor: Actor, progress: Progress, **input: Any) -> Any:
+    async def run(platform: Platform, actor: Actor, work: Work, input: dict[str, Any]) -> Any:
         options = {arg: input[key] for arg, key in names.items() if key in input}
         return _changed(
             await function(
@@ -110,7 +114,7 @@ def _by_query(
                 input["datasetId"],
                 dql=input.get("dql"),
                 dataloop=input.get("filter"),
-                progress=progress,
+                progress=lambda done: work.progress(done, None, "changed"),
                 **options,
             )
         )
@@ -159,6 +163,21 @@ OPERATIONS: dict[str, Operation] = {
         resource="annotations",
         query_required=True,
     ),
+    imports.FUNCTION: Operation(
+        imports.run_import,
+        Role.annotationManager,
+        resource=None,
+        attempts=3,
+        on_reset="rerun",
+        check=imports.check_input,
+    ),
+    exports.FUNCTION: Operation(
+        exports.run_export,
+        Role.annotationManager,
+        attempts=3,
+        on_reset="rerun",
+        check=exports.check_input,
+    ),
 }
 
 
@@ -189,6 +208,8 @@ async def _preflight(
             input.get("dql"), input.get("filter"), resource=operation.resource
         )
         queries.compile_for(query, operation.resource, platform.db.dialect, ids[0])
+    if operation.check is not None:
+        operation.check(platform, input)
     if operation.new_name:
         name = check_name(input.get(operation.new_name) or "")
         taken = await session.scalar(
@@ -217,8 +238,8 @@ async def start(
             input=values,
             status="created",
             status_log=[status_entry("created", None, 0, now)],
-            max_attempts=1,
-            on_reset="failed",
+            max_attempts=operation.attempts,
+            on_reset=operation.on_reset,
             execution_timeout=_TIMEOUT,
             job_id=new_job_id(),
             queued_at=now,
@@ -240,10 +261,10 @@ async def start(
 
 
 async def run(
-    platform: Platform, actor: Actor, function: str, input: Mapping[str, Any], progress: Progress
+    platform: Platform, actor: Actor, function: str, input: Mapping[str, Any], work: Work
 ) -> Any:
     """Do an operation (in a worker); domain errors propagate as they would in a request."""
     operation = OPERATIONS.get(function)
     if operation is None:
         raise InvalidInput(f"the platform has no function {function!r}", field="functionName")
-    return await operation.run(platform, actor, progress, **input)
+    return await operation.run(platform, actor, work, dict(input))

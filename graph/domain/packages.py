@@ -14,10 +14,9 @@ import ast
 import asyncio
 import io
 import json
-import stat
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import func, select
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graph.db.tables import Package, PackageRevision, Service
 from graph.domain import blobs, events
 from graph.domain.access import Actor, Role, require_role
+from graph.domain.archives import checked_members
 from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.platform import Platform
 from graph.domain.uploads import TooLarge
@@ -56,35 +56,6 @@ class Deployable:
     spec: PackageSpec
     package_id: str | None = None
     revision: int | None = None
-
-
-def _check_members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
-    members = archive.infolist()
-    if len(members) > _MAX_MEMBERS:
-        raise InvalidInput(f"the archive has more than {_MAX_MEMBERS} files", field="archive")
-    if sum(m.file_size for m in members) > _MAX_UNPACKED:
-        raise InvalidInput(
-            f"the archive unpacks to more than {_MAX_UNPACKED >> 20} MB", field="archive"
-        )
-    files = {}
-    for member in members:
-        path = PurePosixPath(member.filename)
-        if (
-            member.filename.startswith(("/", "\\"))
-            or "\\" in member.filename
-            or ".." in path.parts
-            or (path.parts and ":" in path.parts[0])
-        ):
-            raise InvalidInput(
-                f"unsafe file name in the archive: {member.filename!r}", field="archive"
-            )
-        if stat.S_ISLNK(member.external_attr >> 16):
-            raise InvalidInput(
-                f"the archive holds a symbolic link: {member.filename!r}", field="archive"
-            )
-        if not member.is_dir():
-            files[str(path)] = member
-    return files
 
 
 def _check_module_code(
@@ -135,7 +106,7 @@ def read_archive(data: bytes | Path) -> PackageSpec:
     except zipfile.BadZipFile:
         raise InvalidInput("the archive is not a zip file", field="archive") from None
     with archive:
-        files = _check_members(archive)
+        files = checked_members(archive, max_members=_MAX_MEMBERS, max_unpacked=_MAX_UNPACKED)
         if MANIFEST not in files:
             raise InvalidInput(f"the archive has no {MANIFEST} at its root", field="archive")
         try:

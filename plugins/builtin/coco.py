@@ -34,6 +34,7 @@ from plugins.converters import (
     Problem,
     Sizes,
     attributes_of,
+    json_files,
     with_attributes,
 )
 from plugins.hookspecs import hookimpl
@@ -204,13 +205,11 @@ def _read_file(name: str, data: Any) -> Iterator[ItemAnnotations | Problem]:
 
 
 def read(files: Files, sizes: Sizes) -> Iterator[ItemAnnotations | Problem]:
-    for name in sorted(n for n in files.names() if n.lower().endswith(".json")):
-        try:
-            with files.open(name) as handle:
-                data = json.load(handle)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            yield Problem(name, f"not JSON ({error})")
+    for found in json_files(files):
+        if isinstance(found, Problem):
+            yield found
             continue
+        name, data = found
         if not isinstance(data, dict) or not all(
             isinstance(data.get(k), list) for k in ("images", "annotations")
         ):

@@ -32,6 +32,7 @@ from plugins.converters import (
     Sizes,
     attributes_of,
     with_attributes,
+    xml_files,
 )
 from plugins.hookspecs import hookimpl
 
@@ -172,13 +173,11 @@ def _shapes(
 
 
 def read(files: Files, sizes: Sizes) -> Iterator[ItemAnnotations | Problem]:
-    for name in sorted(n for n in files.names() if n.lower().endswith(".xml")):
-        try:
-            with files.open(name) as handle:
-                root = ElementTree.parse(handle).getroot()
-        except ElementTree.ParseError as error:
-            yield Problem(name, f"not well-formed XML ({error})")
+    for found in xml_files(files):
+        if isinstance(found, Problem):
+            yield found
             continue
+        name, root = found
         if root.tag != "annotations":
             yield Problem(name, f"not CVAT for images (root <{root.tag}>)")
             continue

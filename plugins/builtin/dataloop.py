@@ -17,7 +17,15 @@ import posixpath
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from plugins.converters import ConverterType, Files, ItemAnnotations, Output, Problem, Sizes
+from plugins.converters import (
+    ConverterType,
+    Files,
+    ItemAnnotations,
+    Output,
+    Problem,
+    Sizes,
+    json_files,
+)
 from plugins.hookspecs import hookimpl
 
 __all__ = ["read", "register_converters", "write"]
@@ -36,13 +44,11 @@ def _size(item: dict[str, Any]) -> tuple[int | None, int | None]:
 
 
 def read(files: Files, sizes: Sizes) -> Iterator[ItemAnnotations | Problem]:
-    for name in sorted(n for n in files.names() if n.lower().endswith(".json")):
-        try:
-            with files.open(name) as handle:
-                data = json.load(handle)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            yield Problem(name, f"not JSON ({error})")
+    for found in json_files(files):
+        if isinstance(found, Problem):
+            yield found
             continue
+        name, data = found
         if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
             yield Problem(name, "not a Dataloop item JSON: expected an annotations list")
             continue

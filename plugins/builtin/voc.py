@@ -4,8 +4,7 @@ Each ``*.xml`` names its image in ``<filename>``, in the XML's folder. Objects b
 the corners as given (VOC's pixel numbers are kept, not shifted); ``pose``, ``truncated``,
 ``difficult`` and ``occluded`` become attributes; parts (``<part>``: a person's head, hands,
 feet) become boxes whose ``metadata.system.parentId`` is their object, and are written back as
-parts. XML is parsed by the standard library's expat, which resolves no external entities
-and refuses entity expansion bombs.
+parts.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from plugins.converters import (
     Sizes,
     attributes_of,
     with_attributes,
+    xml_files,
 )
 from plugins.hookspecs import hookimpl
 
@@ -92,13 +92,11 @@ def _size(root: ElementTree.Element) -> tuple[int | None, int | None]:
 
 
 def read(files: Files, sizes: Sizes) -> Iterator[ItemAnnotations | Problem]:
-    for name in sorted(n for n in files.names() if n.lower().endswith(".xml")):
-        try:
-            with files.open(name) as handle:
-                root = ElementTree.parse(handle).getroot()
-        except ElementTree.ParseError as error:
-            yield Problem(name, f"not well-formed XML ({error})")
+    for found in xml_files(files):
+        if isinstance(found, Problem):
+            yield found
             continue
+        name, root = found
         if root.tag != "annotation":
             yield Problem(name, f"not a VOC annotation (root <{root.tag}>)")
             continue

@@ -94,16 +94,16 @@ def _annotation(numbers: list[float], names: list[str], width: int, height: int)
     if not all(0 <= n <= 1 for n in numbers[1:]):
         raise _Bad("coordinates must be normalised to [0, 1]")
     label = names[int(class_id)]
+
+    def point(x: float, y: float) -> dict[str, float]:
+        # within the image: 6 printed decimals put a box's edge a hair outside it
+        return {"x": min(max(x, 0.0), 1.0) * width, "y": min(max(y, 0.0), 1.0) * height}
+
     if count == 5:
         cx, cy, w, h = numbers[1:]
-        corners = [
-            {"x": (cx - w / 2) * width, "y": (cy - h / 2) * height},
-            {"x": (cx + w / 2) * width, "y": (cy + h / 2) * height},
-        ]
+        corners = [point(cx - w / 2, cy - h / 2), point(cx + w / 2, cy + h / 2)]
         return {"type": "box", "label": label, "coordinates": corners}
-    ring = [
-        {"x": x * width, "y": y * height} for x, y in zip(numbers[1::2], numbers[2::2], strict=True)
-    ]
+    ring = [point(x, y) for x, y in zip(numbers[1::2], numbers[2::2], strict=True)]
     return {"type": "segment", "label": label, "coordinates": [ring]}
 
 

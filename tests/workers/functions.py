@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import time
 from typing import Any
 
@@ -51,13 +52,14 @@ class Runner:
         return "slept"
 
     def stubborn(self, seconds: float) -> None:
-        """Ignores every request to stop that it can (it catches what it is sent)."""
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            try:
-                time.sleep(0.05)
-            except BaseException:
-                pass
+        """Cannot be stopped while it runs: it blocks the signal a worker interrupts with, as
+        code stuck in a C extension would (catching the interrupt would leave moments between
+        Python instructions where it gets through)."""
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        try:
+            time.sleep(seconds)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def chatty(self, lines: int, context: Any = None) -> int:
         for n in range(lines):

@@ -1,0 +1,239 @@
+"""Exports: a dataset's annotations (or those of a DQL selection of its files, optionally only
+the annotations an annotation query selects) in an annotation format, as a zip archive.
+
+An export is an execution of the platform function ``export_dataset`` (:mod:`operations`),
+never work inside a request, in two phases:
+
+1. **Spool**: the selected files are read a page at a time in id order (keyset), each page with
+   its annotations, and appended to a spool file of records (one JSON line per file) under
+   ``LOOPLINE_HOME/exports/<execution>``. After each page the records are flushed to disk and a
+   checkpoint (the last id, the file's length, the counts, the labels seen) replaces the old
+   one. A worker that dies mid-way leaves both; the execution is run again (``onReset`` rerun)
+   and carries on after the checkpoint (records past it are cut off), not from the start.
+2. **Write**: the converter reads the records back one at a time and writes the archive
+   (memory stays flat whatever the size); the archive becomes a platform blob, downloadable at
+   ``GET /executions/<id>/export``; the spool is removed.
+
+``since`` (the id of an earlier successful export of the dataset) exports only the files that
+changed after it started: files created, moved or updated, or whose annotations were created,
+updated or deleted since (a file deleted since is not in the new export; nothing says it is
+gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, func, or_, select
+
+from graph.db.tables import Annotation, Execution, Item
+from graph.domain import blobs, items, queries
+from graph.domain.access import Actor, Role
+from graph.domain.annotation_json import to_dataloop
+from graph.domain.datasets import dataset_for
+from graph.domain.errors import InvalidInput, NotFound
+from graph.domain.formats import converter_for
+from graph.domain.platform import Platform
+from graph.domain.work import Work
+from plugins.converters import ItemAnnotations, ZipOutput
+
+__all__ = ["FUNCTION", "PAGE", "check_input", "export_blob", "run_export"]
+
+FUNCTION = "export_dataset"
+PAGE = 500  # files per page of the spool phase
+
+
+@dataclass
+class _Checkpoint:
+    """How far the spool phase got: its records file holds exactly ``offset`` bytes of whole
+    records, the last of the file with id ``cursor``."""
+
+    cursor: str | None = None
+    offset: int = 0
+    items: int = 0
+    annotations: int = 0
+    total: int | None = None
+    labels: list[str] = field(default_factory=list)
+
+
+def check_input(platform: Platform, input: Mapping[str, Any]) -> None:
+    """What an export's input must be, checked when it is started: a format with a writer and
+    an annotation query that compiles."""
+    converter_for(platform, input.get("format") or "", "write")
+    query = queries.parse_query(input.get("annotationDql"), resource="annotations")
+    queries.compile_for(query, "annotations", platform.db.dialect, input.get("datasetId"))
+
+
+def _spool(platform: Platform, execution_id: str) -> Path:
+    return platform.settings.home / "exports" / execution_id
+
+
+def _load(folder: Path) -> _Checkpoint:
+    path = folder / "checkpoint.json"
+    return _Checkpoint(**json.loads(path.read_text())) if path.exists() else _Checkpoint()
+
+
+def _save(folder: Path, checkpoint: _Checkpoint) -> None:
+    """Replace the checkpoint in one step (rename), after the records it counts are on disk."""
+    temporary = folder / "checkpoint.json.tmp"
+    temporary.write_text(json.dumps(asdict(checkpoint)))
+    os.replace(temporary, folder / "checkpoint.json")
+
+
+async def _since(session: Any, dataset_id: str, export_id: str) -> datetime:
+    earlier = await session.get(Execution, export_id)
+    if (
+        earlier is None
+        or earlier.function_name != FUNCTION
+        or (earlier.input or {}).get("datasetId") != dataset_id
+        or earlier.status != "success"
+        or earlier.started_at is None
+    ):
+        raise InvalidInput(
+            f"since: {export_id!r} is not a finished export of this dataset", field="since"
+        )
+    return earlier.started_at
+
+
+def _changed_since(moment: datetime) -> ColumnElement[bool]:
+    touched = exists().where(Annotation.item_id == Item.id, Annotation.updated_at > moment)
+    return or_(Item.updated_at > moment, touched)
+
+
+def _record(item: Item, annotations: list[Annotation]) -> ItemAnnotations:
+    extra = {"metadata": item.metadata_}
+    if item.description is not None:
+        extra["description"] = item.description
+    return ItemAnnotations(
+        item.filename, [to_dataloop(a) for a in annotations], item.width, item.height, extra
+    )
+
+
+async def _spool_pages(
+    platform: Platform,
+    actor: Actor,
+    work: Work,
+    folder: Path,
+    input: dict[str, Any],
+) -> _Checkpoint:
+    dataset_id, dialect = input["datasetId"], platform.db.dialect
+    item_query = queries.parse_query(input.get("dql"), input.get("filter"), resource="items")
+    annotation_query = queries.parse_query(input.get("annotationDql"), resource="annotations")
+    async with platform.db.read() as session:
+        await dataset_for(session, actor, dataset_id, Role.annotationManager)
+        chosen = [
+            *items.listing(dataset_id, folders=False),
+            queries.compile_for(item_query, "items", dialect, dataset_id).where,
+        ]
+        if input.get("since"):
+            chosen.append(_changed_since(await _since(session, dataset_id, input["since"])))
+        annotation_where = queries.compile_for(
+            annotation_query, "annotations", dialect, dataset_id
+        ).where
+        checkpoint = _load(folder)
+        if checkpoint.total is None:
+            checkpoint.total = await session.scalar(select(func.count()).where(*chosen)) or 0
+    records = folder / "records.jsonl"
+    with records.open("ab") as out:
+        out.truncate(checkpoint.offset)  # a record past the checkpoint may be cut short
+        labels = set(checkpoint.labels)
+        while True:
+            async with platform.db.read() as session:
+                after = [] if checkpoint.cursor is None else [Item.id > checkpoint.cursor]
+                page = list(
+                    await session.scalars(
+                        select(Item).where(*chosen, *after).order_by(Item.id).limit(PAGE)
+                    )
+                )
+                if not page:
+                    return checkpoint
+                found: dict[str, list[Annotation]] = {item.id: [] for item in page}
+                annotations = await session.scalars(
+                    select(Annotation)
+                    .where(Annotation.item_id.in_(list(found)), annotation_where)
+                    .order_by(Annotation.item_id, Annotation.id)
+                )
+                for annotation in annotations:
+                    found[annotation.item_id].append(annotation)
+            for item in page:
+                record = _record(item, found[item.id])
+                labels.update(a["label"] for a in record.annotations if a.get("label"))
+                out.write(json.dumps(asdict(record), ensure_ascii=False).encode() + b"\n")
+                checkpoint.annotations += len(record.annotations)
+            out.flush()
+            os.fsync(out.fileno())
+            checkpoint.cursor, checkpoint.offset = page[-1].id, out.tell()
+            checkpoint.items += len(page)
+            checkpoint.labels = sorted(labels)
+            _save(folder, checkpoint)
+            work.progress(checkpoint.items, checkpoint.total, "files spooled")
+
+
+def _read_records(path: Path) -> Iterator[ItemAnnotations]:
+    with path.open("rb") as records:
+        for line in records:
+            yield ItemAnnotations(**json.loads(line))
+
+
+def _write_archive(platform: Platform, format_name: str, folder: Path, labels: list[str]) -> int:
+    converter = converter_for(platform, format_name, "write")
+    assert converter.write is not None
+    with zipfile.ZipFile(folder / "export.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        return converter.write(_read_records(folder / "records.jsonl"), labels, ZipOutput(archive))
+
+
+async def run_export(
+    platform: Platform, actor: Actor, work: Work, input: dict[str, Any]
+) -> dict[str, Any]:
+    """Both phases of an export (see the module's docstring); the execution's output."""
+    check_input(platform, input)
+    folder = _spool(platform, work.execution_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    resumed = _load(folder).items
+    if resumed:
+        work.log(f"resuming after {resumed} files spooled by an earlier attempt")
+    checkpoint = await _spool_pages(platform, actor, work, folder, input)
+    left_out = await asyncio.to_thread(
+        _write_archive, platform, input["format"], folder, checkpoint.labels
+    )
+    with (folder / "export.zip").open("rb") as archive:
+        staged = await asyncio.to_thread(blobs.stage, platform, archive)
+    try:
+        async with platform.db.write() as session:
+            blob_id, _ = await blobs.ensure_blob(session, platform, staged)
+    finally:
+        staged.discard()
+    shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "format": input["format"],
+        "blobId": blob_id,
+        "size": staged.size,
+        "items": checkpoint.items,
+        "annotations": checkpoint.annotations,
+        "leftOut": left_out,
+        "resumedAfter": resumed,
+        "download": f"/executions/{work.execution_id}/export",
+    }
+
+
+async def export_blob(platform: Platform, actor: Actor, execution_id: str) -> tuple[str, str]:
+    """The blob of a finished export and a file name for it, for whoever may see its dataset."""
+    async with platform.db.read() as session:
+        execution = await session.get(Execution, execution_id)
+        if execution is None or execution.function_name != FUNCTION:
+            raise NotFound("export", execution_id)
+        dataset_id = execution.input["datasetId"]
+        dataset = await dataset_for(session, actor, dataset_id, Role.annotationManager)
+        output = execution.output or {}
+        if execution.status != "success" or "blobId" not in output:
+            raise NotFound("finished export", execution_id)
+    return output["blobId"], f"{dataset.name}-{output['format']}.zip"
