@@ -26,6 +26,7 @@ from graph.api.errors import typed_errors
 from graph.api.executions import ExecutionMutations, ExecutionQueries
 from graph.api.exports import ExportMutations, ExportQueries
 from graph.api.fanout import SharedEvents
+from graph.api.imports import ImportMutations
 from graph.api.indexes import IndexMutations, IndexQueries
 from graph.api.items import ItemMutations, ItemQueries
 from graph.api.links import LinkMutations
@@ -75,6 +76,7 @@ Mutation = merge_types(
         StorageMutations,
         SyncMutations,
         ExportMutations,
+        ImportMutations,
         UploadMutations,
         LinkMutations,
         VersioningMutations,

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Annotation, Execution, Item
 from graph.domain import blobs, items, queries
@@ -46,7 +47,7 @@ from graph.domain.platform import Platform
 from graph.domain.work import Work
 from plugins.converters import ItemAnnotations, ZipOutput
 
-__all__ = ["FUNCTION", "PAGE", "check_input", "export_blob", "run_export"]
+__all__ = ["FUNCTION", "PAGE", "check_input", "check_start", "export_blob", "run_export"]
 
 FUNCTION = "export_dataset"
 PAGE = 500  # files per page of the spool phase
@@ -71,6 +72,16 @@ def check_input(platform: Platform, input: Mapping[str, Any]) -> None:
     converter_for(platform, input.get("format") or "", "write")
     query = queries.parse_query(input.get("annotationDql"), resource="annotations")
     queries.compile_for(query, "annotations", platform.db.dialect, input.get("datasetId"))
+
+
+async def check_start(
+    session: AsyncSession,
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    input: Mapping[str, Any],
+) -> None:
+    check_input(platform, input)
 
 
 def _spool(platform: Platform, execution_id: str) -> Path:

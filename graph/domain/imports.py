@@ -1,9 +1,10 @@
 """Imports: annotations from an archive in an annotation format, onto a dataset's files.
 
-The archive is received first (:func:`receive_archive`: staged to the blob store while it
-arrives, refused past ``LOOPLINE_MAX_IMPORT_BYTES``, its names and unpacked size checked), then
-imported by an execution of the platform function ``import_annotations`` (:mod:`operations`):
-the converter reads the archive one image at a time; each is matched to a file of the dataset by
+The files come from an archive, received first (:func:`receive_archive`: staged to the blob
+store while it arrives, refused past ``LOOPLINE_MAX_IMPORT_BYTES``, its names and unpacked size
+checked), or from a folder of one of the project's storage drivers (``driverId``, ``folder``).
+An execution of the platform function ``import_annotations`` (:mod:`operations`) imports them:
+the converter reads them one image at a time; each is matched to a file of the dataset by
 path, else by name when one file has it (``/2007_000027.jpg`` finds ``/train/2007_000027.jpg``),
 else by name without extension (YOLO's label files); its annotations are written all or none,
 checked as any annotation is (types, geometry, bounds: ``outOfBounds`` "clip" or "reject").
@@ -15,14 +16,17 @@ image is keyed by the execution, so an import run again after a lost worker writ
 from __future__ import annotations
 
 import asyncio
+import io
 import posixpath
 import shutil
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Blob, Item
 from graph.domain import annotations, blobs, storage
@@ -36,9 +40,10 @@ from graph.domain.geometry import Outside
 from graph.domain.platform import Platform
 from graph.domain.uploads import TooLarge
 from graph.domain.work import Work
-from plugins.converters import ItemAnnotations, Problem, ZipFiles
+from plugins.converters import Files, ItemAnnotations, Problem, ZipFiles
+from plugins.types import StorageBackend
 
-__all__ = ["FUNCTION", "check_input", "receive_archive", "run_import"]
+__all__ = ["FUNCTION", "check_input", "check_start", "receive_archive", "run_import"]
 
 FUNCTION = "import_annotations"
 _REPORTED = 100  # problems in the output; the log has them all
@@ -50,8 +55,29 @@ def check_input(platform: Platform, input: Mapping[str, Any]) -> None:
     converter_for(platform, input.get("format") or "", "read")
     if input.get("outOfBounds", "reject") not in ("reject", "clip"):
         raise InvalidInput('outOfBounds is "reject" or "clip"', field="outOfBounds")
-    if not input.get("blobId"):
-        raise InvalidInput("no archive: send it first", field="blobId")
+    if bool(input.get("blobId")) == bool(input.get("driverId")):
+        raise InvalidInput(
+            "import from an archive (send it) or from a storage driver's folder (driverId)",
+            field="driverId",
+        )
+
+
+async def check_start(
+    session: AsyncSession,
+    platform: Platform,
+    actor: Actor,
+    project_id: str,
+    input: Mapping[str, Any],
+) -> None:
+    """:func:`check_input`, and that a driver to read from is one of the project's that the
+    actor may use."""
+    check_input(platform, input)
+    if input.get("driverId"):
+        driver, _ = await storage.driver_for(
+            session, actor, input["driverId"], Role.annotationManager
+        )
+        if driver.project_id != project_id:
+            raise InvalidInput("the driver is not one of the dataset's project", field="driverId")
 
 
 def _check_archive(path: Path, limit: int) -> None:
@@ -115,6 +141,20 @@ def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+class _StoreFiles:
+    """The files below a folder of a storage driver."""
+
+    def __init__(self, backend: StorageBackend, folder: str) -> None:
+        self.backend = backend
+        self.prefix = folder.strip("/") + "/" if folder.strip("/") else ""
+
+    def names(self) -> Iterator[str]:
+        return (info.key[len(self.prefix) :] for info in self.backend.list(self.prefix))
+
+    def open(self, name: str) -> IO[bytes]:
+        return io.BytesIO(b"".join(self.backend.open(self.prefix + name)))
+
+
 async def _copy_blob(platform: Platform, blob_id: str, target: Path) -> None:
     async with platform.db.read() as session:
         blob = await session.get(Blob, blob_id)
@@ -127,6 +167,26 @@ async def _copy_blob(platform: Platform, blob_id: str, target: Path) -> None:
                 out.write(chunk)
 
     await asyncio.to_thread(copy)
+
+
+@asynccontextmanager
+async def _files(
+    platform: Platform, actor: Actor, input: dict[str, Any], folder: Path
+) -> AsyncIterator[Files]:
+    """What the import reads: the archive (copied beside the spool) or the driver's folder."""
+    if input.get("blobId"):
+        await _copy_blob(platform, input["blobId"], folder / "archive.zip")
+        with zipfile.ZipFile(folder / "archive.zip") as archive:
+            yield ZipFiles(archive)
+        return
+    async with platform.db.read() as session:
+        driver, integration = await storage.driver_for(
+            session, actor, input["driverId"], Role.annotationManager
+        )
+    with storage.store_errors(driver):
+        yield _StoreFiles(
+            storage.open_backend(platform, driver, integration), input.get("folder") or ""
+        )
 
 
 async def _write(
@@ -204,9 +264,8 @@ async def run_import(
         return (item.width, item.height) if item and item.width and item.height else None
 
     try:
-        await _copy_blob(platform, input["blobId"], folder / "archive.zip")
-        with zipfile.ZipFile(folder / "archive.zip") as archive:
-            records: Iterator[ItemAnnotations | Problem] = converter.read(ZipFiles(archive), size)
+        async with _files(platform, actor, input, folder) as files:
+            records: Iterator[ItemAnnotations | Problem] = converter.read(files, size)
             while (record := await asyncio.to_thread(next, records, None)) is not None:
                 if isinstance(record, Problem):
                     problem(record)

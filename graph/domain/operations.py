@@ -38,6 +38,10 @@ MODULE = "platform"
 _TIMEOUT = 24 * 3600
 
 
+# checks the rest of an operation's input: (session, platform, actor, project id, input)
+Check = Callable[[AsyncSession, Platform, Actor, str, Mapping[str, Any]], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Operation:
     """``run(platform, actor, work, input)`` does the work and returns its output; the
@@ -54,7 +58,7 @@ class Operation:
     query_required: bool = False
     attempts: int = 1
     on_reset: str = "failed"
-    check: Callable[[Platform, Mapping[str, Any]], None] | None = None
+    check: Check | None = None
 
 
 def _dataset(result: Dataset) -> dict[str, str]:
@@ -169,14 +173,14 @@ OPERATIONS: dict[str, Operation] = {
         resource=None,
         attempts=3,
         on_reset="rerun",
-        check=imports.check_input,
+        check=imports.check_start,
     ),
     exports.FUNCTION: Operation(
         exports.run_export,
         Role.annotationManager,
         attempts=3,
         on_reset="rerun",
-        check=exports.check_input,
+        check=exports.check_start,
     ),
 }
 
@@ -209,7 +213,7 @@ async def _preflight(
         )
         queries.compile_for(query, operation.resource, platform.db.dialect, ids[0])
     if operation.check is not None:
-        operation.check(platform, input)
+        await operation.check(session, platform, actor, project_id, input)
     if operation.new_name:
         name = check_name(input.get(operation.new_name) or "")
         taken = await session.scalar(

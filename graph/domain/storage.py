@@ -45,6 +45,7 @@ __all__ = [
     "create_integration",
     "delete_driver",
     "delete_integration",
+    "driver_for",
     "driver_of",
     "driver_types",
     "list_drivers",
@@ -446,6 +447,17 @@ async def upsert_blobs(
         ).returning(Blob.key, Blob.id)
         ids.update({key: blob_id for key, blob_id in await session.execute(statement)})
     return ids
+
+
+async def driver_for(
+    session: AsyncSession, actor: Actor, driver_id: str, needed: Role
+) -> tuple[Driver, Integration | None]:
+    """A driver with its integration, if the actor has ``needed`` in its project."""
+    driver = await _row_for(session, actor, Driver, driver_id, needed)
+    integration = None
+    if driver.integration_id is not None:
+        integration = await session.get(Integration, driver.integration_id)
+    return driver, integration
 
 
 async def driver_of(session: AsyncSession, dataset: Dataset) -> tuple[Driver, Integration | None]:

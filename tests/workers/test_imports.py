@@ -15,11 +15,23 @@ import pytest
 from sqlalchemy import func, select
 
 from graph.db.tables import Annotation
-from graph.domain import annotations, datasets, executions, exports, items, operations
+from graph.domain import (
+    annotations,
+    datasets,
+    executions,
+    exports,
+    imports,
+    items,
+    operations,
+    projects,
+    storage,
+)
 from graph.domain.annotation_json import to_dataloop
+from graph.domain.errors import InvalidInput, NotFound
 from plugins.builtin import voc
 from plugins.converters import FolderFiles, ItemAnnotations
-from tests.conftest import shared_data
+from tests.conftest import make_user, shared_data
+from tests.graphql import gql, gql_errors
 from tests.workers.conftest import burst
 
 DATA = shared_data()
@@ -250,3 +262,42 @@ async def test_export_then_import_round_trips(
         )
     await _import(client, settings, copy.id, archive, format="cvat")
     assert await _boxes(platform, owner, copy.id) == await _boxes(platform, owner, dataset.id)
+
+
+async def test_from_a_storage_folder_over_graphql(
+    client, platform, owner, project, settings, dataset, truth
+) -> None:
+    admin, _ = await make_user(platform, "admin@example.com", admin=True)
+    await projects.add_member(platform, owner[0], project.id, admin.email, "owner")
+    driver = await storage.create_driver(
+        platform, admin, project.id, "shared", "local", {"path": str(SAMPLE)}
+    )
+    mutation = """mutation($d: ID!, $s: ID!, $f: String!) {
+        importAnnotations(datasetId: $d, format: "yolo", driverId: $s, folder: $f) { id } }"""
+    started = await gql(client, mutation, {"d": dataset.id, "s": driver.id, "f": "yolo"})
+    burst(settings)
+    done = await executions.get_execution(platform, owner[0], started["importAnnotations"]["id"])
+    assert done.status == "success", done.error
+    assert (done.output["matched"], done.output["problemCount"]) == (100, 0)
+    assert await _boxes(platform, owner, dataset.id) == _truth_boxes(truth)
+
+    errors = await gql_errors(client, mutation, {"d": dataset.id, "s": "0" * 24, "f": "yolo"})
+    assert errors[0]["extensions"]["code"] == "NOT_FOUND"
+    outsider, token = await make_user(platform, "outsider@example.com")
+    other = await projects.create_project(platform, outsider, "theirs")
+    theirs = await datasets.create_dataset(platform, outsider, other.id, "theirs")
+    with pytest.raises(NotFound):  # their dataset, our driver: they cannot even see it
+        await operations.start(
+            platform,
+            outsider,
+            imports.FUNCTION,
+            {"datasetId": theirs.id, "format": "voc", "driverId": driver.id},
+        )
+    await projects.add_member(platform, owner[0], project.id, outsider.email, "annotationManager")
+    with pytest.raises(InvalidInput, match="not one of the dataset's project"):
+        await operations.start(
+            platform,
+            outsider,
+            imports.FUNCTION,
+            {"datasetId": theirs.id, "format": "voc", "driverId": driver.id},
+        )
