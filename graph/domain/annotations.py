@@ -1,4 +1,5 @@
-"""Annotations (storage and CRUD with Dataloop's fields; ontology validation comes with recipes)."""
+"""Annotations: storage and CRUD with Dataloop's fields; in a dataset with a recipe, checked
+against its ontology on write (graph/domain/recipe_check.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
-from graph.domain import events, planning, queries
+from graph.domain import events, planning, queries, recipe_check
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
@@ -172,6 +173,7 @@ async def create_annotations(
         item, dataset = await item_for(session, actor, item_id, Role.annotator, writing=True)
         if item.type != "file":
             raise InvalidInput("folders cannot be annotated", field="itemId")
+        await recipe_check.check_annotations(session, dataset, specs)
         parents = {s.parent_id for s in specs if s.parent_id}
         if parents:
             found = set(
@@ -315,6 +317,7 @@ async def update_annotation(
         for name, value in changes.items():
             setattr(current, name, {} if name == "metadata" and value is None else value)
         _check(current, 0)
+        await recipe_check.check_annotations(session, dataset, [current])
         for name in changes:
             setattr(annotation, "metadata_" if name == "metadata" else name, getattr(current, name))
         annotation.updated_at = utcnow()
