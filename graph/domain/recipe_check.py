@@ -48,7 +48,11 @@ class Rules:
 
 
 async def rules_of(session: AsyncSession, dataset: Dataset) -> Rules | None:
-    """The rules of the dataset's recipe, or None when it has none; one statement."""
+    """The rules of the dataset's recipe, or None when it has none; one statement.
+
+    The ontology's row is share-locked (PostgreSQL) until the write commits: a label rename or
+    delete, which locks it for update, then sees the annotations this write adds, or this write
+    sees its new labels. (SQLite runs one write at a time.)"""
     if dataset.recipe_id is None:
         return None
     row = (
@@ -56,6 +60,7 @@ async def rules_of(session: AsyncSession, dataset: Dataset) -> Rules | None:
             select(Ontology.name, Ontology.labels, Ontology.attributes)
             .join(Recipe, Recipe.ontology_id == Ontology.id)
             .where(Recipe.id == dataset.recipe_id)
+            .with_for_update(read=True, of=Ontology)
         )
     ).one()
     return Rules(row.name, frozenset(labels.flatten(row.labels)), list(row.attributes))

@@ -4,13 +4,14 @@ effect on annotations, roles, unknown ids, and bounded list queries."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from graph.db.tables import Annotation, Event
+from graph.db.tables import Annotation, Dataset, Event
 from graph.domain import (
     annotations,
     bulk,
@@ -18,6 +19,7 @@ from graph.domain import (
     items,
     ontologies,
     projects,
+    recipe_check,
     recipes,
     versioning,
 )
@@ -178,6 +180,26 @@ async def test_recipe_over_an_existing_ontology(platform, owner, project) -> Non
             platform, actor, project.id, "three", ontology_id=shared.id, labels=[{"tag": "x"}]
         )
     assert refused.value.details["field"] == "ontologyId"
+
+
+async def test_dataloop_roots_are_accepted(platform, owner, project) -> None:
+    roots = [
+        {
+            "value": {"tag": "Fish", "displayLabel": "Fish", "color": "#2206e7"},
+            "children": [{"value": {"tag": "Shark", "color": "#000001"}, "children": []}],
+        }
+    ]
+    ontology = await ontologies.create_ontology(platform, owner[0], project.id, "sea", labels=roots)
+    assert ontology.labels == [
+        {
+            "tag": "Fish",
+            "displayLabel": "Fish",
+            "color": "#2206e7",
+            "children": [
+                {"tag": "Shark", "displayLabel": "Shark", "color": "#000001", "children": []}
+            ],
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -555,6 +577,32 @@ async def test_rename_relabels_annotations_of_the_label_and_its_children(
     moved = await ontologies.rename_label(platform, actor, zoo.ontology_id, "animal.cat", "pet.cat")
     assert _paths(moved.ontology)[-2:] == ["pet", "pet.cat"]
     assert moved.annotations == 1
+
+
+async def test_a_rename_waits_for_a_write_checked_against_the_old_labels(platform, zoo) -> None:
+    if platform.db.is_sqlite:
+        pytest.skip("SQLite runs one write at a time")
+    async with platform.db.write() as session:
+        dataset = await session.get(Dataset, zoo.id)
+        await recipe_check.rules_of(session, dataset)  # as create_annotations reads the recipe
+        rename = asyncio.create_task(
+            ontologies.rename_label(platform, zoo.actor, zoo.ontology_id, "animal.dog", "animal.k9")
+        )
+        await asyncio.sleep(0.3)
+        assert not rename.done()
+        session.add(
+            Annotation(
+                item_id=zoo.items[0],
+                dataset_id=zoo.id,
+                type="class",
+                label="animal.dog",
+                coordinates=[],
+                attributes=[],
+            )
+        )
+    change = await rename
+    assert change.annotations == 1
+    assert await _labels_of(platform, zoo.id) == ["animal.k9"]
 
 
 async def test_bad_renames_are_refused(platform, labelled) -> None:
