@@ -17,6 +17,7 @@ from graph.api.facets import (
     Histogram,
 )
 from graph.api.items import DIR_ARGUMENT, DQL_ARGUMENT, FILTER_ARGUMENT, ItemListing, list_items
+from graph.api.recipes import Recipe
 from graph.api.saved_queries import SAVED_ARGUMENT, chosen_query
 from graph.api.scalars import JSON, LIST_DQL, Connection, iso, to_connection
 from graph.db.tables import Dataset as DatasetRow
@@ -41,6 +42,7 @@ class Dataset:
     driver_id: strawberry.ID | None
     readonly: bool
     src_dataset_id: strawberry.ID | None
+    recipe_id: strawberry.ID | None
     items_count: int
     annotations_count: int
     metadata: JSON
@@ -58,6 +60,7 @@ class Dataset:
             driver_id=row.driver_id,
             readonly=row.readonly,
             src_dataset_id=row.src_dataset_id,
+            recipe_id=row.recipe_id,
             items_count=row.items_count,
             annotations_count=row.annotations_count,
             metadata=row.metadata_,
@@ -66,6 +69,16 @@ class Dataset:
             updated_at=iso(row.updated_at),
             last_synced_at=iso(row.last_synced_at),
         )
+
+    @strawberry.field(
+        description="The recipe annotations written to the dataset are checked against; none: "
+        "any label is accepted."
+    )
+    async def recipe(self, info: Info) -> Recipe | None:
+        if self.recipe_id is None:
+            return None
+        row = await info.context.loaders.recipe.load(self.recipe_id)
+        return None if row is None else Recipe.of(row)
 
     @strawberry.field(description="The dataset this one was cloned from, if any.")
     async def src_dataset(self, info: Info) -> Dataset | None:

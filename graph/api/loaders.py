@@ -16,8 +16,10 @@ from graph.db.tables import (
     Annotation,
     Dataset,
     Item,
+    Ontology,
     Package,
     PackageRevision,
+    Recipe,
     Service,
 )
 from graph.domain import loading
@@ -50,6 +52,14 @@ class Loaders:
             return await loading.annotations_of_items(self._platform, item_ids)
 
         return DataLoader(load_fn=load)
+
+    @cached_property
+    def recipe(self) -> DataLoader[str, Recipe | None]:
+        return self._by_id(Recipe)
+
+    @cached_property
+    def ontology(self) -> DataLoader[str, Ontology | None]:
+        return self._by_id(Ontology)
 
     @cached_property
     def service(self) -> DataLoader[str, Service | None]:

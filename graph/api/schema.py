@@ -31,8 +31,10 @@ from graph.api.indexes import IndexMutations, IndexQueries
 from graph.api.items import ItemMutations, ItemQueries
 from graph.api.links import LinkMutations
 from graph.api.live import LiveSubscriptions
+from graph.api.ontologies import OntologyMutations, OntologyQueries
 from graph.api.packages import PackageMutations, PackageQueries
 from graph.api.projects import ProjectMutations, ProjectQueries
+from graph.api.recipes import RecipeMutations, RecipeQueries
 from graph.api.saved_queries import SavedQueryMutations, SavedQueryQueries
 from graph.api.services import ServiceMutations, ServiceQueries
 from graph.api.slots import SlotMutations, SlotQueries
@@ -54,6 +56,8 @@ Query = merge_types(
         DatasetQueries,
         ItemQueries,
         AnnotationQueries,
+        OntologyQueries,
+        RecipeQueries,
         StorageQueries,
         VersioningQueries,
         IndexQueries,
@@ -73,6 +77,8 @@ Mutation = merge_types(
         DatasetMutations,
         ItemMutations,
         AnnotationMutations,
+        OntologyMutations,
+        RecipeMutations,
         StorageMutations,
         SyncMutations,
         ExportMutations,

@@ -44,9 +44,11 @@ __all__ = [
     "Lease",
     "Member",
     "MetadataIndex",
+    "Ontology",
     "Package",
     "PackageRevision",
     "Project",
+    "Recipe",
     "SavedQuery",
     "Service",
     "Trigger",
@@ -191,6 +193,12 @@ class Dataset(_Entity, Base):
     annotations_count: Mapped[int] = mapped_column(BigInteger, default=0)
     last_synced_at: Mapped[datetime | None] = mapped_column(default=None)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # the recipe annotations written to the dataset are checked against; none accepts any label.
+    # No ON DELETE: SQLite reflects no options of the column's inline key (migration 0003), so
+    # deleting a recipe in use detaches its datasets first (graph/domain/recipes.py)
+    recipe_id: Mapped[str | None] = mapped_column(
+        ForeignKey("recipes.id"), default=None, index=True
+    )
     creator: Mapped[str] = mapped_column(String(320), default="")
 
 
@@ -298,6 +306,41 @@ class MetadataIndex(_Entity, Base):
     path: Mapped[str] = mapped_column(String(512))
     # what each SQL index serves ("values", "numbers") -> its name
     sql_indexes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+# --- labels -------------------------------------------------------------------------------------
+
+
+class Ontology(_Entity, Base):
+    """A project's labels and attributes (v2), in Dataloop's wire form.
+
+    ``labels`` is the tree ``[{tag, displayLabel, color, children: [...]}]`` (a node's ``tag`` is
+    its own name; annotations carry dot paths ``animal.dog``); ``attributes`` the definitions
+    ``[{key, title, type, scope, optional, values?, multi?, range?}]``. Both are read whole and
+    written whole: graph/domain/labels.py and attributes.py check them."""
+
+    __tablename__ = "ontologies"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[Any] = mapped_column(Json, default=list)
+    attributes: Mapped[Any] = mapped_column(Json, default=list)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Recipe(_Entity, Base):
+    """How a dataset is annotated: its ontology, instructions for annotators and the custom
+    statuses tasks may set (``["expert review"]``)."""
+
+    __tablename__ = "recipes"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    # no ON DELETE: an ontology in use is refused by the domain; a project's delete takes both
+    ontology_id: Mapped[str] = mapped_column(ForeignKey("ontologies.id"), index=True)
+    instructions: Mapped[str | None] = mapped_column(Text, default=None)
+    statuses: Mapped[Any] = mapped_column(Json, default=list)
     creator: Mapped[str] = mapped_column(String(320), default="")
 
 

@@ -1,4 +1,5 @@
-"""Annotations (storage and CRUD with Dataloop's fields; ontology validation comes with recipes)."""
+"""Annotations: storage and CRUD with Dataloop's fields; in a dataset with a recipe, checked
+against its ontology on write (graph/domain/recipe_check.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
-from graph.domain import events, planning, queries
+from graph.domain import events, planning, queries, recipe_check
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
@@ -94,9 +95,30 @@ def _check(spec: AnnotationSpec, index: int) -> None:
         raise InvalidInput("metadata must be a JSON object", field=f"{where}.metadata")
 
 
+def _named_attributes(spec: AnnotationSpec, where: str) -> AnnotationSpec:
+    """Attributes by name sent as Dataloop sends them (``metadata.system.attributes``) are kept
+    in ``attributes`` (replacing what was there), where DQL (``attributes.color``), indexes and
+    recipes find them."""
+    system = spec.metadata.get("system")
+    if not isinstance(system, dict) or "attributes" not in system:
+        return spec
+    named = system["attributes"]
+    if not isinstance(named, dict):
+        raise InvalidInput(
+            f"{where}: metadata.system.attributes must be an object {{key: value}}",
+            field=f"{where}.metadata.system.attributes",
+        )
+    rest = {key: value for key, value in system.items() if key != "attributes"}
+    metadata = {key: value for key, value in spec.metadata.items() if key != "system"}
+    return replace(
+        spec, attributes=named, metadata={**metadata, **({"system": rest} if rest else {})}
+    )
+
+
 def _shaped(spec: AnnotationSpec, where: str, item: Item, outside: Outside) -> AnnotationSpec:
     """``spec`` with its coordinates (and its video keyframes') checked against its type's
     layout and the item's size, in their stored form; errors name places under ``where``."""
+    spec = _named_attributes(spec, where)
     size = (item.width, item.height) if item.width and item.height else None
     coordinates = check_coordinates(
         spec.type, spec.coordinates, f"{where}.coordinates", size, outside
@@ -189,6 +211,7 @@ async def create_annotations(
         if item.type != "file":
             raise InvalidInput("folders cannot be annotated", field="itemId")
         specs = [_shaped(spec, f"annotations[{i}]", item, outside) for i, spec in enumerate(specs)]
+        await recipe_check.check_annotations(session, dataset, specs)
         parents = {s.parent_id for s in specs if s.parent_id}
         if parents:
             found = set(
@@ -342,6 +365,7 @@ async def update_annotation(
             item = await session.get(Item, annotation.item_id)
             assert item is not None  # an annotation goes with its item
             current = _shaped(current, "patch", item, outside)
+        await recipe_check.check_annotations(session, dataset, [current])
         for name in changes:
             setattr(annotation, "metadata_" if name == "metadata" else name, getattr(current, name))
         annotation.updated_at = utcnow()

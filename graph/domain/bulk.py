@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.ast import Query
 from graph.db.tables import Annotation, Item, utcnow
-from graph.domain import annotations, blobs, events, items, paths, queries
+from graph.domain import annotations, blobs, events, items, paths, queries, recipe_check
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import InvalidInput
@@ -286,7 +286,8 @@ async def update_annotations_by_query(
 ) -> int:
     """Set ``label`` and/or ``status`` (``changes``; ``None`` clears) and change
     ``metadata.user`` (merge ``set_user_metadata``, or replace it) of the annotations selected; one
-    ``annotation updated`` event each."""
+    ``annotation updated`` event each. A new label must be in the dataset's recipe, if it has
+    one (the annotations' attribute values are not checked again)."""
     query = _query(dql, dataloop, "annotations")
     fixed = dict(changes or {})
     _check_annotation_changes(fixed)
@@ -300,6 +301,10 @@ async def update_annotations_by_query(
         dataset = await dataset_for(
             session, actor, dataset_id, Role.annotationManager, writing=True
         )
+        if fixed.get("label") is not None:
+            rules = await recipe_check.rules_of(session, dataset)
+            if rules is not None:
+                recipe_check.check_label(rules, fixed["label"], "the new label", "label")
         where = _annotations_where(dataset_id, query, platform.db.dialect)
         columns = (_A.c.id, _A.c.item_id, *((_A.c.metadata,) if metadata else ()))
         async for rows in _chunks(session, columns, where):

@@ -28,8 +28,10 @@ from graph.db.tables import (
     Integration,
     Item,
     Member,
+    Ontology,
     Package,
     Project,
+    Recipe,
     SavedQuery,
     Service,
     Trigger,
@@ -53,9 +55,11 @@ __all__ = [
     "item_fields",
     "keyset_select",
     "member_fields",
+    "ontology_fields",
     "package_fields",
     "parse_query",
     "project_fields",
+    "recipe_fields",
     "saved_query_fields",
     "service_fields",
     "trigger_fields",
@@ -160,6 +164,7 @@ def dataset_fields() -> FieldMap:
         "projectId": Scalar(_D.c.project_id, "string"),
         "name": Scalar(_D.c.name, "string"),
         "driverId": Scalar(_D.c.driver_id, "string"),
+        "recipeId": Scalar(_D.c.recipe_id, "string"),
         "readonly": Scalar(_D.c.readonly, "boolean"),
         "srcDatasetId": Scalar(_D.c.src_dataset_id, "string"),
         "itemsCount": Scalar(_D.c.items_count, "integer"),
@@ -235,6 +240,17 @@ def driver_fields() -> FieldMap:
 def saved_query_fields() -> FieldMap:
     columns = {**_OWNED, "resource": "resource", "dql": "dql", "description": "description"}
     return _fields(SavedQuery.__table__, columns, ["filter"])
+
+
+@lru_cache(maxsize=1)
+def ontology_fields() -> FieldMap:
+    return _fields(Ontology.__table__, _OWNED)
+
+
+@lru_cache(maxsize=1)
+def recipe_fields() -> FieldMap:
+    columns = {**_OWNED, "ontologyId": "ontology_id", "instructions": "instructions"}
+    return _fields(Recipe.__table__, columns)
 
 
 @lru_cache(maxsize=1)
@@ -401,6 +417,8 @@ _FIELDS: dict[str, Callable[[str | None], FieldMap]] = {
     "integrations": lambda _: integration_fields(),
     "drivers": lambda _: driver_fields(),
     "savedQueries": lambda _: saved_query_fields(),
+    "ontologies": lambda _: ontology_fields(),
+    "recipes": lambda _: recipe_fields(),
 }
 
 

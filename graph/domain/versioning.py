@@ -2,7 +2,8 @@
 
 Dataloop has no version entity: a version is a clone (``srcDataset``). A clone or merge copies
 item rows (``srcItem`` points at the source item) and, if asked, annotations (``srcAnnotationId``),
-but never bytes: the copies use the same blobs, thumbnails and URLs as their sources.
+but never bytes: the copies use the same blobs, thumbnails and URLs as their sources. A clone keeps
+its source's recipe; a merge takes the recipe its sources share, if they all have the same.
 
 Sources are read in keyset batches by path, so memory stays flat however large they are; each
 operation is one transaction.
@@ -289,6 +290,7 @@ async def clone_dataset(
         target = await insert_dataset(
             session, actor, source.project_id, name, src_dataset_id=source.id
         )
+        target.recipe_id = source.recipe_id
         copier = _Copier(
             session,
             actor,
@@ -389,6 +391,8 @@ async def merge_datasets(
             )
         target = await insert_dataset(session, actor, sources[0].project_id, name)
         target.metadata_ = {"system": {"mergedFrom": list(dataset_ids)}}
+        shared = {s.recipe_id for s in sources}
+        target.recipe_id = shared.pop() if len(shared) == 1 else None
         await session.flush()
         copier = _Copier(
             session,

@@ -24,6 +24,7 @@ from graph.domain import (
     items,
     operations,
     projects,
+    recipes,
     storage,
 )
 from graph.domain.annotation_json import to_dataloop
@@ -301,3 +302,26 @@ async def test_from_a_storage_folder_over_graphql(
             imports.FUNCTION,
             {"datasetId": theirs.id, "format": "voc", "driverId": driver.id},
         )
+
+
+async def test_labels_outside_the_recipe_are_reported_per_image(
+    client, platform, owner, project, settings, dataset, truth
+) -> None:
+    voc_flags = [
+        {"key": "pose", "type": "freeText"},
+        {"key": "truncated", "type": "boolean"},
+        {"key": "difficult", "type": "boolean"},
+    ]
+    recipe = await recipes.create_recipe(
+        platform, owner[0], project.id, "people", labels=[{"tag": "person"}], attributes=voc_flags
+    )
+    await recipes.set_dataset_recipe(platform, owner[0], dataset.id, recipe.id)
+    started = await _import(client, settings, dataset.id, _zip(SAMPLE / "voc"), format="voc")
+    done = await executions.get_execution(platform, owner[0], started["id"])
+    only_people = [r for r in truth.values() if {a["label"] for a in r.annotations} == {"person"}]
+    others = [r for r in truth.values() if {a["label"] for a in r.annotations} - {"person"}]
+    assert done.output["annotations"] == sum(len(r.annotations) for r in only_people)
+    assert done.output["problemCount"] == len(others)
+    assert all("is not in ontology 'people'" in p["message"] for p in done.output["problems"])
+    labels = await annotations.list_annotations(platform, owner[0], dataset.id, first=1000)
+    assert {row.label for row in labels.rows} == {"person"}
