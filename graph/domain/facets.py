@@ -281,11 +281,14 @@ def _number(fields: FieldMap, field: str, dialect: str) -> ColumnElement[Any]:
             raise InvalidInput(f"{field} is a {scalar.kind}, not a number", field="field")
         return scalar.column
     path = _json_path(fields, field)
-    found = index_expressions(fields, path, dialect)
+    found = {
+        name: expression
+        for index in index_expressions(fields, path, dialect)
+        for name, expression in zip(index.names, index.expressions, strict=True)
+    }
     if dialect == "sqlite":
-        type_name, value = found[0].expressions
-        return case((type_name.in_(("integer", "real")), value), else_=None)
-    return found[1].expressions[0]  # the number expression PostgreSQL's number index holds
+        return case((found["type-name"].in_(("integer", "real")), found["text"]), else_=None)
+    return found["number"]  # the number expression PostgreSQL's number index holds
 
 
 def _bounds(
