@@ -79,9 +79,14 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Json:
-    """A JSON column whose inner paths are fields: ``metadata`` -> ``metadata.user.camera``."""
+    """A JSON column whose inner paths are fields: ``metadata`` -> ``metadata.user.camera``.
+
+    ``stored``: inner paths whose expressions the table also holds in columns (e.g. generated
+    columns), ``("user", "camera") -> {expression name: column}`` with the names
+    :class:`IndexExpression` gives; a comparison on the path reads those columns instead."""
 
     column: ColumnElement[Any]
+    stored: Mapping[tuple[str, ...], Mapping[str, ColumnElement[Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -153,10 +158,12 @@ class IndexExpression:
     """The key expressions of one index on a JSON path, in order: compiled queries compare the
     path through exactly these, so the database matches the index to them. ``serves`` is
     ``"values"`` (strings and booleans; on SQLite numbers too, json_extract being typed) or
-    ``"numbers"`` (PostgreSQL's number comparisons)."""
+    ``"numbers"`` (PostgreSQL's number comparisons). ``names`` name each expression
+    (``type-name``, ``text``, ``number``), as :class:`Json`'s ``stored`` columns are keyed."""
 
     serves: Literal["values", "numbers"]
     expressions: tuple[ColumnElement[Any], ...]
+    names: tuple[str, ...]
 
 
 def index_expressions(
@@ -166,8 +173,8 @@ def index_expressions(
     by the code that compiles comparisons on the path, so compiled queries use the indexes.
 
     SQLite: one index on the type name then the value (``json_extract``), which serves every
-    typed comparison from the index alone. PostgreSQL: one on the text (``#>>``), one on the
-    number expression number comparisons use.
+    typed comparison from the index alone. PostgreSQL: one on the type name then the text
+    (``#>>``), one on the type name then the number expression number comparisons use.
 
     Raises :class:`DQLFieldError` unless ``path`` is a JSON path of ``fields`` (not a column)
     made of plain segments (letters, digits, ``_``): other paths compile to a bound parameter,
@@ -188,15 +195,14 @@ def index_expressions(
             f"{resolved.name}: an indexed path is made of letters, digits and _ only",
             field=resolved.name,
         )
-    text = _json_expression("text", column, inner, compiler)
+
+    def index(serves: Literal["values", "numbers"], *names: str) -> IndexExpression:
+        built = tuple(_json_expression(name, column, inner, compiler) for name in names)
+        return IndexExpression(serves, built, names)
+
     if dialect == "sqlite":
-        return (
-            IndexExpression(
-                "values", (_json_expression("type-name", column, inner, compiler), text)
-            ),
-        )
-    number = _json_expression("number", column, inner, compiler)
-    return (IndexExpression("values", (text,)), IndexExpression("numbers", (number,)))
+        return (index("values", "type-name", "text"),)
+    return (index("values", "type-name", "text"), index("numbers", "type-name", "number"))
 
 
 # --- values -----------------------------------------------------------------------------------------
@@ -301,6 +307,8 @@ class _Compiler:
         self.dialect = dialect
         self.correlated = correlated  # the outermost quantifiers compile to a correlated EXISTS
         self.nesting = 0  # how many related resources' filters are being compiled
+        # (JSON column, inner path) -> the path's stored expressions, as resolved field maps say
+        self.stored: dict[tuple[Any, tuple[str, ...]], Mapping[str, Any]] = {}
 
     # resolving -------------------------------------------------------------------------------------
 
@@ -311,6 +319,9 @@ class _Compiler:
             return _Resolved(name, scalar=scalar)
         json_field = fields.json.get(path[0])
         if json_field is not None and len(path) > 1:
+            stored = json_field.stored.get(path[1:])
+            if stored:
+                self.stored[json_field.column, path[1:]] = stored
             return _Resolved(name, json_column=json_field.column, json_path=path[1:])
         raise DQLFieldError(f"unknown field {name!r}", field=name)
 
@@ -347,12 +358,10 @@ class _Compiler:
 
     def build_json(self, what: str, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
         if what.startswith("is-"):
+            # the type name, '' when missing, IN the kinds: a term an index on the type name
+            # serves (with the value after it, a count never reads the table)
             kinds = _JSON_KINDS[self.dialect][what[3:]]
-            if self.dialect == "sqlite":
-                # the type name, '' when missing, IN the kinds: a term an index on the type name
-                # serves (with the value after it, a count never reads the table)
-                return _json_expression("type-name", column, path, self).in_(kinds)
-            return func.coalesce(self.json_type(column, path).in_(kinds), false())
+            return _json_expression("type-name", column, path, self).in_(kinds)
         if what == "type-name":
             return func.coalesce(self.json_type(column, path), _inline(""))
         if what == "number":  # PostgreSQL: cast only what is known to be a number
@@ -656,6 +665,9 @@ def _inline(value: str) -> Any:
 
 
 def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _Compiler) -> Any:
+    stored = compiler.stored.get((column, path))
+    if stored is not None:  # built on the stored columns: not for the cache of plain paths
+        return stored[what] if what in stored else compiler.build_json(what, column, path)
     key = (what, column, path, compiler.dialect)
     found = _JSON_EXPRESSIONS.get(key)
     if found is None:

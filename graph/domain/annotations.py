@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
-from graph.domain import events, planning, queries, recipe_check
+from graph.domain import events, indexes, planning, queries, recipe_check
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
@@ -315,7 +315,10 @@ async def count_annotations(
     query = queries.parse_query(dql, dataloop, resource="annotations")
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
-        compiled = queries.compile_for(query, "annotations", platform.db.dialect, dataset_id)
+        stored = await indexes.stored(session)
+        compiled = queries.compile_for(
+            query, "annotations", platform.db.dialect, dataset_id, stored=stored
+        )
         statement = select(func.count()).where(*listing(dataset_id), compiled.where)
         return int(await session.scalar(statement) or 0)
 

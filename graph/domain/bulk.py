@@ -27,8 +27,9 @@ from sqlalchemy import ColumnElement, Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.ast import Query
+from dql.compiler import Compiled
 from graph.db.tables import Annotation, Item, utcnow
-from graph.domain import annotations, blobs, events, items, paths, queries, recipe_check
+from graph.domain import annotations, blobs, events, indexes, items, paths, queries, recipe_check
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import InvalidInput
@@ -63,14 +64,26 @@ def _query(dql: str | None, dataloop: Mapping[str, Any] | None, resource: str) -
     return queries.parse_query(dql, dataloop, resource=resource)
 
 
-def _items_where(dataset_id: str, query: Query, dialect: str) -> list[ColumnElement[bool]]:
-    compiled = queries.compile_for(query, "items", dialect, dataset_id)
+async def _items_where(
+    session: AsyncSession, dataset_id: str, query: Query
+) -> list[ColumnElement[bool]]:
+    compiled = await _compiled(session, query, "items", dataset_id)
     return [*items.listing(dataset_id), compiled.where]
 
 
-def _annotations_where(dataset_id: str, query: Query, dialect: str) -> list[ColumnElement[bool]]:
-    compiled = queries.compile_for(query, "annotations", dialect, dataset_id)
+async def _annotations_where(
+    session: AsyncSession, dataset_id: str, query: Query
+) -> list[ColumnElement[bool]]:
+    compiled = await _compiled(session, query, "annotations", dataset_id)
     return [Annotation.dataset_id == dataset_id, compiled.where]
+
+
+async def _compiled(
+    session: AsyncSession, query: Query, resource: str, dataset_id: str
+) -> Compiled:
+    dialect = session.bind.dialect.name
+    stored = await indexes.stored(session)
+    return queries.compile_for(query, resource, dialect, dataset_id, stored=stored)
 
 
 async def _chunks(
@@ -166,7 +179,7 @@ async def update_items_by_query(
         dataset = await dataset_for(
             session, actor, dataset_id, Role.annotationManager, writing=True
         )
-        where = _items_where(dataset_id, query, platform.db.dialect)
+        where = await _items_where(session, dataset_id, query)
         columns = (_I.c.id, _I.c.metadata) if metadata else (_I.c.id,)
         async for rows in _chunks(session, columns, where):
             now = utcnow()
@@ -209,7 +222,7 @@ async def delete_items_by_query(
         dataset = await dataset_for(
             session, actor, dataset_id, Role.annotationManager, writing=True
         )
-        where = _items_where(dataset_id, query, platform.db.dialect)
+        where = await _items_where(session, dataset_id, query)
         async for rows in _chunks(session, items.LOCATED, where):
             files, blob_ids = await items.remove_chosen(session, actor, dataset, rows)
             freed += await blobs.release(session, blob_ids)
@@ -244,7 +257,7 @@ async def move_items_by_query(
             session, actor, dataset_id, Role.annotationManager, writing=True
         )
         await items.ensure_folders(session, actor, dataset, [target])
-        where = _items_where(dataset_id, query, platform.db.dialect)
+        where = await _items_where(session, dataset_id, query)
         if target != "/":
             where.append(Item.filename.not_in(paths.ancestors(target)))
         folders = (
@@ -305,7 +318,7 @@ async def update_annotations_by_query(
             rules = await recipe_check.rules_of(session, dataset)
             if rules is not None:
                 recipe_check.check_label(rules, fixed["label"], "the new label", "label")
-        where = _annotations_where(dataset_id, query, platform.db.dialect)
+        where = await _annotations_where(session, dataset_id, query)
         columns = (_A.c.id, _A.c.item_id, *((_A.c.metadata,) if metadata else ()))
         async for rows in _chunks(session, columns, where):
             now = utcnow()
@@ -346,7 +359,7 @@ async def delete_annotations_by_query(
         dataset = await dataset_for(
             session, actor, dataset_id, Role.annotationManager, writing=True
         )
-        where = _annotations_where(dataset_id, query, platform.db.dialect)
+        where = await _annotations_where(session, dataset_id, query)
         touched: set[str] = set()
         async for rows in _chunks(session, (_A.c.id, _A.c.item_id), where):
             ids = [row.id for row in rows]

@@ -22,7 +22,7 @@ from graph.db.bulk import insert_many
 from graph.db.engine import dialect_insert, json_dumps
 from graph.db.ids import new_ids
 from graph.db.tables import Execution, ExecutionLog, Item, Service, utcnow
-from graph.domain import events, notify, queries
+from graph.domain import events, indexes, notify, queries
 from graph.domain.access import Actor, Role, require_role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import Conflict, InvalidInput, NotFound
@@ -234,7 +234,10 @@ async def create_executions_by_query(
             raise InvalidInput(
                 f"input.{item_input} is set by the query", field=f"input.{item_input}"
             )
-        compiled = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
+        stored = await indexes.stored(session)
+        compiled = queries.compile_for(
+            query, "items", platform.db.dialect, dataset_id, stored=stored
+        )
         selected = select(Item.id).where(Item.dataset_id == dataset_id, compiled.where)
         count = await session.scalar(select(func.count()).select_from(selected.subquery()))
         if count and count > _BATCH_LIMIT:

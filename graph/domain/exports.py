@@ -37,7 +37,7 @@ from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Annotation, Execution, Item
-from graph.domain import blobs, items, queries
+from graph.domain import blobs, indexes, items, queries
 from graph.domain.access import Actor, Role
 from graph.domain.annotation_json import to_dataloop
 from graph.domain.datasets import dataset_for
@@ -141,14 +141,15 @@ async def _spool_pages(
     annotation_query = queries.parse_query(input.get("annotationDql"), resource="annotations")
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotationManager)
+        stored = await indexes.stored(session)
         chosen = [
             *items.listing(dataset_id, folders=False),
-            queries.compile_for(item_query, "items", dialect, dataset_id).where,
+            queries.compile_for(item_query, "items", dialect, dataset_id, stored=stored).where,
         ]
         if input.get("since"):
             chosen.append(_changed_since(await _since(session, dataset_id, input["since"])))
         annotation_where = queries.compile_for(
-            annotation_query, "annotations", dialect, dataset_id
+            annotation_query, "annotations", dialect, dataset_id, stored=stored
         ).where
         checkpoint = _load(folder)
         if checkpoint.total is None:

@@ -22,14 +22,14 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import ColumnElement, Integer, case, cast, func, select
 
 from dql import Field, Order, Query
 from dql.compiler import FieldMap, index_expressions
 from graph.db.tables import Annotation, Item
-from graph.domain import items, queries
+from graph.domain import indexes, items, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import InvalidInput
@@ -179,28 +179,36 @@ async def _facet(
     dataset_id: str,
     resource: str,
     field: str,
-    where: list[ColumnElement[bool]],
+    rows: Rows,
     limit: int | None,
 ) -> Facet:
     size = _limit(limit)
     key = _key(_FIELDS[resource](dataset_id), resource, field, platform.db.dialect, dataset_id)
-    statement, read = _statement(key, where, size)
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
+        statement, read = _statement(key, rows(await indexes.stored(session)), size)
         values, missing, distinct, total = read((await session.execute(statement)).all())
     return Facet(field, values, missing, total, distinct)
 
 
-def _files(dataset_id: str, query: Query, dialect: str) -> list[ColumnElement[bool]]:
+Rows: TypeAlias = Callable[[queries.Stored], list[ColumnElement[bool]]]
+"""The conditions that select the rows counted, given the JSON paths the database stores in
+columns (``indexes.stored``, read in the counting transaction)."""
+
+
+def _files(
+    dataset_id: str, query: Query, dialect: str, stored: queries.Stored
+) -> list[ColumnElement[bool]]:
     """The dataset's files (folders are not data) matching an item query, as lists select them."""
-    compiled = queries.compile_for(query, "items", dialect, dataset_id)
+    compiled = queries.compile_for(query, "items", dialect, dataset_id, stored=stored)
     return [*items.listing(dataset_id, folders=False), compiled.where]
 
 
 def _item_rows(
     dataset_id: str, dql: str | None, dataloop: Mapping[str, Any] | None, dialect: str
-) -> list[ColumnElement[bool]]:
-    return _files(dataset_id, queries.parse_query(dql, dataloop, resource="items"), dialect)
+) -> Rows:
+    query = queries.parse_query(dql, dataloop, resource="items")
+    return lambda stored: _files(dataset_id, query, dialect, stored)
 
 
 def _annotation_rows(
@@ -209,17 +217,21 @@ def _annotation_rows(
     dataloop: Mapping[str, Any] | None,
     item_dql: str | None,
     dialect: str,
-) -> list[ColumnElement[bool]]:
+) -> Rows:
     """Annotations of the dataset matching an annotation query, on the files an item query
     selects (if given)."""
     query = queries.parse_query(dql, dataloop, resource="annotations")
     on_items = None if item_dql is None else queries.parse_query(item_dql, resource="items")
-    compiled = queries.compile_for(query, "annotations", dialect, dataset_id)
-    where = [Annotation.dataset_id == dataset_id, compiled.where]
-    if on_items is not None:
-        chosen = select(Item.id).where(*_files(dataset_id, on_items, dialect))
-        where.append(Annotation.item_id.in_(chosen))
-    return where
+
+    def rows(stored: queries.Stored) -> list[ColumnElement[bool]]:
+        compiled = queries.compile_for(query, "annotations", dialect, dataset_id, stored=stored)
+        where = [Annotation.dataset_id == dataset_id, compiled.where]
+        if on_items is not None:
+            chosen = select(Item.id).where(*_files(dataset_id, on_items, dialect, stored))
+            where.append(Annotation.item_id.in_(chosen))
+        return where
+
+    return rows
 
 
 async def item_facet(
@@ -235,8 +247,8 @@ async def item_facet(
     """Files of a dataset per value of ``field`` (a column such as ``dir``, ``mimetype``,
     ``annotated``, or a JSON path such as ``metadata.user.camera``), among those matching a DQL
     query (text and/or Dataloop JSON)."""
-    where = _item_rows(dataset_id, dql, dataloop, platform.db.dialect)
-    return await _facet(platform, actor, dataset_id, "items", field, where, limit)
+    rows = _item_rows(dataset_id, dql, dataloop, platform.db.dialect)
+    return await _facet(platform, actor, dataset_id, "items", field, rows, limit)
 
 
 async def annotation_facet(
@@ -258,8 +270,8 @@ async def annotation_facet(
         query = queries.parse_query(dql, dataloop, resource="annotations")
         if query.where is None:
             return await _dataset_labels(platform, actor, dataset_id, _limit(limit))
-    where = _annotation_rows(dataset_id, dql, dataloop, item_dql, platform.db.dialect)
-    return await _facet(platform, actor, dataset_id, "annotations", field, where, limit)
+    rows = _annotation_rows(dataset_id, dql, dataloop, item_dql, platform.db.dialect)
+    return await _facet(platform, actor, dataset_id, "annotations", field, rows, limit)
 
 
 async def _dataset_labels(platform: Platform, actor: Actor, dataset_id: str, limit: int) -> Facet:
@@ -297,11 +309,14 @@ def _number(fields: FieldMap, field: str, dialect: str) -> ColumnElement[Any]:
             raise InvalidInput(f"{field} is a {scalar.kind}, not a number", field="field")
         return scalar.column
     path = _json_path(fields, field)
-    found = index_expressions(fields, path, dialect)
+    found = {
+        name: expression
+        for index in index_expressions(fields, path, dialect)
+        for name, expression in zip(index.names, index.expressions, strict=True)
+    }
     if dialect == "sqlite":
-        type_name, value = found[0].expressions
-        return case((type_name.in_(("integer", "real")), value), else_=None)
-    return found[1].expressions[0]  # the number expression PostgreSQL's number index holds
+        return case((found["type-name"].in_(("integer", "real")), found["text"]), else_=None)
+    return found["number"]  # the number expression PostgreSQL's number index holds
 
 
 def _bounds(
@@ -323,7 +338,7 @@ async def _histogram(
     dataset_id: str,
     resource: str,
     field: str,
-    where: list[ColumnElement[bool]],
+    rows: Rows,
     bins: int,
     low: float | None,
     high: float | None,
@@ -331,9 +346,10 @@ async def _histogram(
     bins, low, high = _bounds(bins, low, high)
     dialect = platform.db.dialect
     x = _number(_FIELDS[resource](dataset_id), field, dialect)
-    stats = select(func.count(), func.count(x), func.min(x), func.max(x)).where(*where)
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
+        where = rows(await indexes.stored(session))
+        stats = select(func.count(), func.count(x), func.min(x), func.max(x)).where(*where)
         total, numbers, smallest, largest = (await session.execute(stats)).one()
         low = float(smallest) if low is None and smallest is not None else low
         high = float(largest) if high is None and largest is not None else high
@@ -369,8 +385,8 @@ async def item_histogram(
 ) -> Histogram:
     """Files of a dataset per range of a number field (``size``, ``width``, a metadata path),
     among those matching a DQL query; ``low``/``high`` default to the smallest/largest number."""
-    where = _item_rows(dataset_id, dql, dataloop, platform.db.dialect)
-    return await _histogram(platform, actor, dataset_id, "items", field, where, bins, low, high)
+    rows = _item_rows(dataset_id, dql, dataloop, platform.db.dialect)
+    return await _histogram(platform, actor, dataset_id, "items", field, rows, bins, low, high)
 
 
 async def annotation_histogram(
@@ -388,7 +404,7 @@ async def annotation_histogram(
 ) -> Histogram:
     """Annotations per range of a number field (``confidence`` by default), as
     :func:`annotation_facet` selects them."""
-    where = _annotation_rows(dataset_id, dql, dataloop, item_dql, platform.db.dialect)
+    rows = _annotation_rows(dataset_id, dql, dataloop, item_dql, platform.db.dialect)
     return await _histogram(
-        platform, actor, dataset_id, "annotations", field, where, bins, low, high
+        platform, actor, dataset_id, "annotations", field, rows, bins, low, high
     )

@@ -30,7 +30,7 @@ from graph.db.bulk import insert_many
 from graph.db.engine import dialect_insert
 from graph.db.ids import new_ids
 from graph.db.tables import Dataset, Item, utcnow
-from graph.domain import blobs, events, paths, planning, queries
+from graph.domain import blobs, events, indexes, paths, planning, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, row_in_dataset
 from graph.domain.errors import Conflict, InvalidInput, NotFound
@@ -226,7 +226,9 @@ async def count_items(
     query = queries.parse_query(dql, dataloop, resource="items")
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
-        compiled = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
+        compiled = queries.compile_for(
+            query, "items", platform.db.dialect, dataset_id, stored=await indexes.stored(session)
+        )
         statement = select(func.count()).where(
             *listing(dataset_id, dir, recursive, folders), compiled.where
         )

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql import ast
 from graph.db.tables import MetadataIndex
-from graph.domain import queries
+from graph.domain import indexes, queries
 from graph.domain.paging import Order, Page
 
 __all__ = ["Listing", "Plan", "enough", "page_select", "plan"]
@@ -89,7 +89,12 @@ async def page_select(
     chosen = await plan(session, query, resource, dataset_id, scope, rows, page)
     dialect = session.bind.dialect.name
     compiled = queries.compile_for(
-        query, resource, dialect, dataset_id, correlated=chosen.correlated
+        query,
+        resource,
+        dialect,
+        dataset_id,
+        correlated=chosen.correlated,
+        stored=await indexes.stored(session),
     )
     return queries.keyset_select(
         listing.entity,

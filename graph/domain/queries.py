@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Select, Table, select
+from sqlalchemy import ColumnElement, Select, Table, column, select
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
+from sqlalchemy.types import Float, String
 
 from dql import DQLError, from_json, parse
 from dql.ast import And, Query
@@ -44,6 +45,7 @@ from graph.domain.paging import Order, Page, keyset_page
 _I, _A, _D = Item.__table__, Annotation.__table__, Dataset.__table__
 
 __all__ = [
+    "Stored",
     "annotation_fields",
     "compile_for",
     "compile_text",
@@ -66,9 +68,32 @@ __all__ = [
 ]
 
 
+Stored: TypeAlias = frozenset[tuple[str, str, tuple[tuple[str, str], ...]]]
+"""JSON paths a database also holds in columns (PostgreSQL's declared indexes, made by
+graph/domain/indexes.py): ``(resource, path, ((expression name, column name), ...))``."""
+
+
+def _json(table: Table, name: str, resource: str, stored: Stored) -> Json:
+    """The JSON column ``name`` of ``table``, with the paths under it that ``stored`` has."""
+    paths = {}
+    for on, path, columns in stored:
+        head, *inner = path.split(".")
+        if on == resource and head == name:
+            paths[tuple(inner)] = {e: _stored_column(table, c, e) for e, c in columns}
+    return Json(table.c[name], paths)
+
+
+def _stored_column(table: Table, name: str, expression: str) -> ColumnElement[Any]:
+    """A column the table has in the database but not in its model (a generated column)."""
+    found = column(name, Float() if expression == "number" else String())
+    found.table = table
+    return found
+
+
 @lru_cache(maxsize=256)
-def item_fields(dataset_id: str | None = None) -> FieldMap:
-    """Items; ``annotations`` is the relation to their annotations (in the same dataset)."""
+def item_fields(dataset_id: str | None = None, stored: Stored = frozenset()) -> FieldMap:
+    """Items; ``annotations`` is the relation to their annotations (in the same dataset);
+    ``stored`` the JSON paths held in columns, which comparisons on them read instead."""
     columns = {
         "id": Scalar(_I.c.id, "string"),
         "datasetId": Scalar(_I.c.dataset_id, "string"),
@@ -95,18 +120,19 @@ def item_fields(dataset_id: str | None = None) -> FieldMap:
     scope = None if dataset_id is None else _A.c.dataset_id == dataset_id
     return FieldMap(
         fields=columns,
-        json={"metadata": Json(_I.c.metadata)},
+        json={"metadata": _json(_I, "metadata", "items", stored)},
         relations={
             "annotations": Relation(
-                lambda: annotation_fields(dataset_id), _I.c.id, _A.c.item_id, scope
+                lambda: annotation_fields(dataset_id, stored), _I.c.id, _A.c.item_id, scope
             )
         },
     )
 
 
 @lru_cache(maxsize=256)
-def annotation_fields(dataset_id: str | None = None) -> FieldMap:
-    """Annotations; ``item`` is the relation to the item each is on."""
+def annotation_fields(dataset_id: str | None = None, stored: Stored = frozenset()) -> FieldMap:
+    """Annotations; ``item`` is the relation to the item each is on; ``stored`` as
+    :func:`item_fields` has it."""
     columns = {
         "id": Scalar(_A.c.id, "string"),
         "itemId": Scalar(_A.c.item_id, "string"),
@@ -149,11 +175,12 @@ def annotation_fields(dataset_id: str | None = None) -> FieldMap:
     return FieldMap(
         fields=columns,
         json={
-            "metadata": Json(_A.c.metadata),
-            "attributes": Json(_A.c.attributes),
-            "coordinates": Json(_A.c.coordinates),
+            name: _json(_A, name, "annotations", stored)
+            for name in ("metadata", "attributes", "coordinates")
         },
-        relations={"item": Relation(lambda: item_fields(dataset_id), _A.c.item_id, _I.c.id, scope)},
+        relations={
+            "item": Relation(lambda: item_fields(dataset_id, stored), _A.c.item_id, _I.c.id, scope)
+        },
     )
 
 
@@ -404,36 +431,42 @@ def _unindexed(column: Any) -> Any:
     return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
 
 
-_FIELDS: dict[str, Callable[[str | None], FieldMap]] = {
+_FIELDS: dict[str, Callable[[str | None, Stored], FieldMap]] = {
     "items": item_fields,
     "annotations": annotation_fields,
-    "datasets": lambda _: dataset_fields(),
-    "executions": lambda _: execution_fields(),
-    "services": lambda _: service_fields(),
-    "triggers": lambda _: trigger_fields(),
-    "packages": lambda _: package_fields(),
-    "projects": lambda _: project_fields(),
-    "members": lambda _: member_fields(),
-    "integrations": lambda _: integration_fields(),
-    "drivers": lambda _: driver_fields(),
-    "savedQueries": lambda _: saved_query_fields(),
-    "ontologies": lambda _: ontology_fields(),
-    "recipes": lambda _: recipe_fields(),
+    "datasets": lambda _, __: dataset_fields(),
+    "executions": lambda _, __: execution_fields(),
+    "services": lambda _, __: service_fields(),
+    "triggers": lambda _, __: trigger_fields(),
+    "packages": lambda _, __: package_fields(),
+    "projects": lambda _, __: project_fields(),
+    "members": lambda _, __: member_fields(),
+    "integrations": lambda _, __: integration_fields(),
+    "drivers": lambda _, __: driver_fields(),
+    "savedQueries": lambda _, __: saved_query_fields(),
+    "ontologies": lambda _, __: ontology_fields(),
+    "recipes": lambda _, __: recipe_fields(),
 }
 
 
 @lru_cache(maxsize=1024)
 def _compiled(
-    query: Query, resource: str, dataset_id: str | None, dialect: str, correlated: bool
+    query: Query,
+    resource: str,
+    dataset_id: str | None,
+    dialect: str,
+    correlated: bool,
+    stored: Stored,
 ) -> Compiled:
     # ASTs are frozen and hashable, and compiled clauses are immutable: a query a UI pages
     # through, or a trigger evaluates on every event, is compiled once
-    return compile_query(query, _FIELDS[resource](dataset_id), dialect, correlated=correlated)
+    fields = _FIELDS[resource](dataset_id, stored)
+    return compile_query(query, fields, dialect, correlated=correlated)
 
 
 def fields_for(resource: str, dataset_id: str | None = None) -> FieldMap:
     """The field map of ``resource`` (its relations scoped to one dataset if given)."""
-    return _FIELDS[resource](dataset_id)
+    return _FIELDS[resource](dataset_id, frozenset())
 
 
 def compile_for(
@@ -443,11 +476,14 @@ def compile_for(
     dataset_id: str | None = None,
     *,
     correlated: bool = False,
+    stored: Stored = frozenset(),
 ) -> Compiled:
     """``query`` compiled over ``resource`` (scoped to one dataset's relations if given);
-    ``correlated`` as :func:`dql.compiler.compile_query` has it."""
+    ``correlated`` as :func:`dql.compiler.compile_query` has it; ``stored`` the JSON paths
+    the database holds in columns (``await indexes.stored(session)``), which it then reads:
+    the same rows, through their indexes."""
     try:
-        return _compiled(query, resource, dataset_id, dialect, correlated)
+        return _compiled(query, resource, dataset_id, dialect, correlated, stored)
     except DQLError as exc:
         raise _invalid(exc) from None
 

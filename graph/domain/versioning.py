@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dql.ast import Query
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
-from graph.domain import events, items, paths, queries
+from graph.domain import events, indexes, items, paths, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, insert_dataset
 from graph.domain.errors import Conflict, InvalidInput
@@ -124,7 +124,8 @@ async def _query_selection(
 ) -> list[_Pass]:
     """Passes for the items a query selects (what the source's listing with it shows): the files
     it matches, and everything below the folders it matches."""
-    compiled = queries.compile_for(query, "items", dialect, source.id)
+    stored = await indexes.stored(session)
+    compiled = queries.compile_for(query, "items", dialect, source.id, stored=stored)
     where = [*items.listing(source.id), compiled.where]
     folders = await session.execute(select(*items.LOCATED).where(*where, Item.type == "dir"))
     outer = items.outermost(folders)

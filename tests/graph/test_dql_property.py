@@ -12,6 +12,7 @@ import json
 import math
 import random
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,7 +22,8 @@ from sqlalchemy import select
 
 from dql import ast, parse
 from graph.db.tables import Item
-from graph.domain import annotations, datasets, items, queries
+from graph.domain import annotations, datasets, indexes, items, queries
+from tests.graph import test_indexes
 
 KEYS = ("a", "b", "c")
 LABELS = ("cat", "dog", "car")
@@ -57,8 +59,12 @@ def _random_items(n: int) -> list[dict[str, Any]]:
 ROWS = _random_items(60)
 
 
-@pytest.fixture
-async def population(platform, owner, project) -> tuple[str, dict[str, dict[str, Any]]]:
+@pytest.fixture(params=[False, True], ids=["json", "indexed"])
+async def population(
+    request, platform, owner, project
+) -> AsyncIterator[tuple[str, dict[str, dict[str, Any]]]]:
+    """The items; ``indexed``: with indexes declared on two of the keys, which queries then read
+    through (on PostgreSQL, generated columns), the third left to the JSON expressions."""
     actor = owner[0]
     dataset = await datasets.create_dataset(platform, actor, project.id, "random")
     specs = [items.ItemSpec(path=r["path"], width=r["width"], user=r["metadata"]) for r in ROWS]
@@ -72,7 +78,17 @@ async def population(platform, owner, project) -> tuple[str, dict[str, dict[str,
                 result.item_id,
                 [annotations.AnnotationSpec(type="class", label=label) for label in row["labels"]],
             )
-    return dataset.id, {r["path"]: r for r in ROWS}
+    if not request.param:
+        yield dataset.id, {r["path"]: r for r in ROWS}
+        return
+    await test_indexes.drop_sql_indexes(platform)  # PostgreSQL's left by other tests
+    for key in KEYS[:2]:
+        await indexes.create_index(platform, actor, "items", f"metadata.user.{key}")
+    async with platform.db.read() as session:
+        stored = {path for _, path, _ in await indexes.stored(session)}
+    assert stored == (set() if platform.db.is_sqlite else {"metadata.user.a", "metadata.user.b"})
+    yield dataset.id, {r["path"]: r for r in ROWS}
+    await test_indexes.drop_sql_indexes(platform)
 
 
 # --- the reference semantics ------------------------------------------------------------------------
@@ -262,11 +278,18 @@ async def test_databases_agree_with_the_reference(platform, owner, population, q
         platform, owner[0], dataset_id, folders=False, dql=text, first=1000
     )
     assert {i.filename for i in page.rows} == expected, text
+    count = await items.count_items(platform, owner[0], dataset_id, folders=False, dql=text)
+    assert count == len(expected), text
     # quantifiers as the correlated EXISTS a SQLite list may be planned with (planning.py)
-    compiled = queries.compile_for(
-        parse(text), "items", platform.db.dialect, dataset_id, correlated=True
-    )
     async with platform.db.read() as session:
+        compiled = queries.compile_for(
+            parse(text),
+            "items",
+            platform.db.dialect,
+            dataset_id,
+            correlated=True,
+            stored=await indexes.stored(session),
+        )
         found = await session.scalars(
             select(Item.filename).where(*items.listing(dataset_id, folders=False), compiled.where)
         )

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from graph.cli import main
+from graph.db.engine import Database
 from graph.domain import annotations, datasets, indexes, items, projects
 from graph.domain.access import Actor
 from graph.domain.errors import Forbidden, InvalidInput, NotFound
@@ -82,11 +83,26 @@ async def platform(platform: Platform) -> AsyncIterator[Platform]:
     await drop_sql_indexes(platform)
 
 
+async def stored_columns(platform: Platform) -> set[tuple[str, str]]:
+    """The generated columns metadata indexes add (PostgreSQL), as (table, column)."""
+    if platform.db.is_sqlite:
+        return set()
+    query = (
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND is_generated = 'ALWAYS'"
+    )
+    async with platform.db.read() as session:
+        return {(t, c) for t, c in (await session.execute(text(query))).all()}
+
+
 async def drop_sql_indexes(platform: Platform) -> None:
     names = await sql_index_names(platform)
+    columns = await stored_columns(platform)
     async with platform.db.write() as session:
         for name in names:
             await session.execute(text(f'DROP INDEX "{name}"'))
+        for table, column in columns:
+            await session.execute(text(f'ALTER TABLE "{table}" DROP COLUMN "{column}"'))
 
 
 @pytest.fixture
@@ -160,6 +176,53 @@ async def test_drop_removes_indexes_and_declaration(platform, owner, project) ->
         await indexes.drop_index(platform, actor, "items", "metadata.user.camera")
 
 
+async def test_postgresql_stores_the_path_in_generated_columns(platform, owner, project) -> None:
+    """PostgreSQL: the declaration adds generated columns named by hash, its indexes are on
+    them, and dropping it drops them; SQLite indexes the expressions and adds no column."""
+    actor = owner[0]
+    declared = await indexes.create_index(platform, actor, "items", "metadata.user.camera")
+    columns = await stored_columns(platform)
+    if platform.db.is_sqlite:
+        assert columns == set()
+        return
+    assert len(columns) == 3 and {t for t, _ in columns} == {"items"}
+    assert all(c.startswith("meta_") and "camera" not in c for _, c in columns)
+    async with platform.db.read() as session:
+        definitions = (
+            await session.execute(
+                text("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'ix_meta_%'")
+            )
+        ).all()
+        assert {name for name, _ in definitions} == set(declared.sql_indexes.values())
+        assert all(sum(c in d for _, c in columns) == 2 for _, d in definitions)
+        assert {p for _, p, _ in await indexes.stored(session)} == {"metadata.user.camera"}
+    await indexes.create_index(platform, actor, "items", "metadata.user.score")
+    await indexes.drop_index(platform, actor, "items", "metadata.user.camera")
+    assert len(await stored_columns(platform)) == 3  # the score's
+    async with platform.db.read() as session:
+        assert {p for _, p, _ in await indexes.stored(session)} == {"metadata.user.score"}
+
+
+async def test_another_process_keeps_working_across_a_drop(
+    platform, owner, project, dataset_id, settings
+) -> None:
+    """A process that learnt of a declaration (its own engine) still queries correctly while
+    and after another one drops it: the columns go only once it has re-read the declarations."""
+    actor = owner[0]
+    dql = 'metadata.user.camera = "front"'
+    expected = await _ids(platform, actor, dataset_id, dql)
+    await indexes.create_index(platform, actor, "items", "metadata.user.camera")
+    other = Platform(settings, Database(settings.database_url), platform.plugins)
+    try:
+        assert await _ids(other, actor, dataset_id, dql) == expected
+        await indexes.drop_index(platform, actor, "items", "metadata.user.camera")
+        assert await stored_columns(platform) == set()
+        assert await _ids(other, actor, dataset_id, dql) == expected
+        assert await items.count_items(other, actor, dataset_id, dql=dql) == len(expected)
+    finally:
+        await other.db.dispose()
+
+
 async def test_events_record_declarations(platform, owner, project) -> None:
     await indexes.create_index(platform, owner[0], "items", "metadata.user.camera")
     await indexes.create_index(platform, owner[0], "items", "metadata.user.camera")
@@ -228,6 +291,7 @@ async def test_bad_resources_and_paths_are_refused(
     assert raised.value.details["field"] == field
     assert await indexes.list_indexes(platform, owner[0]) == []
     assert await sql_index_names(platform) == set()
+    assert await stored_columns(platform) == set()
 
 
 async def test_roles(platform, owner, project) -> None:
@@ -242,6 +306,7 @@ async def test_roles(platform, owner, project) -> None:
         with pytest.raises(Forbidden):
             await indexes.create_index(platform, refused, "items", "metadata.user.camera")
     assert await sql_index_names(platform) == set()
+    assert await stored_columns(platform) == set()
     await indexes.create_index(platform, developer, "items", "metadata.user.camera")
     await indexes.create_index(platform, admin, "items", "metadata.user.score")
     assert len(await indexes.list_indexes(platform, loner)) == 2  # declarations are not secret
