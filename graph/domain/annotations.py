@@ -250,7 +250,7 @@ async def list_annotations(
     size = page_size(first, platform.settings.max_page_size)
     async with platform.db.read() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
-        statement, finish = await planning.page_select(
+        statement, params, finish = await planning.page_select(
             session,
             query,
             "annotations",
@@ -261,7 +261,7 @@ async def list_annotations(
             size,
             after,
         )
-        return finish((await session.execute(statement)).all())
+        return finish((await session.execute(statement, params)).all())
 
 
 async def count_annotations(
@@ -277,7 +277,7 @@ async def count_annotations(
         await dataset_for(session, actor, dataset_id, Role.annotator)
         compiled = queries.compile_for(query, "annotations", platform.db.dialect, dataset_id)
         statement = select(func.count()).where(*listing(dataset_id), compiled.where)
-        return int(await session.scalar(statement) or 0)
+        return int(await session.scalar(statement, compiled.params) or 0)
 
 
 async def get_annotation(platform: Platform, actor: Actor, annotation_id: str) -> Annotation:

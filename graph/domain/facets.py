@@ -178,27 +178,32 @@ async def _facet(
     dataset_id: str,
     resource: str,
     field: str,
-    where: list[ColumnElement[bool]],
+    matched: _Matched,
     limit: int | None,
 ) -> Facet:
     size = _limit(limit)
     key = _key(_FIELDS[resource](dataset_id), resource, field, platform.db.dialect, dataset_id)
+    where, params = matched
     statement, read = _statement(key, where, size)
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
-        values, missing, distinct, total = read((await session.execute(statement)).all())
+        values, missing, distinct, total = read((await session.execute(statement, params)).all())
     return Facet(field, values, missing, total, distinct)
 
 
-def _files(dataset_id: str, query: Query, dialect: str) -> list[ColumnElement[bool]]:
+# conditions, and the values of the parameters of the queries among them
+_Matched = tuple[list[ColumnElement[bool]], Mapping[str, Any]]
+
+
+def _files(dataset_id: str, query: Query, dialect: str) -> _Matched:
     """The dataset's files (folders are not data) matching an item query, as lists select them."""
     compiled = queries.compile_for(query, "items", dialect, dataset_id)
-    return [*items.listing(dataset_id, folders=False), compiled.where]
+    return [*items.listing(dataset_id, folders=False), compiled.where], compiled.params
 
 
 def _item_rows(
     dataset_id: str, dql: str | None, dataloop: Mapping[str, Any] | None, dialect: str
-) -> list[ColumnElement[bool]]:
+) -> _Matched:
     return _files(dataset_id, queries.parse_query(dql, dataloop, resource="items"), dialect)
 
 
@@ -208,17 +213,19 @@ def _annotation_rows(
     dataloop: Mapping[str, Any] | None,
     item_dql: str | None,
     dialect: str,
-) -> list[ColumnElement[bool]]:
+) -> _Matched:
     """Annotations of the dataset matching an annotation query, on the files an item query
     selects (if given)."""
     query = queries.parse_query(dql, dataloop, resource="annotations")
     on_items = None if item_dql is None else queries.parse_query(item_dql, resource="items")
     compiled = queries.compile_for(query, "annotations", dialect, dataset_id)
     where = [Annotation.dataset_id == dataset_id, compiled.where]
-    if on_items is not None:
-        chosen = select(Item.id).where(*_files(dataset_id, on_items, dialect))
-        where.append(Annotation.item_id.in_(chosen))
-    return where
+    if on_items is None:
+        return where, compiled.params
+    # the two queries compile over different field maps, so their parameters' names differ
+    files, params = _files(dataset_id, on_items, dialect)
+    where.append(Annotation.item_id.in_(select(Item.id).where(*files)))
+    return where, {**compiled.params, **params}
 
 
 async def item_facet(
@@ -234,8 +241,8 @@ async def item_facet(
     """Files of a dataset per value of ``field`` (a column such as ``dir``, ``mimetype``,
     ``annotated``, or a JSON path such as ``metadata.user.camera``), among those matching a DQL
     query (text and/or Dataloop JSON)."""
-    where = _item_rows(dataset_id, dql, dataloop, platform.db.dialect)
-    return await _facet(platform, actor, dataset_id, "items", field, where, limit)
+    matched = _item_rows(dataset_id, dql, dataloop, platform.db.dialect)
+    return await _facet(platform, actor, dataset_id, "items", field, matched, limit)
 
 
 async def annotation_facet(
@@ -252,8 +259,8 @@ async def annotation_facet(
     """Annotations of a dataset per value of ``field`` (``label``, ``type``, or any annotation
     field or JSON path), among those matching an annotation query and, with ``item_dql``, on the
     files an item query selects."""
-    where = _annotation_rows(dataset_id, dql, dataloop, item_dql, platform.db.dialect)
-    return await _facet(platform, actor, dataset_id, "annotations", field, where, limit)
+    matched = _annotation_rows(dataset_id, dql, dataloop, item_dql, platform.db.dialect)
+    return await _facet(platform, actor, dataset_id, "annotations", field, matched, limit)
 
 
 # --- histograms -----------------------------------------------------------------------------------
@@ -307,7 +314,7 @@ async def _histogram(
     dataset_id: str,
     resource: str,
     field: str,
-    where: list[ColumnElement[bool]],
+    matched: _Matched,
     bins: int,
     low: float | None,
     high: float | None,
@@ -315,10 +322,11 @@ async def _histogram(
     bins, low, high = _bounds(bins, low, high)
     dialect = platform.db.dialect
     x = _number(_FIELDS[resource](dataset_id), field, dialect)
+    where, params = matched
     stats = select(func.count(), func.count(x), func.min(x), func.max(x)).where(*where)
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
-        total, numbers, smallest, largest = (await session.execute(stats)).one()
+        total, numbers, smallest, largest = (await session.execute(stats, params)).one()
         low = float(smallest) if low is None and smallest is not None else low
         high = float(largest) if high is None and largest is not None else high
         if low is None or high is None:  # no number, and no bound given in its place
@@ -332,7 +340,7 @@ async def _histogram(
         bucket = case((x >= high, bins - 1), else_=step)
         grouped = select(bucket, func.count()).where(*where, x >= low, x <= high).group_by(bucket)
         counts = [0] * bins
-        for at, n in (await session.execute(grouped)).all():
+        for at, n in (await session.execute(grouped, params)).all():
             counts[min(int(at), bins - 1)] += int(n)
     edges = [low + (high - low) * i / bins for i in range(bins)] + [high]
     outside = int(numbers) - sum(counts)
@@ -353,8 +361,8 @@ async def item_histogram(
 ) -> Histogram:
     """Files of a dataset per range of a number field (``size``, ``width``, a metadata path),
     among those matching a DQL query; ``low``/``high`` default to the smallest/largest number."""
-    where = _item_rows(dataset_id, dql, dataloop, platform.db.dialect)
-    return await _histogram(platform, actor, dataset_id, "items", field, where, bins, low, high)
+    matched = _item_rows(dataset_id, dql, dataloop, platform.db.dialect)
+    return await _histogram(platform, actor, dataset_id, "items", field, matched, bins, low, high)
 
 
 async def annotation_histogram(
@@ -372,7 +380,7 @@ async def annotation_histogram(
 ) -> Histogram:
     """Annotations per range of a number field (``confidence`` by default), as
     :func:`annotation_facet` selects them."""
-    where = _annotation_rows(dataset_id, dql, dataloop, item_dql, platform.db.dialect)
+    matched = _annotation_rows(dataset_id, dql, dataloop, item_dql, platform.db.dialect)
     return await _histogram(
-        platform, actor, dataset_id, "annotations", field, where, bins, low, high
+        platform, actor, dataset_id, "annotations", field, matched, bins, low, high
     )

@@ -268,6 +268,7 @@ async def test_databases_agree_with_the_reference(platform, owner, population, q
     )
     async with platform.db.read() as session:
         found = await session.scalars(
-            select(Item.filename).where(*items.listing(dataset_id, folders=False), compiled.where)
+            select(Item.filename).where(*items.listing(dataset_id, folders=False), compiled.where),
+            compiled.params,
         )
         assert set(found) == expected, text
