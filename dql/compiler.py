@@ -152,7 +152,8 @@ class _Bind:
 
 @dataclass(frozen=True)
 class _Template:
-    """What a shape compiles to over ``fields`` (kept so that its identity stays its own)."""
+    """What a shape compiles to over ``fields``, which it keeps alive: the cache is keyed by the
+    field map's ``id``, which no other map can take while the entry holds this one."""
 
     fields: FieldMap
     where: ColumnElement[bool]
@@ -161,7 +162,7 @@ class _Template:
 
 
 _TEMPLATES: dict[Hashable, _Template] = {}
-_TEMPLATE_LIMIT = 4096
+_TEMPLATE_LIMIT = 1024  # a 10-clause shape holds some 30 KB of expressions
 _SERIALS = serials()  # one a shape: parameter names differ between shapes in one statement
 
 
@@ -179,7 +180,7 @@ def compile_query(
         raise ValueError(f"DQL compiles for sqlite and postgresql, not {dialect!r}")
     key = (shape(query), id(fields), dialect, correlated)
     template = _TEMPLATES.get(key)
-    if template is None or template.fields is not fields:
+    if template is None:
         compiler = _Compiler(dialect, correlated)  # type: ignore[arg-type]
         where = true() if query.where is None else compiler.expr(query.where, fields, 0, ("where",))
         order = tuple(compiler.sort_key(o, fields) for o in query.order)
@@ -409,7 +410,7 @@ class _Compiler:
         else:
             quoted = path if plain else ['"' + s.replace('"', '\\"') + '"' for s in path]
             text = "{" + ",".join(quoted) + "}"
-        return literal(text, String(), literal_execute=plain)
+        return literal(text, _STRING, literal_execute=plain)
 
     def json_text(self, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
         """The value at ``path``: SQL-native on SQLite (json_extract), text on PostgreSQL (#>>)."""
@@ -435,13 +436,13 @@ class _Compiler:
             return func.coalesce(self.json_type(column, path), _inline(""))
         if what == "number":  # PostgreSQL: cast only what is known to be a number
             is_number = func.jsonb_typeof(self.json_node(column, path)) == _inline("number")
-            return case((is_number, cast(self.json_text(column, path), Float())), else_=None)
+            return case((is_number, cast(self.json_text(column, path), _FLOAT)), else_=None)
         if what == "text":
             if self.dialect == "sqlite":
                 return func.json_extract(column, self.path_literal(path))
-            return column.op("#>>", return_type=String())(self.path_literal(path))
+            return column.op("#>>", return_type=_STRING)(self.path_literal(path))
         if what == "node":
-            return column.op("#>", return_type=JSONB)(self.path_literal(path))
+            return column.op("#>", return_type=_JSONB)(self.path_literal(path))
         if self.dialect == "sqlite":
             return func.json_type(column, self.path_literal(path))
         return func.jsonb_typeof(self.json_node(column, path))
@@ -666,7 +667,7 @@ class _Compiler:
             node_value = self.json_node(column, path)
             is_array = func.jsonb_typeof(node_value) == "array"
             elements = func.jsonb_array_elements(
-                case((is_array, node_value), else_=cast(literal("[]"), JSONB))
+                case((is_array, node_value), else_=cast(literal("[]"), _JSONB))
             ).table_valued("value")
             value = elements.c.value
         element = FieldMap(fields={}, json={"": Json(value)})
@@ -755,7 +756,16 @@ def _guarded(column: Any, predicate: ColumnElement[bool]) -> ColumnElement[bool]
     """``predicate`` made two-valued: false, not NULL, where a nullable column is NULL."""
     if getattr(column, "nullable", True) is False:
         return predicate
-    return and_(column.is_not(None), predicate)
+    guard = _NOT_NULL.get(column)
+    if guard is None:
+        if len(_NOT_NULL) >= _JSON_CACHE_LIMIT:
+            _NOT_NULL.clear()
+        guard = _NOT_NULL[column] = column.is_not(None)
+    return and_(guard, predicate)
+
+
+# `column IS NOT NULL` of the columns fields map to, made once as JSON expressions are (below)
+_NOT_NULL: dict[Any, ColumnElement[bool]] = {}
 
 
 _JSON_KINDS = {
@@ -778,12 +788,14 @@ _JSON_KINDS = {
 # they are built once (a few hundred paths, not per query or per value).
 _JSON_EXPRESSIONS: dict[tuple[str, Any, tuple[str, ...], str], Any] = {}
 _JSON_CACHE_LIMIT = 4096
+# type instances made once: making one (JSONB's above all) costs more than the expression
+_STRING, _FLOAT, _JSONB = String(), Float(), JSONB()
 
 
 def _inline(value: str) -> Any:
     """A constant written into the SQL, as it is in an index built on the expression around it
     (a bound parameter there would keep the database from matching the index)."""
-    return literal(value, String(), literal_execute=True)
+    return literal(value, _STRING, literal_execute=True)
 
 
 def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _Compiler) -> Any:
