@@ -410,7 +410,7 @@ class _Compiler:
         else:
             quoted = path if plain else ['"' + s.replace('"', '\\"') + '"' for s in path]
             text = "{" + ",".join(quoted) + "}"
-        return literal(text, _STRING, literal_execute=plain)
+        return literal(text, String(), literal_execute=plain)
 
     def json_text(self, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
         """The value at ``path``: SQL-native on SQLite (json_extract), text on PostgreSQL (#>>)."""
@@ -436,13 +436,13 @@ class _Compiler:
             return func.coalesce(self.json_type(column, path), _inline(""))
         if what == "number":  # PostgreSQL: cast only what is known to be a number
             is_number = func.jsonb_typeof(self.json_node(column, path)) == _inline("number")
-            return case((is_number, cast(self.json_text(column, path), _FLOAT)), else_=None)
+            return case((is_number, cast(self.json_text(column, path), Float())), else_=None)
         if what == "text":
             if self.dialect == "sqlite":
                 return func.json_extract(column, self.path_literal(path))
-            return column.op("#>>", return_type=_STRING)(self.path_literal(path))
+            return column.op("#>>", return_type=String())(self.path_literal(path))
         if what == "node":
-            return column.op("#>", return_type=_JSONB)(self.path_literal(path))
+            return column.op("#>", return_type=JSONB)(self.path_literal(path))
         if self.dialect == "sqlite":
             return func.json_type(column, self.path_literal(path))
         return func.jsonb_typeof(self.json_node(column, path))
@@ -667,7 +667,7 @@ class _Compiler:
             node_value = self.json_node(column, path)
             is_array = func.jsonb_typeof(node_value) == "array"
             elements = func.jsonb_array_elements(
-                case((is_array, node_value), else_=cast(literal("[]"), _JSONB))
+                case((is_array, node_value), else_=cast(literal("[]"), JSONB))
             ).table_valued("value")
             value = elements.c.value
         element = FieldMap(fields={}, json={"": Json(value)})
@@ -788,14 +788,12 @@ _JSON_KINDS = {
 # they are built once (a few hundred paths, not per query or per value).
 _JSON_EXPRESSIONS: dict[tuple[str, Any, tuple[str, ...], str], Any] = {}
 _JSON_CACHE_LIMIT = 4096
-# type instances made once: making one (JSONB's above all) costs more than the expression
-_STRING, _FLOAT, _JSONB = String(), Float(), JSONB()
 
 
 def _inline(value: str) -> Any:
     """A constant written into the SQL, as it is in an index built on the expression around it
     (a bound parameter there would keep the database from matching the index)."""
-    return literal(value, _STRING, literal_execute=True)
+    return literal(value, String(), literal_execute=True)
 
 
 def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _Compiler) -> Any:
