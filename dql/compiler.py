@@ -18,15 +18,21 @@ Semantics are the same on SQLite and PostgreSQL:
 JSON paths made of plain names are written into the SQL as literals (quoted by SQLAlchemy), so the
 expression is exactly the one a metadata index is built on and the index can serve the query; any
 other path is a bound parameter. Values are always bound parameters.
+
+Compiled expressions are kept per query *shape* (:mod:`dql.shapes`: the query with its values
+replaced by their types) and field map, and their parameters carry no values: a query of a known
+shape costs a dictionary lookup and its values, which :attr:`Compiled.params` holds and the
+statement is run with. The parameter names are those of the shape's first compilation.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import count as serials
 from typing import Any, Literal, TypeAlias
 
 from sqlalchemy import (
@@ -44,10 +50,13 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import Float, String
 
 from dql import ast
 from dql.errors import DQLError, DQLFieldError, DQLTypeError
+from dql.shapes import Path, shape, value_at
 
 __all__ = [
     "Compiled",
@@ -127,8 +136,39 @@ class SortKey:
 
 @dataclass(frozen=True)
 class Compiled:
+    """A compiled query. ``where`` has bound parameters without values, shared by every query of
+    the same shape: run a statement made with it as ``session.execute(statement, params)``."""
+
     where: ColumnElement[bool]
     order: tuple[SortKey, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Bind:
+    """A parameter of a compiled shape: its value is ``convert`` of the query's value at
+    ``path`` (a value of ``field``)."""
+
+    name: str
+    path: Path
+    field: str
+    convert: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Template:
+    """What a shape compiles to over ``fields``, which it keeps alive: the cache is keyed by the
+    field map's ``id``, which no other map can take while the entry holds this one."""
+
+    fields: FieldMap
+    where: ColumnElement[bool]
+    order: tuple[SortKey, ...]
+    binds: tuple[_Bind, ...]
+
+
+_TEMPLATES: dict[Hashable, _Template] = {}
+_TEMPLATE_LIMIT = 1024  # a 10-clause shape holds some 30 KB of expressions
+_SERIALS = serials()  # one a shape: parameter names differ between shapes in one statement
 
 
 def compile_query(
@@ -143,9 +183,24 @@ def compile_query(
     """
     if dialect not in ("sqlite", "postgresql"):
         raise ValueError(f"DQL compiles for sqlite and postgresql, not {dialect!r}")
-    compiler = _Compiler(dialect, correlated)  # type: ignore[arg-type]
-    where = true() if query.where is None else compiler.expr(query.where, fields, 0)
-    return Compiled(where, tuple(compiler.sort_key(o, fields) for o in query.order))
+    key = (shape(query), id(fields), dialect, correlated)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        compiler = _Compiler(dialect, correlated)  # type: ignore[arg-type]
+        where = true() if query.where is None else compiler.expr(query.where, fields, 0, ("where",))
+        order = tuple(compiler.sort_key(o, fields) for o in query.order)
+        template = _Template(fields, where, order, tuple(compiler.binds))
+        if len(_TEMPLATES) >= _TEMPLATE_LIMIT:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = template
+    params = {bind.name: _bound(bind, value_at(query, bind.path)) for bind in template.binds}
+    return Compiled(template.where, template.order, params)
+
+
+def _bound(bind: _Bind, value: Any) -> Any:
+    """The value bound for ``bind``, checked as compiling the shape checked the first one."""
+    _check_nul(value if isinstance(value, tuple) else (value,), bind.field)
+    return bind.convert(value)
 
 
 def json_path_expression(column: ColumnElement[Any], path: tuple[str, ...], dialect: str) -> Any:
@@ -266,6 +321,10 @@ def _check_text(node: ast.Expr, name: str) -> None:
         values = node.values
     elif isinstance(node, ast.Like):
         values = (node.pattern,)
+    _check_nul(values, name)
+
+
+def _check_nul(values: tuple[ast.Value, ...], name: str) -> None:
     if any(isinstance(v, str) and "\x00" in v for v in values):
         raise DQLTypeError(f"{name}: text values may not contain NUL characters", field=name)
 
@@ -309,6 +368,26 @@ class _Compiler:
         self.nesting = 0  # how many related resources' filters are being compiled
         # (JSON column, inner path) -> the path's stored expressions, as resolved field maps say
         self.stored: dict[tuple[Any, tuple[str, ...]], Mapping[str, Any]] = {}
+        self.serial = next(_SERIALS)
+        self.binds: list[_Bind] = []
+
+    def bind(
+        self,
+        left: Any,
+        op: Any,
+        sample: Any,
+        path: Path,
+        field: str,
+        convert: Callable[[Any], Any] = lambda value: value,
+        expanding: bool = False,
+    ) -> BindParameter[Any]:
+        """A parameter compared with ``left`` by ``op``, of the type SQLAlchemy gives ``sample``
+        (the value of this compilation; ``convert`` makes it from the query's value at
+        ``path``). It has no value: every query of the shape brings its own."""
+        name = f"dql{self.serial}_{len(self.binds)}"
+        self.binds.append(_Bind(name, path, field, convert))
+        type_ = left.type.coerce_compared_value(op, sample[0] if expanding else sample)
+        return BindParameter(name, type_=type_, expanding=expanding, required=True)
 
     # resolving -------------------------------------------------------------------------------------
 
@@ -383,7 +462,7 @@ class _Compiler:
         return _json_expression(f"is-{kind}", resolved.json_column, resolved.json_path, self)
 
     def json_compare(
-        self, resolved: _Resolved, op: ast.Operator, value: ast.Value
+        self, resolved: _Resolved, op: ast.Operator, value: ast.Value, at: Path
     ) -> ColumnElement[bool]:
         column, path = resolved.json_column, resolved.json_path
         assert column is not None
@@ -401,7 +480,7 @@ class _Compiler:
                 f"{resolved.name}: {value} is not a finite number", field=resolved.name
             )
         if op == "!=":
-            return not_(self.json_compare(resolved, "=", value))
+            return not_(self.json_compare(resolved, "=", value, at))
         # the value test before the type test: in a scan it fails for most rows, sparing the
         # type test (a second JSON lookup) for them; the result is the same either way
         text = self.json_text(column, path)
@@ -414,68 +493,92 @@ class _Compiler:
             if self.dialect == "sqlite":
                 return self.json_is(resolved, "true" if value else "false")
             return and_(text == ("true" if value else "false"), self.json_is(resolved, "boolean"))
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        if isinstance(value, str):
+        name = resolved.name
+        if isinstance(value, datetime | str):
             left: Any = text
             if op != "=" and self.dialect == "postgresql":
                 left = text.collate("C")  # code point order, as SQLite compares
-            return and_(_apply(left, op, value), self.json_is(resolved, "string"))
+            if isinstance(value, datetime):
+                bound = self.bind(left, _OPERATORS[op], value.isoformat(), at, name, _iso)
+            else:
+                bound = self.bind(left, _OPERATORS[op], value, at, name)
+            return and_(_apply(left, op, bound), self.json_is(resolved, "string"))
         # a number: PostgreSQL casts only values known to be numbers
         if self.dialect == "sqlite":
-            return and_(_apply(text, op, value), self.json_is(resolved, "number"))
-        number = _json_expression("number", column, path, self)
-        return and_(_apply(number, op, value), self.json_is(resolved, "number"))
+            left = text
+        else:
+            left = _json_expression("number", column, path, self)
+        bound = self.bind(left, _OPERATORS[op], value, at, name, _finite(name))
+        return and_(_apply(left, op, bound), self.json_is(resolved, "number"))
 
     # expressions -----------------------------------------------------------------------------------
 
-    def expr(self, node: ast.Expr, fields: FieldMap, depth: int) -> ColumnElement[bool]:
+    def expr(self, node: ast.Expr, fields: FieldMap, depth: int, at: Path) -> ColumnElement[bool]:
+        """``node``, found at ``at`` in the query (where its parameters' values are taken from)."""
         if depth > _MAX_DEPTH:
             raise DQLError(f"the query is nested more than {_MAX_DEPTH} levels deep")
         depth += 1
         if isinstance(node, ast.And):
-            return and_(*(self.expr(item, fields, depth) for item in node.items))
+            return and_(
+                *(
+                    self.expr(item, fields, depth, (*at, "items", i))
+                    for i, item in enumerate(node.items)
+                )
+            )
         if isinstance(node, ast.Or):
-            return or_(*(self.expr(item, fields, depth) for item in node.items))
+            return or_(
+                *(
+                    self.expr(item, fields, depth, (*at, "items", i))
+                    for i, item in enumerate(node.items)
+                )
+            )
         if isinstance(node, ast.Not):
-            return not_(self.expr(node.item, fields, depth))
+            return not_(self.expr(node.item, fields, depth, (*at, "item")))
         if isinstance(node, ast.Quantified):
-            relation = self.relation(node.relation, fields)
-            related = self.related(relation, node.where, depth)
-            if self.correlated and self.nesting == 0:
-                found = related.where(relation.remote == relation.local).exists()
-            else:
-                found = relation.local.in_(related)
-            return found if node.quantifier == "any" else not_(found)
+            return self.quantified(node, fields, depth, (*at, "where"))
         if isinstance(node, ast.Count):
-            return self.count(node, fields, depth)
+            return self.count(node, fields, depth, at)
         if isinstance(node, ast.Match):
-            return self.match(node, fields, depth)
+            return self.match(node, fields, depth, at)
         relation_name = node.field.path[0]
         if relation_name in fields.relations and len(node.field.path) > 1:
-            # ``item.width > 5`` on annotations: a condition on the related row
+            # ``item.width > 5`` on annotations: a condition on the related row (whose values
+            # are where they are in ``node``)
             inner = _with_field(node, ast.Field(node.field.path[1:]))
-            return self.expr(ast.Quantified(relation_name, "any", inner), fields, depth)
+            return self.quantified(ast.Quantified(relation_name, "any", inner), fields, depth, at)
         resolved = self.resolve(node.field.path, fields)
         _check_text(node, resolved.name)
         if isinstance(node, ast.Compare):
-            return self.compare(resolved, node.op, node.value)
+            return self.compare(resolved, node.op, node.value, (*at, "value"))
         if isinstance(node, ast.In):
-            matched = self.contains(resolved, node.values)
+            matched = self.contains(resolved, node.values, (*at, "values"))
             return not_(matched) if node.negated else matched
         if isinstance(node, ast.Like):
-            return self.like(resolved, node.pattern)
+            return self.like(resolved, node.pattern, (*at, "pattern"))
         if isinstance(node, ast.Exists):
-            return not_(self.compare(resolved, "=", None))
+            return not_(self.compare(resolved, "=", None, at))
         raise DQLError(f"cannot compile {type(node).__name__}")
 
-    def compare(
-        self, resolved: _Resolved, op: ast.Operator, value: ast.Value
+    def quantified(
+        self, node: ast.Quantified, fields: FieldMap, depth: int, where_at: Path
     ) -> ColumnElement[bool]:
+        relation = self.relation(node.relation, fields)
+        related = self.related(relation, node.where, depth, where_at)
+        if self.correlated and self.nesting == 0:
+            found = related.where(relation.remote == relation.local).exists()
+        else:
+            found = relation.local.in_(related)
+        return found if node.quantifier == "any" else not_(found)
+
+    def compare(
+        self, resolved: _Resolved, op: ast.Operator, value: ast.Value, at: Path
+    ) -> ColumnElement[bool]:
+        """``field op value``, the value found at ``at`` in the query."""
         if resolved.scalar is None:
-            return self.json_compare(resolved, op, value)
-        column = resolved.scalar.column
-        checked = _check_value(resolved.scalar, value, resolved.name)
+            return self.json_compare(resolved, op, value, at)
+        scalar, name = resolved.scalar, resolved.name
+        column = scalar.column
+        checked = _check_value(scalar, value, name)
         if checked is None:
             if op == "=":
                 return column.is_(None)
@@ -485,34 +588,53 @@ class _Compiler:
                 f"{resolved.name}: only = and != compare with null", field=resolved.name
             )
         if op == "!=":
-            return not_(self.compare(resolved, "=", value))
-        if isinstance(checked, bool) and op != "=":
-            raise DQLTypeError(
-                f"{resolved.name}: true and false compare only with = and !=", field=resolved.name
-            )
+            return not_(self.compare(resolved, "=", value, at))
+        if isinstance(checked, bool):
+            if op != "=":
+                raise DQLTypeError(f"{name}: true and false compare only with = and !=", field=name)
+            return _guarded(column, column == checked)  # (part of the shape, see dql.shapes)
         left: Any = column
-        if resolved.scalar.kind == "string" and op != "=" and self.dialect == "postgresql":
+        if scalar.kind == "string" and op != "=" and self.dialect == "postgresql":
             left = column.collate("C")
-        return _guarded(column, _apply(left, op, checked))
+        bound = self.bind(
+            left, _OPERATORS[op], checked, at, name, lambda v: _check_value(scalar, v, name)
+        )
+        return _guarded(column, _apply(left, op, bound))
 
-    def contains(self, resolved: _Resolved, values: tuple[ast.Value, ...]) -> ColumnElement[bool]:
-        """``field in (...)``: one ``IN`` on a column (index-friendly), else ORed equalities."""
+    def contains(
+        self, resolved: _Resolved, values: tuple[ast.Value, ...], at: Path
+    ) -> ColumnElement[bool]:
+        """``field in (...)``: one ``IN`` on a column (index-friendly), else ORed equalities;
+        ``values`` are found at ``at`` in the query."""
         if not values:
             return false()
-        scalar = resolved.scalar
+        scalar, name = resolved.scalar, resolved.name
+        ored = lambda: or_(  # noqa: E731
+            *(self.compare(resolved, "=", v, (*at, i)) for i, v in enumerate(values))
+        )
         if scalar is None:
-            kinds = {"string" if isinstance(v, str) else "other" for v in values}
-            if kinds == {"string"}:  # the common case: one type test, one IN
+            if all(isinstance(v, str) for v in values):  # the common case: one type test, one IN
                 assert resolved.json_column is not None
                 text = self.json_text(resolved.json_column, resolved.json_path)
-                return and_(text.in_(values), self.json_is(resolved, "string"))
-            return or_(*(self.compare(resolved, "=", v) for v in values))
+                bound = self.bind(text, operators.in_op, list(values), at, name, list, True)
+                return and_(text.in_(bound), self.json_is(resolved, "string"))
+            return ored()
         if None in values:
-            return or_(*(self.compare(resolved, "=", v) for v in values))
-        checked = [_check_value(scalar, v, resolved.name) for v in values]
-        return _guarded(scalar.column, scalar.column.in_(checked))
+            return ored()
+        checked = [_check_value(scalar, v, name) for v in values]
+        bound = self.bind(
+            scalar.column,
+            operators.in_op,
+            checked,
+            at,
+            name,
+            lambda vs: [_check_value(scalar, v, name) for v in vs],
+            True,
+        )
+        return _guarded(scalar.column, scalar.column.in_(bound))
 
-    def like(self, resolved: _Resolved, pattern: str) -> ColumnElement[bool]:
+    def like(self, resolved: _Resolved, pattern: str, at: Path) -> ColumnElement[bool]:
+        """``field like pattern``, the pattern found at ``at`` in the query."""
         if resolved.scalar is not None:
             if resolved.scalar.kind != "string":
                 raise DQLTypeError(
@@ -524,15 +646,21 @@ class _Compiler:
             assert resolved.json_column is not None
             text = self.json_text(resolved.json_column, resolved.json_path)
             guard = self.json_is(resolved, "string")
+        name = resolved.name
         if "*" not in pattern:
-            return and_(guard, text == pattern)
+            return and_(guard, text == self.bind(text, operators.eq, pattern, at, name))
         prefix = _like_prefix(pattern)
-        narrowed = text.like(prefix, escape="\\") if prefix != "%" else true()
-        return and_(
-            guard, narrowed, func.coalesce(text.regexp_match(_glob_regex(pattern)), false())
+        if prefix == "%":
+            narrowed: ColumnElement[bool] = true()
+        else:
+            bound = self.bind(text, operators.like_op, prefix, at, name, _like_prefix)
+            narrowed = text.like(bound, escape="\\")
+        regex = self.bind(
+            text, operators.regexp_match_op, _glob_regex(pattern), at, name, _glob_regex
         )
+        return and_(guard, narrowed, func.coalesce(text.regexp_match(regex), false()))
 
-    def match(self, node: ast.Match, fields: FieldMap, depth: int) -> ColumnElement[bool]:
+    def match(self, node: ast.Match, fields: FieldMap, depth: int, at: Path) -> ColumnElement[bool]:
         """Some element of the JSON array at the field satisfies the element filter."""
         resolved = self.resolve(node.field.path, fields)
         column, path = resolved.json_column, resolved.json_path
@@ -554,7 +682,9 @@ class _Compiler:
         element = FieldMap(fields={}, json={"": Json(value)})
         found = select(true()).select_from(elements)
         if node.where is not None:
-            found = found.where(self.expr(_prefix_paths(node.where, ""), element, depth))
+            # (the prefixed filter keeps the shape of node.where, so values are where they were)
+            where = _prefix_paths(node.where, "")
+            found = found.where(self.expr(where, element, depth, (*at, "where")))
         found = found.exists()
         return and_(func.coalesce(is_array, false()), found)
 
@@ -564,16 +694,18 @@ class _Compiler:
             raise DQLFieldError(f"unknown relation {name!r}", field=name)
         return relation
 
-    def related(self, relation: Relation, where: ast.Expr | None, depth: int) -> Any:
+    def related(
+        self, relation: Relation, where: ast.Expr | None, depth: int, where_at: Path
+    ) -> Any:
         """SELECT remote FROM the related resource WHERE its filter (and the relation's own)."""
         self.nesting += 1  # (an error ends the whole compilation, so no need to restore it)
-        conditions = [] if where is None else [self.expr(where, relation.target(), depth)]
+        conditions = [] if where is None else [self.expr(where, relation.target(), depth, where_at)]
         self.nesting -= 1
         if relation.where is not None:
             conditions.append(relation.where)
         return select(relation.remote).where(*conditions)
 
-    def count(self, node: ast.Count, fields: FieldMap, depth: int) -> ColumnElement[bool]:
+    def count(self, node: ast.Count, fields: FieldMap, depth: int, at: Path) -> ColumnElement[bool]:
         """``relation.count(where) op n`` as membership in a grouped subquery (no per-row count)."""
         relation = self.relation(node.relation, fields)
         n = node.value
@@ -582,7 +714,7 @@ class _Compiler:
             """Rows whose related rows number ``op`` k (``>=`` or ``=``), or the others."""
             tally = func.count()
             grouped = (
-                self.related(relation, node.where, depth)
+                self.related(relation, node.where, depth, (*at, "where"))
                 .group_by(relation.remote)
                 .having(tally >= k if op == ">=" else tally == k)
             )
@@ -633,7 +765,16 @@ def _guarded(column: Any, predicate: ColumnElement[bool]) -> ColumnElement[bool]
     """``predicate`` made two-valued: false, not NULL, where a nullable column is NULL."""
     if getattr(column, "nullable", True) is False:
         return predicate
-    return and_(column.is_not(None), predicate)
+    guard = _NOT_NULL.get(column)
+    if guard is None:
+        if len(_NOT_NULL) >= _JSON_CACHE_LIMIT:
+            _NOT_NULL.clear()
+        guard = _NOT_NULL[column] = column.is_not(None)
+    return and_(guard, predicate)
+
+
+# `column IS NOT NULL` of the columns fields map to, made once as JSON expressions are (below)
+_NOT_NULL: dict[Any, ColumnElement[bool]] = {}
 
 
 _JSON_KINDS = {
@@ -675,6 +816,29 @@ def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _C
             _JSON_EXPRESSIONS.clear()
         found = _JSON_EXPRESSIONS[key] = compiler.build_json(what, column, path)
     return found
+
+
+_OPERATORS = {
+    "=": operators.eq,
+    "!=": operators.ne,
+    "<": operators.lt,
+    "<=": operators.le,
+    ">": operators.gt,
+    ">=": operators.ge,
+}
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _finite(name: str) -> Callable[[Any], Any]:
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DQLTypeError(f"{name}: {value} is not a finite number", field=name)
+        return value
+
+    return finite
 
 
 def _apply(left: Any, op: ast.Operator, value: Any) -> ColumnElement[bool]:

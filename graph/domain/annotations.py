@@ -290,7 +290,7 @@ async def list_annotations(
     size = page_size(first, platform.settings.max_page_size)
     async with platform.db.read() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
-        statement, finish = await planning.page_select(
+        statement, params, finish = await planning.page_select(
             session,
             query,
             "annotations",
@@ -301,7 +301,7 @@ async def list_annotations(
             size,
             after,
         )
-        return finish((await session.execute(statement)).all())
+        return finish((await session.execute(statement, params)).all())
 
 
 async def count_annotations(
@@ -320,7 +320,7 @@ async def count_annotations(
             query, "annotations", platform.db.dialect, dataset_id, stored=stored
         )
         statement = select(func.count()).where(*listing(dataset_id), compiled.where)
-        return int(await session.scalar(statement) or 0)
+        return int(await session.scalar(statement, compiled.params) or 0)
 
 
 async def get_annotation(platform: Platform, actor: Actor, annotation_id: str) -> Annotation:

@@ -66,16 +66,17 @@ def _query(dql: str | None, dataloop: Mapping[str, Any] | None, resource: str) -
 
 async def _items_where(
     session: AsyncSession, dataset_id: str, query: Query
-) -> list[ColumnElement[bool]]:
+) -> tuple[list[ColumnElement[bool]], Mapping[str, Any]]:
+    """The conditions selecting the query's items, and the values of their parameters."""
     compiled = await _compiled(session, query, "items", dataset_id)
-    return [*items.listing(dataset_id), compiled.where]
+    return [*items.listing(dataset_id), compiled.where], compiled.params
 
 
 async def _annotations_where(
     session: AsyncSession, dataset_id: str, query: Query
-) -> list[ColumnElement[bool]]:
+) -> tuple[list[ColumnElement[bool]], Mapping[str, Any]]:
     compiled = await _compiled(session, query, "annotations", dataset_id)
-    return [Annotation.dataset_id == dataset_id, compiled.where]
+    return [Annotation.dataset_id == dataset_id, compiled.where], compiled.params
 
 
 async def _compiled(
@@ -87,16 +88,20 @@ async def _compiled(
 
 
 async def _chunks(
-    session: AsyncSession, columns: Sequence[Any], where: Sequence[ColumnElement[bool]]
+    session: AsyncSession,
+    columns: Sequence[Any],
+    where: Sequence[ColumnElement[bool]],
+    params: Mapping[str, Any],
 ) -> AsyncIterator[Sequence[Row[Any]]]:
-    """The rows matching ``where`` in chunks of :data:`CHUNK`, by the first column (an ``id``)."""
+    """The rows matching ``where`` (its parameters' values in ``params``) in chunks of
+    :data:`CHUNK`, by the first column (an ``id``)."""
     key = columns[0]
     after: str | None = None
     while True:
         query = select(*columns).where(*where)
         if after is not None:
             query = query.where(key > after)
-        rows = (await session.execute(query.order_by(key).limit(CHUNK))).all()
+        rows = (await session.execute(query.order_by(key).limit(CHUNK), params)).all()
         if rows:
             yield rows
         if len(rows) < CHUNK:
@@ -179,9 +184,9 @@ async def update_items_by_query(
         dataset = await dataset_for(
             session, actor, dataset_id, Role.annotationManager, writing=True
         )
-        where = await _items_where(session, dataset_id, query)
+        where, params = await _items_where(session, dataset_id, query)
         columns = (_I.c.id, _I.c.metadata) if metadata else (_I.c.id,)
-        async for rows in _chunks(session, columns, where):
+        async for rows in _chunks(session, columns, where, params):
             now = utcnow()
             changes: list[dict[str, Any]] = []
             for row in rows:
@@ -222,8 +227,8 @@ async def delete_items_by_query(
         dataset = await dataset_for(
             session, actor, dataset_id, Role.annotationManager, writing=True
         )
-        where = await _items_where(session, dataset_id, query)
-        async for rows in _chunks(session, items.LOCATED, where):
+        where, params = await _items_where(session, dataset_id, query)
+        async for rows in _chunks(session, items.LOCATED, where, params):
             files, blob_ids = await items.remove_chosen(session, actor, dataset, rows)
             freed += await blobs.release(session, blob_ids)
             tally.add(files)
@@ -257,14 +262,14 @@ async def move_items_by_query(
             session, actor, dataset_id, Role.annotationManager, writing=True
         )
         await items.ensure_folders(session, actor, dataset, [target])
-        where = await _items_where(session, dataset_id, query)
+        where, params = await _items_where(session, dataset_id, query)
         if target != "/":
             where.append(Item.filename.not_in(paths.ancestors(target)))
         folders = (
-            await session.execute(select(*items.LOCATED).where(*where, Item.type == "dir"))
+            await session.execute(select(*items.LOCATED).where(*where, Item.type == "dir"), params)
         ).all()
         carried = items.outermost(folders)
-        async for rows in _chunks(session, items.LOCATED, [*where, Item.type == "file"]):
+        async for rows in _chunks(session, items.LOCATED, [*where, Item.type == "file"], params):
             chosen = [row for row in rows if not items.inside(row.dir, carried)]
             tally.add(await items.relocate(session, actor, dataset, chosen, target))
         tally.add(await items.relocate(session, actor, dataset, folders, target))
@@ -318,9 +323,9 @@ async def update_annotations_by_query(
             rules = await recipe_check.rules_of(session, dataset)
             if rules is not None:
                 recipe_check.check_label(rules, fixed["label"], "the new label", "label")
-        where = await _annotations_where(session, dataset_id, query)
+        where, params = await _annotations_where(session, dataset_id, query)
         columns = (_A.c.id, _A.c.item_id, *((_A.c.metadata,) if metadata else ()))
-        async for rows in _chunks(session, columns, where):
+        async for rows in _chunks(session, columns, where, params):
             now = utcnow()
             values: list[dict[str, Any]] = []
             for row in rows:
@@ -359,9 +364,9 @@ async def delete_annotations_by_query(
         dataset = await dataset_for(
             session, actor, dataset_id, Role.annotationManager, writing=True
         )
-        where = await _annotations_where(session, dataset_id, query)
+        where, params = await _annotations_where(session, dataset_id, query)
         touched: set[str] = set()
-        async for rows in _chunks(session, (_A.c.id, _A.c.item_id), where):
+        async for rows in _chunks(session, (_A.c.id, _A.c.item_id), where, params):
             ids = [row.id for row in rows]
             tally.add(await annotations.remove_annotations(session, actor, dataset, ids))
             touched.update(row.item_id for row in rows)

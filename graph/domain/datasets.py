@@ -192,7 +192,7 @@ async def list_datasets(
             page_size(first, platform.settings.max_page_size),
             after,
         )
-        return finish((await session.execute(statement)).all())
+        return finish((await session.execute(statement, compiled.params)).all())
 
 
 async def count_datasets(
@@ -207,7 +207,7 @@ async def count_datasets(
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
         query = select(func.count()).where(Dataset.project_id == project_id, compiled.where)
-        return int(await session.scalar(query) or 0)
+        return int(await session.scalar(query, compiled.params) or 0)
 
 
 async def update_dataset(

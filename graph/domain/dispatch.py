@@ -9,6 +9,7 @@ tests call :func:`dispatch` directly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select, update
@@ -150,10 +151,13 @@ async def _entities(
     ]
     where = [table.id.in_({e.resource_id for e in fired})]
     filtered = bool(trigger.dql or trigger.filter)
+    params: Mapping[str, Any] = {}
     if filtered:
         query = queries.parse_query(trigger.dql, trigger.filter, resource=dql_resource)
-        where.append(queries.compile_for(query, dql_resource, platform.db.dialect).where)
-    rows = {r.id: r for r in await session.execute(select(*columns).where(*where))}
+        compiled = queries.compile_for(query, dql_resource, platform.db.dialect)
+        where.append(compiled.where)
+        params = compiled.params
+    rows = {r.id: r for r in await session.execute(select(*columns).where(*where), params)}
     chosen: dict[int, dict[str, str]] = {}
     for e in fired:
         row = rows.get(e.resource_id)

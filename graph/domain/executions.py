@@ -239,12 +239,14 @@ async def create_executions_by_query(
             query, "items", platform.db.dialect, dataset_id, stored=stored
         )
         selected = select(Item.id).where(Item.dataset_id == dataset_id, compiled.where)
-        count = await session.scalar(select(func.count()).select_from(selected.subquery()))
+        count = await session.scalar(
+            select(func.count()).select_from(selected.subquery()), compiled.params
+        )
         if count and count > _BATCH_LIMIT:
             raise InvalidInput(
                 f"the query selects {count} items; a batch runs at most {_BATCH_LIMIT}", field="dql"
             )
-        item_ids = list(await session.scalars(selected.order_by(Item.id)))
+        item_ids = list(await session.scalars(selected.order_by(Item.id), compiled.params))
         # the extra inputs are checked once; the items are known to be in the dataset
         (checked,) = await check_inputs(
             session,
@@ -310,7 +312,7 @@ async def list_executions(
             page_size(first, platform.settings.max_page_size),
             after,
         )
-        return finish((await session.execute(statement)).all())
+        return finish((await session.execute(statement, compiled.params)).all())
 
 
 async def count_executions(
@@ -322,7 +324,7 @@ async def count_executions(
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
         query = select(func.count()).where(Execution.project_id == project_id, compiled.where)
-        return int(await session.scalar(query) or 0)
+        return int(await session.scalar(query, compiled.params) or 0)
 
 
 def _log_status(execution: Execution, status: str, message: str) -> None:

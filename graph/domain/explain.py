@@ -92,7 +92,7 @@ async def explain(
     query = queries.parse_query(dql, dataloop, resource=resource)
     async with platform.db.read() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
-        statement, _ = await planning.page_select(
+        statement, params, _ = await planning.page_select(
             session,
             query,
             resource,
@@ -103,18 +103,22 @@ async def explain(
             page_size(None, platform.settings.max_page_size),
             None,
         )
-        plan = await _plan(session, statement)
+        plan = await _plan(session, statement, params)
         declared = list(await session.scalars(select(MetadataIndex)))
+    # the values are needed to spell out `in` lists (one placeholder per value); they stay bound
+    shown = statement.params(params)
     sql = str(
-        statement.compile(dialect=session.bind.dialect, compile_kwargs={"render_postcompile": True})
+        shown.compile(dialect=session.bind.dialect, compile_kwargs={"render_postcompile": True})
     )
     rows = {"items": dataset.items_count, "annotations": dataset.annotations_count}
     verdict, uses = _verdict(resource, query, plan, declared, rows, platform.db.dialect)
     return Explanation(sql, plan, verdict, uses)
 
 
-async def _plan(session: AsyncSession, statement: Select[Any]) -> list[str]:
-    rows = (await session.execute(_Explain(statement))).all()
+async def _plan(
+    session: AsyncSession, statement: Select[Any], params: Mapping[str, Any]
+) -> list[str]:
+    rows = (await session.execute(_Explain(statement), params)).all()
     if session.bind.dialect.name != "sqlite":
         return [row[0] for row in rows]
     # (id, parent, notused, detail): indent each step below its parent, as the sqlite3 shell does

@@ -142,18 +142,19 @@ async def _spool_pages(
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotationManager)
         stored = await indexes.stored(session)
-        chosen = [
-            *items.listing(dataset_id, folders=False),
-            queries.compile_for(item_query, "items", dialect, dataset_id, stored=stored).where,
-        ]
+        on_items = queries.compile_for(item_query, "items", dialect, dataset_id, stored=stored)
+        chosen = [*items.listing(dataset_id, folders=False), on_items.where]
         if input.get("since"):
             chosen.append(_changed_since(await _since(session, dataset_id, input["since"])))
-        annotation_where = queries.compile_for(
+        on_annotations = queries.compile_for(
             annotation_query, "annotations", dialect, dataset_id, stored=stored
-        ).where
+        )
+        # the two queries compile over different field maps: their parameters' names differ
+        params = {**on_items.params, **on_annotations.params}
         checkpoint = _load(folder)
         if checkpoint.total is None:
-            checkpoint.total = await session.scalar(select(func.count()).where(*chosen)) or 0
+            counted = select(func.count()).where(*chosen)
+            checkpoint.total = await session.scalar(counted, params) or 0
     records = folder / "records.jsonl"
     with records.open("ab") as out:
         out.truncate(checkpoint.offset)  # a record past the checkpoint may be cut short
@@ -163,7 +164,7 @@ async def _spool_pages(
                 after = [] if checkpoint.cursor is None else [Item.id > checkpoint.cursor]
                 page = list(
                     await session.scalars(
-                        select(Item).where(*chosen, *after).order_by(Item.id).limit(PAGE)
+                        select(Item).where(*chosen, *after).order_by(Item.id).limit(PAGE), params
                     )
                 )
                 if not page:
@@ -171,8 +172,9 @@ async def _spool_pages(
                 found: dict[str, list[Annotation]] = {item.id: [] for item in page}
                 annotations = await session.scalars(
                     select(Annotation)
-                    .where(Annotation.item_id.in_(list(found)), annotation_where)
-                    .order_by(Annotation.item_id, Annotation.id)
+                    .where(Annotation.item_id.in_(list(found)), on_annotations.where)
+                    .order_by(Annotation.item_id, Annotation.id),
+                    params,
                 )
                 for annotation in annotations:
                     found[annotation.item_id].append(annotation)

@@ -186,22 +186,23 @@ async def _facet(
     key = _key(_FIELDS[resource](dataset_id), resource, field, platform.db.dialect, dataset_id)
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
-        statement, read = _statement(key, rows(await indexes.stored(session)), size)
-        values, missing, distinct, total = read((await session.execute(statement)).all())
+        where, params = rows(await indexes.stored(session))
+        statement, read = _statement(key, where, size)
+        values, missing, distinct, total = read((await session.execute(statement, params)).all())
     return Facet(field, values, missing, total, distinct)
 
 
-Rows: TypeAlias = Callable[[queries.Stored], list[ColumnElement[bool]]]
-"""The conditions that select the rows counted, given the JSON paths the database stores in
-columns (``indexes.stored``, read in the counting transaction)."""
+Matched: TypeAlias = tuple[list[ColumnElement[bool]], Mapping[str, Any]]
+Rows: TypeAlias = Callable[[queries.Stored], Matched]
+"""The conditions that select the rows counted and the values of the queries' parameters among
+them, given the JSON paths the database stores in columns (``indexes.stored``, read in the
+counting transaction)."""
 
 
-def _files(
-    dataset_id: str, query: Query, dialect: str, stored: queries.Stored
-) -> list[ColumnElement[bool]]:
+def _files(dataset_id: str, query: Query, dialect: str, stored: queries.Stored) -> Matched:
     """The dataset's files (folders are not data) matching an item query, as lists select them."""
     compiled = queries.compile_for(query, "items", dialect, dataset_id, stored=stored)
-    return [*items.listing(dataset_id, folders=False), compiled.where]
+    return [*items.listing(dataset_id, folders=False), compiled.where], compiled.params
 
 
 def _item_rows(
@@ -223,13 +224,15 @@ def _annotation_rows(
     query = queries.parse_query(dql, dataloop, resource="annotations")
     on_items = None if item_dql is None else queries.parse_query(item_dql, resource="items")
 
-    def rows(stored: queries.Stored) -> list[ColumnElement[bool]]:
+    def rows(stored: queries.Stored) -> Matched:
         compiled = queries.compile_for(query, "annotations", dialect, dataset_id, stored=stored)
         where = [Annotation.dataset_id == dataset_id, compiled.where]
-        if on_items is not None:
-            chosen = select(Item.id).where(*_files(dataset_id, on_items, dialect, stored))
-            where.append(Annotation.item_id.in_(chosen))
-        return where
+        if on_items is None:
+            return where, compiled.params
+        # the two queries compile over different field maps, so their parameters' names differ
+        files, params = _files(dataset_id, on_items, dialect, stored)
+        where.append(Annotation.item_id.in_(select(Item.id).where(*files)))
+        return where, {**compiled.params, **params}
 
     return rows
 
@@ -348,9 +351,9 @@ async def _histogram(
     x = _number(_FIELDS[resource](dataset_id), field, dialect)
     async with platform.db.read() as session:
         await dataset_for(session, actor, dataset_id, Role.annotator)
-        where = rows(await indexes.stored(session))
+        where, params = rows(await indexes.stored(session))
         stats = select(func.count(), func.count(x), func.min(x), func.max(x)).where(*where)
-        total, numbers, smallest, largest = (await session.execute(stats)).one()
+        total, numbers, smallest, largest = (await session.execute(stats, params)).one()
         low = float(smallest) if low is None and smallest is not None else low
         high = float(largest) if high is None and largest is not None else high
         if low is None or high is None:  # no number, and no bound given in its place
@@ -364,7 +367,7 @@ async def _histogram(
         bucket = case((x >= high, bins - 1), else_=step)
         grouped = select(bucket, func.count()).where(*where, x >= low, x <= high).group_by(bucket)
         counts = [0] * bins
-        for at, n in (await session.execute(grouped)).all():
+        for at, n in (await session.execute(grouped, params)).all():
             counts[min(int(at), bins - 1)] += int(n)
     edges = [low + (high - low) * i / bins for i in range(bins)] + [high]
     outside = int(numbers) - sum(counts)

@@ -198,7 +198,7 @@ async def list_items(
     async with platform.db.read() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
         whole = dir is None or (recursive and paths.normalise_dir(dir) == "/")
-        statement, finish = await planning.page_select(
+        statement, params, finish = await planning.page_select(
             session,
             query,
             "items",
@@ -209,7 +209,7 @@ async def list_items(
             size,
             after,
         )
-        return finish((await session.execute(statement)).all())
+        return finish((await session.execute(statement, params)).all())
 
 
 async def count_items(
@@ -232,7 +232,7 @@ async def count_items(
         statement = select(func.count()).where(
             *listing(dataset_id, dir, recursive, folders), compiled.where
         )
-        return int(await session.scalar(statement) or 0)
+        return int(await session.scalar(statement, compiled.params) or 0)
 
 
 async def ensure_folders(

@@ -42,7 +42,7 @@ async def list_named(
             page_size(first, platform.settings.max_page_size),
             after,
         )
-        return finish((await session.execute(statement)).all())
+        return finish((await session.execute(statement, compiled.params)).all())
 
 
 async def count_named(
@@ -59,4 +59,4 @@ async def count_named(
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
         query = select(func.count()).where(entity.project_id == project_id, *where, compiled.where)
-        return int(await session.scalar(query) or 0)
+        return int(await session.scalar(query, compiled.params) or 0)

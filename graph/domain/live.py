@@ -20,9 +20,10 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dql.compiler import Compiled
 from graph.db.tables import Execution, Item, Member
 from graph.domain import queries
 from graph.domain.access import Actor, Role, project_role
@@ -58,7 +59,7 @@ class _Watch:
     role: Role
     mailbox: Mailbox[Any]
     dql: str | None = None
-    where: ColumnElement[bool] | None = None
+    where: Compiled | None = None
 
 
 class _Feed:
@@ -148,7 +149,11 @@ class _ItemEvents(_Feed):
             async with self.platform.db.read() as session:
                 rows = {r.id: r for r in await session.scalars(select(Item).where(*ours))}
                 for dql, where in filters.items():
-                    matching[dql] = set(await session.scalars(select(Item.id).where(*ours, where)))
+                    matching[dql] = set(
+                        await session.scalars(
+                            select(Item.id).where(*ours, where.where), where.params
+                        )
+                    )
         matching[None] = set(rows)
         # one event object each, whoever receives it (so the API can share its result)
         made = [
@@ -243,7 +248,7 @@ async def item_events(
     where = None
     if dql:
         query = queries.parse_query(dql, resource="items")
-        where = queries.compile_for(query, "items", platform.db.dialect, dataset_id).where
+        where = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
     async with platform.db.read() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
         role = await _role(session, actor, dataset.project_id, "dataset", dataset_id)

@@ -27,7 +27,7 @@ gathers every related match before the first row is returned.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,9 +79,10 @@ async def page_select(
     listing: Listing,
     page: int,
     after: str | None,
-) -> tuple[Select[Any], Callable[[Sequence[Any]], Page[Any]]]:
+) -> tuple[Select[Any], Mapping[str, Any], Callable[[Sequence[Any]], Page[Any]]]:
     """``queries.keyset_select`` of a page of ``resource`` in the dataset (``rows`` of them,
-    ``scope`` the list's conditions) matching ``query``, compiled and ordered as planned.
+    ``scope`` the list's conditions) matching ``query``, compiled and ordered as planned, and the
+    values of the query's parameters (run it as ``session.execute(statement, params)``).
 
     ``rows`` None: the list is narrowed further than the dataset (to a folder), which neither
     the probes' dataset-wide counts nor a walk's rate of finding matches describe, so the
@@ -96,7 +97,7 @@ async def page_select(
         correlated=chosen.correlated,
         stored=await indexes.stored(session),
     )
-    return queries.keyset_select(
+    statement, finish = queries.keyset_select(
         listing.entity,
         scope,
         compiled,
@@ -106,6 +107,7 @@ async def page_select(
         after,
         sort_matches=chosen.sort_matches,
     )
+    return statement, compiled.params, finish
 
 
 def enough(page: int, rows: int) -> int:
@@ -141,7 +143,9 @@ async def plan(
             .where(MetadataIndex.resource == resource, MetadataIndex.path == path)
             .exists()
         )
-        found = await _count(session, [*scope, compiled.where], bound, key, only_if=declared)
+        found = await _count(
+            session, [*scope, compiled.where], compiled.params, bound, key, only_if=declared
+        )
         if found is not None and found < bound:
             return Plan(sort_matches=True)
     for conjunct in conjuncts:
@@ -172,28 +176,32 @@ async def _related(
     if relation is None or target is None:
         return 0  # an unknown relation: compiling the query says so
     where: list[ColumnElement[bool]] = [] if relation.where is None else [relation.where]
+    params: Mapping[str, Any] = {}
     if node.where is not None:
         inner = queries.compile_for(ast.Query(node.where), target, "sqlite", dataset_id)
         where.append(inner.where)
-    return await _count(session, where, bound, relation.remote, distinct=True) or 0
+        params = inner.params
+    return await _count(session, where, params, bound, relation.remote, distinct=True) or 0
 
 
 async def _count(
     session: AsyncSession,
     where: Sequence[ColumnElement[bool]],
+    params: Mapping[str, Any],
     bound: int,
     what: Any,
     *,
     distinct: bool = False,
     only_if: ColumnElement[bool] | None = None,
 ) -> int | None:
-    """Rows (``distinct`` values) of ``what`` matching ``where``, counted up to ``bound`` (where
+    """Rows (``distinct`` values) of ``what`` matching ``where`` (its parameters' values in
+    ``params``), counted up to ``bound`` (where
     the database stops reading); None, without counting, unless ``only_if`` holds."""
     rows = select(what).where(*where).limit(bound)
     if distinct:
         rows = rows.distinct()
     counted = select(func.count()).select_from(rows.subquery())
     if only_if is None:
-        return await session.scalar(counted)
+        return await session.scalar(counted, params)
     # one statement: SQLite tests the condition before it computes the count
-    return await session.scalar(select(counted.scalar_subquery()).where(only_if))
+    return await session.scalar(select(counted.scalar_subquery()).where(only_if), params)

@@ -80,24 +80,25 @@ async def list_projects(
 ) -> Page[Project]:
     """Projects the actor is a member of (all, for administrators) matching a DQL query, by its
     ``order by``, else by name."""
+    compiled = queries.compile_text(dql, "projects", platform.db.dialect)
     statement, finish = queries.keyset_select(
         Project,
         _visible(actor),
-        queries.compile_text(dql, "projects", platform.db.dialect),
+        compiled,
         [Order(Project.name), Order(Project.id)],
         lambda p: (p.name, p.id),
         page_size(first, platform.settings.max_page_size),
         after,
     )
     async with platform.db.read() as session:
-        return finish((await session.execute(statement)).all())
+        return finish((await session.execute(statement, compiled.params)).all())
 
 
 async def count_projects(platform: Platform, actor: Actor, *, dql: str | None = None) -> int:
     compiled = queries.compile_text(dql, "projects", platform.db.dialect)
     async with platform.db.read() as session:
         query = select(func.count()).select_from(Project).where(*_visible(actor), compiled.where)
-        return int(await session.scalar(query) or 0)
+        return int(await session.scalar(query, compiled.params) or 0)
 
 
 async def add_member(
@@ -151,10 +152,11 @@ async def list_members(
 ) -> Page[tuple[Member, User]]:
     """Members of a project (``email``, ``name``, ``role``, ...) matching a DQL query, by its
     ``order by``, else by email; three statements (the role check, the page, their roles)."""
+    compiled = queries.compile_text(dql, "members", platform.db.dialect)
     statement, finish = queries.keyset_select(
         User,
         _members(project_id),
-        queries.compile_text(dql, "members", platform.db.dialect),
+        compiled,
         [Order(User.email), Order(User.id)],
         lambda u: (u.email, u.id),
         page_size(first, platform.settings.max_page_size),
@@ -162,7 +164,7 @@ async def list_members(
     )
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
-        page = finish((await session.execute(statement)).all())
+        page = finish((await session.execute(statement, compiled.params)).all())
         ids = [user.id for user in page.rows]
         roles = {
             m.user_id: m
@@ -182,4 +184,4 @@ async def count_members(
         query = (
             select(func.count()).select_from(Member).where(*_members(project_id), compiled.where)
         )
-        return int(await session.scalar(query) or 0)
+        return int(await session.scalar(query, compiled.params) or 0)

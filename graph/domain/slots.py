@@ -143,7 +143,9 @@ async def _matches(
         )
     except InvalidInput:  # a slot with a broken filter shows nowhere
         return False
-    hit = await session.scalar(select(table.id).where(table.id == entity_id, compiled.where))
+    hit = await session.scalar(
+        select(table.id).where(table.id == entity_id, compiled.where), compiled.params
+    )
     return hit is not None
 
 

@@ -58,9 +58,13 @@ class Lineage:
 
 
 async def _source_rows(
-    session: AsyncSession, dataset_id: str, where: ColumnElement[bool] | None = None
+    session: AsyncSession,
+    dataset_id: str,
+    where: ColumnElement[bool] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[list[Row[Any]]]:
-    """The file items of a dataset (optionally only those matching ``where``) in batches by path.
+    """The file items of a dataset (optionally only those matching ``where``, its parameters'
+    values in ``params``) in batches by path.
 
     Core rows, not ORM objects, so nothing accumulates in the session between batches.
     """
@@ -71,7 +75,7 @@ async def _source_rows(
             query = query.where(where)
         if after is not None:
             query = query.where(_ITEMS.c.filename > after)
-        batch = list(await session.execute(query.order_by(_ITEMS.c.filename).limit(_BATCH)))
+        batch = list(await session.execute(query.order_by(_ITEMS.c.filename).limit(_BATCH), params))
         if not batch:
             return
         yield batch
@@ -80,9 +84,9 @@ async def _source_rows(
         after = batch[-1].filename
 
 
-# what one pass over the source copies: the files matching a condition (all if None), except
-# those inside the folders given (another pass copies them)
-_Pass = tuple[ColumnElement[bool] | None, Collection[str]]
+# what one pass over the source copies: the files matching a condition (all if None; its
+# parameters' values next), except those inside the folders given (another pass copies them)
+_Pass = tuple[ColumnElement[bool] | None, Mapping[str, Any], Collection[str]]
 
 
 async def _selection(
@@ -111,9 +115,9 @@ async def _selection(
             )
     outer = items.outermost(found.values())
     files = [r.id for r in found.values() if r.type == "file" and not items.inside(r.dir, outer)]
-    passes: list[_Pass] = [(items.below(source.id, f), ()) for f in sorted(outer)]
+    passes: list[_Pass] = [(items.below(source.id, f), {}, ()) for f in sorted(outer)]
     passes += [
-        (Item.id.in_(files[start : start + _IN_CHUNK]), ())
+        (Item.id.in_(files[start : start + _IN_CHUNK]), {}, ())
         for start in range(0, len(files), _IN_CHUNK)
     ]
     return passes
@@ -127,10 +131,12 @@ async def _query_selection(
     stored = await indexes.stored(session)
     compiled = queries.compile_for(query, "items", dialect, source.id, stored=stored)
     where = [*items.listing(source.id), compiled.where]
-    folders = await session.execute(select(*items.LOCATED).where(*where, Item.type == "dir"))
+    folders = await session.execute(
+        select(*items.LOCATED).where(*where, Item.type == "dir"), compiled.params
+    )
     outer = items.outermost(folders)
-    passes: list[_Pass] = [(items.below(source.id, f), ()) for f in sorted(outer)]
-    passes.append((and_(*where), outer))
+    passes: list[_Pass] = [(items.below(source.id, f), {}, ()) for f in sorted(outer)]
+    passes.append((and_(*where), compiled.params, outer))
     return passes
 
 
@@ -283,7 +289,7 @@ async def clone_dataset(
         query = queries.parse_query(dql, dataloop, resource="items")
     async with platform.db.write() as session:
         source = await dataset_for(session, actor, dataset_id, Role.developer)
-        passes: list[_Pass] = [(None, ())]
+        passes: list[_Pass] = [(None, {}, ())]
         if query is not None:
             passes = await _query_selection(session, source, query, platform.db.dialect)
         elif item_ids is not None:
@@ -299,8 +305,8 @@ async def clone_dataset(
             with_metadata=with_metadata,
             with_annotations=with_annotations,
         )
-        for condition, carried in passes:
-            async for batch in _source_rows(session, source.id, condition):
+        for condition, params, carried in passes:
+            async for batch in _source_rows(session, source.id, condition, params):
                 rows = [r for r in batch if not items.inside(r.dir, carried)]
                 if rows:
                     await copier.copy(rows, [directory.rstrip("/") + r.filename for r in rows])

@@ -1,7 +1,8 @@
 """DQL at scale: 1M items with realistic metadata and ~2.5M annotations, beside raw SQL.
 
 Run: ``python -m tests.bench.dql_1m [--items 1000000] [--postgres URL] [--repeat 20]
-[--postgres-only] [--quick]``.
+[--postgres-only] [--quick]``; ``--only compile`` measures parsing and compiling alone, for both
+dialects, without data.
 
 Builds the data with bulk inserts in a fresh SQLite file, and with ``--postgres`` (default
 ``LOOPLINE_TEST_DATABASE_URL``) in a fresh database on that server, dropped afterwards; gathers
@@ -26,7 +27,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -275,9 +276,10 @@ class Raw:
             return self.connection.execute(sql, params).fetchall()
         return await self.connection.fetch(sql, *params)
 
-    def statement(self, statement: Any) -> tuple[str, list[Any]]:
-        """A SQLAlchemy statement as the driver gets it: SQL text and positional values."""
-        compiled = statement.compile(
+    def statement(self, statement: Any, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """A SQLAlchemy statement (its DQL parameters' values in ``params``) as the driver gets
+        it: SQL text and positional values."""
+        compiled = statement.params(params).compile(
             dialect=self.dialect, compile_kwargs={"render_postcompile": True}
         )
         return str(compiled), [compiled.params[name] for name in compiled.positiontup or ()]
@@ -287,19 +289,54 @@ def _sql(platform: Platform, sqlite: str, postgresql: str) -> str:
     return sqlite if platform.db.is_sqlite else postgresql
 
 
+async def compile_rows(dialect: str, dataset_id: str, repeat: int) -> list[Row]:
+    """Parse + compile of TEN_CLAUSES: a new text of a shape compiled before (only the values
+    differ: the compiled expression is reused), a text of a shape never seen (a path no query
+    named before, so nothing of it is cached), and the same text again (the domain's caches)."""
+    fields = queries.item_fields(dataset_id)
+    counter = iter(range(10**9))
+
+    async def parsed() -> Any:
+        return parse(TEN_CLAUSES.format(n=640 + next(counter)))
+
+    async def known_shape() -> Any:
+        return compile_query(parse(TEN_CLAUSES.format(n=640 + next(counter))), fields, dialect)
+
+    async def new_shape() -> Any:
+        k = next(counter)
+        text = TEN_CLAUSES.format(n=640 + k).replace("user.reviewed", f"user.reviewed{k}")
+        return compile_query(parse(text), fields, dialect)
+
+    async def cached() -> Any:
+        query = queries.parse_query(TEN_CLAUSES.format(n=640))
+        return queries.compile_for(query, "items", dialect, dataset_id)
+
+    parse_ms, _ = await timed(parsed, repeat * 10)
+    known_ms, _ = await timed(known_shape, repeat * 10)
+    new_ms, _ = await timed(new_shape, repeat * 10)
+    cached_ms, _ = await timed(cached, repeat * 10)
+    alone = "parse alone"
+    return [
+        Row(
+            "parse + compile, 10 clauses, new text, known shape", known_ms, parse_ms, alone, "< 0.3"
+        ),
+        Row("parse + compile, 10 clauses, never-seen shape", new_ms, parse_ms, alone, "< 0.3"),
+        Row("parse + compile, 10 clauses, same text (cached)", cached_ms, None, "", "< 0.3"),
+    ]
+
+
 async def measure(
     platform: Platform, fixture: Fixture, repeat: int, quick: bool = False
 ) -> list[Row]:
     """The rows of the table; ``quick``: up to the indexed counts (not the paging, quantifier
     and scan rows, which take minutes on PostgreSQL)."""
     actor, dataset_id, dialect = fixture.actor, fixture.dataset_id, platform.db.dialect
-    fields = queries.item_fields(dataset_id)
-    rows: list[Row] = []
+    rows = await compile_rows(dialect, dataset_id, repeat)
 
-    async def listed(dql: str) -> Any:
+    async def listed(dql: str) -> tuple[Any, Mapping[str, Any]]:
         """The page's statement as ``list_items`` plans it (the probe itself is not in it)."""
         async with platform.db.read() as session:
-            statement, _ = await planning.page_select(
+            statement, params, _ = await planning.page_select(
                 session,
                 parse(dql),
                 "items",
@@ -310,34 +347,20 @@ async def measure(
                 100,
                 None,
             )
-        return statement
+        return statement, params
 
     async with platform.db.read() as session:
         stored = await indexes.stored(session)
 
-    def counted(dql: str, stored: queries.Stored = stored) -> Any:
+    def counted(dql: str, stored: queries.Stored = stored) -> tuple[Any, Mapping[str, Any]]:
         compiled = queries.compile_for(parse(dql), "items", dialect, dataset_id, stored=stored)
-        return select(func.count()).where(*items.listing(dataset_id), compiled.where)
-
-    # parse + compile: cold (a new text each time, so no cache helps) and through the caches
-    counter = iter(range(10**9))
-
-    async def cold() -> Any:
-        return compile_query(parse(TEN_CLAUSES.format(n=640 + next(counter))), fields, dialect)
-
-    async def cached() -> Any:
-        query = queries.parse_query(TEN_CLAUSES.format(n=640))
-        return queries.compile_for(query, "items", dialect, dataset_id)
-
-    ms, _ = await timed(cold, repeat * 10)
-    rows.append(Row("parse + compile, 10 clauses, cold", ms, None, "", "< 0.3"))
-    ms, _ = await timed(cached, repeat * 10)
-    rows.append(Row("parse + compile, 10 clauses, cached", ms, None, "", "< 0.3"))
+        statement = select(func.count()).where(*items.listing(dataset_id), compiled.where)
+        return statement, compiled.params
 
     async with Raw(platform) as raw:
 
-        async def same(statement: Any) -> float:
-            sql, params = raw.statement(statement)
+        async def same(statement: tuple[Any, Mapping[str, Any]]) -> float:
+            sql, params = raw.statement(*statement)
             ms, _ = await timed(lambda: raw.rows(sql, params), repeat)
             return ms
 
@@ -510,12 +533,12 @@ def table(dialect: str, rows: Sequence[Row]) -> str:
         return "-" if value is None or math.isnan(value) else f"{value:.2f}"
 
     lines = [
-        f"{'work (' + dialect + ')':<48}  {'ours ms':>8}  {'anchor ms':>9}  {'anchor':<14}  "
+        f"{'work (' + dialect + ')':<52}  {'ours ms':>8}  {'anchor ms':>9}  {'anchor':<14}  "
         f"{'target ms':<14}  note",
     ]
     for row in rows:
         lines.append(
-            f"{row.work:<48}  {figure(row.ours):>8}  {figure(row.anchor):>9}  "
+            f"{row.work:<52}  {figure(row.ours):>8}  {figure(row.anchor):>9}  "
             f"{row.anchor_name:<14}  {row.target:<14}  {row.note}"
         )
     return "\n".join(lines)
@@ -594,7 +617,16 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="Only the rows up to the indexed counts."
     )
+    parser.add_argument(
+        "--only",
+        choices=["compile"],
+        help="compile: parse + compile alone, both dialects, no data built.",
+    )
     args = parser.parse_args()
+    if args.only == "compile":
+        for dialect in ("sqlite", "postgresql"):
+            print(table(dialect, asyncio.run(compile_rows(dialect, "bench", args.repeat))))
+        return
     root = Path(tempfile.mkdtemp(prefix="loopline-bench-db-"))
     try:
         path = args.keep or root / "bench.db"

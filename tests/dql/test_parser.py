@@ -721,3 +721,30 @@ def test_any_text_is_a_query_or_a_dql_error(fragments: list[str], separator: str
         assert error.message
     else:
         assert isinstance(result, Query)
+
+
+# The fast path (dql.parser._Driver) against lark's own parser, on token soup that is now and
+# then a query: the same AST, the same error, or lark's syntax error where the driver gives up.
+_WORDS = ["a", "b.c", "x.any", "y.count", "1", "-2.5", '"s"', "'t'", "true", "null", "and", "or"]
+_WORDS += ["not", "in", "like", "has", "order", "by", "desc", "(", ")", ",", "=", ">=", '"\\q"']
+
+
+@given(st.lists(st.sampled_from(_WORDS), max_size=12), st.booleans())
+@settings(max_examples=400)
+def test_the_fast_path_parses_as_lark_does(words: list[str], lines: bool) -> None:
+    from lark.exceptions import UnexpectedInput
+
+    from dql.parser import _driver, _parser
+
+    text = ("\n" if lines else " ").join(words)
+
+    def outcome(parse_with: object) -> object:
+        try:
+            return parse_with(text)  # type: ignore[operator]
+        except DQLError as error:
+            return ("error", str(error))
+        except UnexpectedInput:
+            return "syntax error"
+
+    fast, lark = outcome(_driver().parse), outcome(_parser().parse)
+    assert fast == lark or (fast is None and lark == "syntax error"), text

@@ -291,6 +291,7 @@ async def test_databases_agree_with_the_reference(platform, owner, population, q
             stored=await indexes.stored(session),
         )
         found = await session.scalars(
-            select(Item.filename).where(*items.listing(dataset_id, folders=False), compiled.where)
+            select(Item.filename).where(*items.listing(dataset_id, folders=False), compiled.where),
+            compiled.params,
         )
         assert set(found) == expected, text

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from graph.domain import annotations, datasets, items
+from dql import parse
+from graph.domain import annotations, datasets, items, queries
 from graph.domain.errors import InvalidInput
 from tests.graphql import gql, gql_errors
 
@@ -229,6 +230,100 @@ async def test_hostile_strings_are_values_not_sql(platform, owner, data) -> None
     assert len(await _names(platform, owner, dataset_id)) == len(ITEMS)  # the table is still there
     with pytest.raises(InvalidInput) as refused:
         await _names(platform, owner, dataset_id, 'metadata.user.camera = "a\\u0000b"')
+    assert "NUL" in refused.value.message
+
+
+# Queries of one shape share one compiled expression (dql.shapes) and bind their own values.
+SAME_SHAPE: list[list[tuple[str, set[str]]]] = [
+    [
+        ('metadata.user.camera = "front"', {"/train/a.jpg", "/train/sub/c.png"}),
+        ('metadata.user.camera = "back"', {"/train/b.jpg"}),
+        ('metadata.user.camera = "none such"', set()),
+    ],
+    [
+        ("metadata.user.score > 0.5", {"/train/a.jpg", "/val/d.jpg"}),
+        ("metadata.user.score > 1.5", {"/val/d.jpg"}),
+    ],
+    [
+        ('width >= 640 and dir = "/train"', {"/train/a.jpg", "/train/b.jpg"}),
+        ('width >= 100 and dir = "/val"', {"/val/d.jpg", "/val/e.jpg"}),
+        ('width >= 641 and dir = "/val"', set()),
+    ],
+    [
+        ('annotations.any(label = "cat")', {"/train/a.jpg", "/val/d.jpg"}),
+        ('annotations.any(label = "dog")', {"/train/a.jpg", "/train/b.jpg"}),
+    ],
+    [
+        ('filename like "/train/*"', {"/train/a.jpg", "/train/b.jpg"}),
+        ('filename like "/val/*"', {"/val/d.jpg", "/val/e.jpg"}),
+    ],
+    [
+        ('createdAt > "2000-01-01"', set(ITEMS)),
+        ('createdAt > "2999-01-01"', set()),
+    ],
+]
+
+
+@pytest.mark.parametrize("queries_of_a_shape", SAME_SHAPE)
+async def test_queries_of_one_shape_return_their_own_rows(
+    platform, owner, data, queries_of_a_shape
+) -> None:
+    dataset_id, _ = data
+    compiled = [
+        queries.compile_for(parse(dql), "items", platform.db.dialect, dataset_id).where
+        for dql, _ in queries_of_a_shape
+    ]
+    assert all(where is compiled[0] for where in compiled)  # one expression for the shape
+    for _round in range(2):  # in turn, twice: no query sees another's values
+        for dql, expected in queries_of_a_shape:
+            assert await _names(platform, owner, dataset_id, dql) == expected, dql
+
+
+@pytest.mark.parametrize(
+    ("dql", "expected"),
+    [
+        ('metadata.user.camera in ("back")', {"/train/b.jpg"}),
+        ('metadata.user.camera in ("back", "side")', {"/train/b.jpg", "/test/f.jpg"}),
+        (
+            'metadata.user.camera in ("back", "side", "front")',
+            {"/train/a.jpg", "/train/b.jpg", "/train/sub/c.png", "/test/f.jpg"},
+        ),
+        ('dir in ("/val")', {"/val/d.jpg", "/val/e.jpg"}),
+        ('dir in ("/val", "/test", "/nowhere")', {"/val/d.jpg", "/val/e.jpg", "/test/f.jpg"}),
+        ('dir not in ("/val", "/train")', {"/train/sub/c.png", "/test/f.jpg"}),
+        ("metadata.user.iso in (100)", {"/train/a.jpg"}),
+        ("metadata.user.iso in (100, 400)", {"/train/a.jpg", "/train/b.jpg"}),
+        ("width in (320)", {"/train/sub/c.png"}),
+        ("width in (320, 640, 1)", set(ITEMS)),
+    ],
+)
+async def test_in_lists_of_any_length(platform, owner, data, dql, expected) -> None:
+    dataset_id, _ = data
+    assert await _names(platform, owner, dataset_id, dql) == expected
+
+
+async def test_a_value_of_another_type_is_another_shape(platform, owner, data) -> None:
+    dataset_id, _ = data
+    text, number = 'metadata.user.score = "high"', "metadata.user.score = 2"
+    dialect = platform.db.dialect
+    assert (
+        queries.compile_for(parse(text), "items", dialect, dataset_id).where
+        is not queries.compile_for(parse(number), "items", dialect, dataset_id).where
+    )
+    for _round in range(2):
+        assert await _names(platform, owner, dataset_id, text) == {"/train/sub/c.png"}
+        assert await _names(platform, owner, dataset_id, number) == {"/val/d.jpg"}
+
+
+async def test_values_are_checked_in_a_known_shape(platform, owner, data) -> None:
+    dataset_id, _ = data
+    assert await _names(platform, owner, dataset_id, 'createdAt < "2000-01-01"') == set()
+    with pytest.raises(InvalidInput) as refused:
+        await _names(platform, owner, dataset_id, 'createdAt < "someday"')
+    assert refused.value.details["dqlField"] == "createdAt"
+    assert await _names(platform, owner, dataset_id, 'filename like "/val/*"')
+    with pytest.raises(InvalidInput) as refused:
+        await _names(platform, owner, dataset_id, 'filename like "/v\\u0000/*"')
     assert "NUL" in refused.value.message
 
 
