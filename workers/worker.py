@@ -9,11 +9,18 @@ written so far, and checks the deadline. To stop a function (terminate, timeout,
 raises :class:`Interrupted` in the main thread with a signal; a function stuck where signals
 cannot reach it is ended by ending the process after a grace period (its supervisor starts
 another: ``loopline serve`` or ``loopline worker``), its execution finished first.
+
+An execution's end (status, output, event) is written on the loop thread while RQ does its own
+bookkeeping and takes the next job; that job's claim waits for it, and the worker waits for the
+last one before it stops. Killed in between (``kill -9``), the execution keeps its lease and is
+run again by the reaper's rules, as when killed a moment before its end was written. A retry's
+end is waited for, so its job is back in Redis before RQ looks for the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import logging
@@ -98,6 +105,10 @@ class ProcessRuntime:
         self._instances: dict[tuple[Any, ...], Any] = {}
         self._actors: dict[str, Actor] = {}
         self._running: _Running | None = None
+        # run_worker's SimpleWorker: an execution's end is written while RQ moves on to the next
+        # job (whose claim waits for it); elsewhere (a forking worker) before the job returns
+        self.end_in_background = False
+        self._ending: concurrent.futures.Future[None] | None = None
         self._main = threading.main_thread().ident
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGUSR1, self._on_interrupt)
@@ -108,6 +119,7 @@ class ProcessRuntime:
         return Platform.from_settings(settings)
 
     def close(self) -> None:
+        self.settle()
         self._watcher.cancel()
         self.bridge.call(self.platform.close())
         self.bridge.loop.call_soon_threadsafe(self.bridge.loop.stop)
@@ -120,7 +132,7 @@ class ProcessRuntime:
     # --- one execution ---------------------------------------------------------------------
 
     def run(self, execution_id: str) -> None:
-        claim = self.bridge.call(runs.claim(self.platform, execution_id, self.name))
+        claim = self.bridge.call(self._claim(execution_id))
         if claim is None:
             return  # not waiting any more, or its service is paused or busy
         session = runtime.Session(
@@ -136,9 +148,30 @@ class ProcessRuntime:
         finally:
             state.done = True
             self._running = None
-        self.bridge.call(self._end(state, outcome))
         if session._scratch is not None:
             shutil.rmtree(session._scratch, ignore_errors=True)
+        ending = asyncio.run_coroutine_threadsafe(self._end(state, outcome), self.bridge.loop)
+        if self.end_in_background and not outcome.get("retry"):
+            self._ending = ending
+        else:  # a retry's job is enqueued before RQ looks for the next (a burst sees it)
+            ending.result()
+
+    def settle(self) -> None:
+        """Wait until the last execution's end is written (before the process stops)."""
+        self.bridge.call(self._ended())
+
+    async def _claim(self, execution_id: str) -> runs.Claim | None:
+        await self._ended()  # the previous execution's running count and status come first
+        return await runs.claim(self.platform, execution_id, self.name)
+
+    async def _ended(self) -> None:
+        ending, self._ending = self._ending, None
+        if ending is None:
+            return
+        try:
+            await asyncio.wrap_future(ending)
+        except Exception:  # the database is away: the lease lapses, the reaper decides
+            log.exception("ending an execution failed")
 
     def _stopped(self, reason: str, state: _Running) -> dict[str, Any]:
         claim = state.claim
@@ -465,4 +498,9 @@ def run_worker(
         _runtime = ProcessRuntime(settings)
     connection = Redis.from_url(settings.redis_url)
     worker = SimpleWorker(queues, connection=connection, name=name)
-    return bool(worker.work(burst=burst, logging_level="WARNING"))
+    _runtime.end_in_background = True
+    try:
+        return bool(worker.work(burst=burst, logging_level="WARNING"))
+    finally:
+        _runtime.end_in_background = False
+        _runtime.settle()

@@ -11,7 +11,9 @@ until ``maxAttempts``, then ``failed``.
 These writes are not waited on to reach the disk (PostgreSQL ``synchronous_commit = off``): one
 lost with a database crash is redone by the same rules (a lost claim or end leaves a lease that
 expires, and the execution runs again; its effects are keyed by execution), and the flush cost
-more than everything else an execution does.
+more than everything else an execution does. The claim, heartbeat and progress are one statement
+each, and so is the end with its outbox event on PostgreSQL (a CTE); single statements run
+outside an explicit transaction (``Database.statements``), atomic by themselves.
 """
 
 from __future__ import annotations
@@ -344,29 +346,37 @@ def _finish_statements(dialect: str) -> tuple[Any, Any]:
     return final, again
 
 
-def _with_event(changed: Any) -> Any:
-    """``changed`` (an UPDATE returning the queue and job id) with the outbox event of what it
-    changed inserted by the same statement; returns what ``changed`` returns."""
-    done = changed.returning(_E.c.id, _E.c.project_id).cte("done")
-    event = (
-        insert(_EV)
-        .from_select(
-            ["project_id", "resource", "action", "resource_id", "actor", "payload"]
-            + ["created_at", "dispatched"],
-            select(
-                done.c.project_id,
-                literal("execution"),
-                literal("updated"),
-                done.c.id,
-                bindparam("actor", type_=_EV.c.actor.type),
-                bindparam("payload", type_=_EV.c.payload.type),
-                bindparam("now", type_=_EV.c.created_at.type),
-                literal(False),
-            ),
-        )
-        .cte("event")
+def _event_of(changed: Any, *where: Any) -> Any:
+    """The outbox event of the execution that ``changed`` (a table or CTE with its ``id`` and
+    ``project_id``) holds: an INSERT ... SELECT."""
+    return insert(_EV).from_select(
+        ["project_id", "resource", "action", "resource_id", "actor", "payload"]
+        + ["created_at", "dispatched"],
+        select(
+            changed.c.project_id,
+            literal("execution"),
+            literal("updated"),
+            changed.c.id,
+            bindparam("actor", type_=_EV.c.actor.type),
+            bindparam("payload", type_=_EV.c.payload.type),
+            bindparam("now", type_=_EV.c.created_at.type),
+            literal(False),
+        ).where(*where),
     )
-    return select(done.c.queue, done.c.job_id).add_cte(event)
+
+
+def _with_event(changed: Any) -> Any:
+    """``changed`` (an UPDATE returning the queue and job id) with its event inserted by the
+    same statement (PostgreSQL); returns what ``changed`` returns."""
+    done = changed.returning(_E.c.id, _E.c.project_id).cte("done")
+    return select(done.c.queue, done.c.job_id).add_cte(_event_of(done).cte("event"))
+
+
+@lru_cache(maxsize=1)
+def _event_after_update() -> Any:
+    """The event of the execution ``execution``, inserted after the UPDATE that ended its
+    attempt, in its transaction (SQLite)."""
+    return _event_of(_E, _E.c.id == bindparam("execution"))
 
 
 async def finish(
@@ -409,15 +419,15 @@ async def finish(
         "service_id": claimed.service_id,
         "function_name": claimed.function_name,
     }
+    parameters.update(actor=claimed.creator, payload=execution_event(event))
     if dialect == "postgresql":  # one statement, its event included
-        parameters.update(actor=claimed.creator, payload=execution_event(event))
         async with platform.db.statements() as connection:
             row = (await connection.execute(statement, parameters)).first()
     else:
         async with platform.db.write(durable=False) as session:
             row = (await session.execute(statement, parameters)).first()
             if row is not None:
-                await _changed(session, claimed.project_id, claimed.id, claimed.creator, event)
+                await session.execute(_event_after_update(), parameters)
     if row is None:
         return False
     await notify.executions_changed(platform, [(claimed.id, claimed.service_id)])
