@@ -104,6 +104,11 @@ class ProcessRuntime:
         self.tick = max(0.2, min(1.0, settings.execution_lease_seconds / 3))
         self._instances: dict[tuple[Any, ...], Any] = {}
         self._actors: dict[str, Actor] = {}
+        self._accepts: dict[Any, frozenset[str]] = {}
+        # one logger per process (loggers are never freed), its handler each execution's
+        self._logger = logging.getLogger("loopline.execution")
+        self._logger.propagate = False
+        self._logger.setLevel(logging.DEBUG)
         self._running: _Running | None = None
         # run_worker's SimpleWorker: an execution's end is written while RQ moves on to the next
         # job (whose claim waits for it); elsewhere (a forking worker) before the job returns
@@ -217,19 +222,15 @@ class ProcessRuntime:
             )
 
         method = getattr(instance, function.name)
-        parameters = inspect.signature(method).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-        # one logger per process (loggers are never freed), its handler this execution's
-        logger = logging.getLogger("loopline.execution")
-        logger.propagate = False
-        logger.setLevel(logging.DEBUG)
+        takes = self._takes(method)
+        logger = self._logger
         handler = LogHandler(state.log)
         logger.addHandler(handler)
-        if takes_any or "progress" in parameters:
+        if "progress" in takes:
             kwargs["progress"] = runtime.Progress(
                 session, lambda **kw: report(kw["progress"], kw["message"], kw["action"])
             )
-        if takes_any or "context" in parameters:
+        if "context" in takes:
             kwargs["context"] = runtime.Context(
                 session,
                 project_id=claim.project_id,
@@ -258,6 +259,19 @@ class ProcessRuntime:
         except ValueError as exc:
             return {"status": "failed", "error": str(exc)}
         return {"status": "success", "output": output, "action": action[0]}
+
+    def _takes(self, method: Any) -> frozenset[str]:
+        """Which of ``progress`` and ``context`` a function accepts (its signature read once)."""
+        key = getattr(method, "__func__", method)  # a bound method is made anew each time
+        takes = self._accepts.get(key)
+        if takes is None:
+            parameters = inspect.signature(method).parameters
+            any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+            takes = frozenset(
+                name for name in ("progress", "context") if any_keyword or name in parameters
+            )
+            self._accepts[key] = takes
+        return takes
 
     def _operate(self, state: _Running) -> dict[str, Any]:
         """One of the platform's own operations: the domain function runs on the loop thread;
