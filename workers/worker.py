@@ -9,11 +9,18 @@ written so far, and checks the deadline. To stop a function (terminate, timeout,
 raises :class:`Interrupted` in the main thread with a signal; a function stuck where signals
 cannot reach it is ended by ending the process after a grace period (its supervisor starts
 another: ``loopline serve`` or ``loopline worker``), its execution finished first.
+
+An execution's end (status, output, event) is written on the loop thread while RQ does its own
+bookkeeping and takes the next job; that job's claim waits for it, and the worker waits for the
+last one before it stops. Killed in between (``kill -9``), the execution keeps its lease and is
+run again by the reaper's rules, as when killed a moment before its end was written. A retry's
+end is waited for, so its job is back in Redis before RQ looks for the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import logging
@@ -97,7 +104,16 @@ class ProcessRuntime:
         self.tick = max(0.2, min(1.0, settings.execution_lease_seconds / 3))
         self._instances: dict[tuple[Any, ...], Any] = {}
         self._actors: dict[str, Actor] = {}
+        self._accepts: dict[Any, frozenset[str]] = {}
+        # one logger per process (loggers are never freed), its handler each execution's
+        self._logger = logging.getLogger("loopline.execution")
+        self._logger.propagate = False
+        self._logger.setLevel(logging.DEBUG)
         self._running: _Running | None = None
+        # run_worker's SimpleWorker: an execution's end is written while RQ moves on to the next
+        # job (whose claim waits for it); elsewhere (a forking worker) before the job returns
+        self.end_in_background = False
+        self._ending: concurrent.futures.Future[None] | None = None
         self._main = threading.main_thread().ident
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGUSR1, self._on_interrupt)
@@ -108,6 +124,7 @@ class ProcessRuntime:
         return Platform.from_settings(settings)
 
     def close(self) -> None:
+        self.settle()
         self._watcher.cancel()
         self.bridge.call(self.platform.close())
         self.bridge.loop.call_soon_threadsafe(self.bridge.loop.stop)
@@ -120,7 +137,7 @@ class ProcessRuntime:
     # --- one execution ---------------------------------------------------------------------
 
     def run(self, execution_id: str) -> None:
-        claim = self.bridge.call(runs.claim(self.platform, execution_id, self.name))
+        claim = self.bridge.call(self._claim(execution_id))
         if claim is None:
             return  # not waiting any more, or its service is paused or busy
         session = runtime.Session(
@@ -136,9 +153,30 @@ class ProcessRuntime:
         finally:
             state.done = True
             self._running = None
-        self.bridge.call(self._end(state, outcome))
         if session._scratch is not None:
             shutil.rmtree(session._scratch, ignore_errors=True)
+        ending = asyncio.run_coroutine_threadsafe(self._end(state, outcome), self.bridge.loop)
+        if self.end_in_background and not outcome.get("retry"):
+            self._ending = ending
+        else:  # a retry's job is enqueued before RQ looks for the next (a burst sees it)
+            ending.result()
+
+    def settle(self) -> None:
+        """Wait until the last execution's end is written (before the process stops)."""
+        self.bridge.call(self._ended())
+
+    async def _claim(self, execution_id: str) -> runs.Claim | None:
+        await self._ended()  # the previous execution's running count and status come first
+        return await runs.claim(self.platform, execution_id, self.name)
+
+    async def _ended(self) -> None:
+        ending, self._ending = self._ending, None
+        if ending is None:
+            return
+        try:
+            await asyncio.wrap_future(ending)
+        except Exception:  # the database is away: the lease lapses, the reaper decides
+            log.exception("ending an execution failed")
 
     def _stopped(self, reason: str, state: _Running) -> dict[str, Any]:
         claim = state.claim
@@ -184,19 +222,15 @@ class ProcessRuntime:
             )
 
         method = getattr(instance, function.name)
-        parameters = inspect.signature(method).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-        # one logger per process (loggers are never freed), its handler this execution's
-        logger = logging.getLogger("loopline.execution")
-        logger.propagate = False
-        logger.setLevel(logging.DEBUG)
+        takes = self._takes(method)
+        logger = self._logger
         handler = LogHandler(state.log)
         logger.addHandler(handler)
-        if takes_any or "progress" in parameters:
+        if "progress" in takes:
             kwargs["progress"] = runtime.Progress(
                 session, lambda **kw: report(kw["progress"], kw["message"], kw["action"])
             )
-        if takes_any or "context" in parameters:
+        if "context" in takes:
             kwargs["context"] = runtime.Context(
                 session,
                 project_id=claim.project_id,
@@ -225,6 +259,19 @@ class ProcessRuntime:
         except ValueError as exc:
             return {"status": "failed", "error": str(exc)}
         return {"status": "success", "output": output, "action": action[0]}
+
+    def _takes(self, method: Any) -> frozenset[str]:
+        """Which of ``progress`` and ``context`` a function accepts (its signature read once)."""
+        key = getattr(method, "__func__", method)  # a bound method is made anew each time
+        takes = self._accepts.get(key)
+        if takes is None:
+            parameters = inspect.signature(method).parameters
+            any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+            takes = frozenset(
+                name for name in ("progress", "context") if any_keyword or name in parameters
+            )
+            self._accepts[key] = takes
+        return takes
 
     def _operate(self, state: _Running) -> dict[str, Any]:
         """One of the platform's own operations: the domain function runs on the loop thread;
@@ -469,4 +516,9 @@ def run_worker(
         _runtime = ProcessRuntime(settings)
     connection = Redis.from_url(settings.redis_url)
     worker = SimpleWorker(queues, connection=connection, name=name)
-    return bool(worker.work(burst=burst, logging_level="WARNING"))
+    _runtime.end_in_background = True
+    try:
+        return bool(worker.work(burst=burst, logging_level="WARNING"))
+    finally:
+        _runtime.end_in_background = False
+        _runtime.settle()

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 __all__ = ["Database", "dialect_insert"]
 
 _WRITE = "loopline_write"
+_AUTOCOMMIT = "loopline_autocommit"
 
 
 def json_dumps(value: Any) -> str:
@@ -59,9 +61,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # A write transaction takes the write lock up front: a deferred one that upgrades later
-        # fails at once with SQLITE_BUSY instead of waiting for the busy timeout.
-        immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # fails at once with SQLITE_BUSY instead of waiting for the busy timeout. A single
+        # writing statement outside a transaction takes it up front too (and waits).
+        options = conn.get_execution_options()
+        if not options.get(_AUTOCOMMIT, False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE, False) else "BEGIN")
 
 
 class Database:
@@ -75,7 +79,11 @@ class Database:
             "json_serializer": json_dumps,
             "json_deserializer": json_loads,
         }
-        if not self.is_sqlite:
+        if self.is_sqlite:
+            # no ROLLBACK when a connection returns to the pool (a thread hop each): SQLAlchemy
+            # ends its transactions itself, and the driver opens none (see _configure_sqlite)
+            options["pool_reset_on_return"] = None
+        else:
             # no ping per checkout (a round trip each transaction): a connection the server
             # dropped fails once, the pool then renews them all; idle ones are renewed hourly
             options.update(pool_size=10, max_overflow=20, pool_recycle=3600)
@@ -87,6 +95,20 @@ class Database:
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+            self._autocommit = self.engine.execution_options(**{_AUTOCOMMIT: True})
+        else:
+            # its own small pool: connections that autocommit and do not wait for the WAL flush
+            settings = {"jit": "off", "synchronous_commit": "off"}
+            self._autocommit = create_async_engine(
+                url,
+                **{
+                    **options,
+                    "pool_size": 2,
+                    "max_overflow": 10,
+                    "connect_args": {"server_settings": settings},
+                },
+                isolation_level="AUTOCOMMIT",
+            )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -118,8 +140,20 @@ class Database:
                 await session.rollback()
                 raise
 
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose statements each commit on their own, with no BEGIN and COMMIT
+        (round trips, or thread hops on SQLite): for a write that is one statement, atomic by
+        itself. Not durable, like ``write(durable=False)``: for writes that are redone when lost.
+        """
+        async with self._autocommit.connect() as connection:
+            yield connection
+            await connection.commit()  # ends SQLAlchemy's transaction; the database has none
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if not self.is_sqlite:  # on SQLite it shares the engine's pool
+            await self._autocommit.dispose()
 
 
 def dialect_insert(session: AsyncSession) -> Any:

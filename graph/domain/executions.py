@@ -14,7 +14,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, cast, func, literal, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    String,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,6 +58,7 @@ __all__ = [
     "list_logs",
     "rerun_execution",
     "status_entry",
+    "status_entry_sql",
     "terminate_execution",
 ]
 
@@ -71,10 +82,26 @@ def status_json(dialect: str, entry: dict[str, Any]) -> str:
     return json_dumps(entry if dialect == "sqlite" else [entry])
 
 
-def append_status(dialect: str, entry: dict[str, Any] | BindParameter[Any]) -> ColumnElement[Any]:
+def status_entry_sql(
+    dialect: str, status: str, message: BindParameter[Any], attempt: ColumnElement[Any]
+) -> ColumnElement[Any]:
+    """:func:`status_json` as SQL, for an entry whose attempt the statement computes (a claim's:
+    the row's attempts + 1); its time is the parameter ``entry_at`` (ISO text)."""
+    fields = [
+        *(literal("status"), literal(status), literal("message"), message),
+        *(literal("attempt"), attempt, literal("timestamp"), bindparam("entry_at", type_=String())),
+    ]
+    if dialect == "sqlite":
+        return func.json_object(*fields)
+    return func.jsonb_build_array(func.jsonb_build_object(*fields))
+
+
+def append_status(
+    dialect: str, entry: dict[str, Any] | BindParameter[Any] | ColumnElement[Any]
+) -> ColumnElement[Any]:
     """``status_log`` with ``entry`` appended, as SQL: the UPDATE that changes the status records
     it, with no read before and no second statement. ``entry`` is the entry, or a parameter
-    bound to its :func:`status_json` text (for statements built once)."""
+    bound to its :func:`status_json` text (for statements built once), or :func:`status_entry_sql`."""
     text = literal(status_json(dialect, entry)) if isinstance(entry, dict) else entry
     log = Execution.__table__.c.status_log
     if dialect == "sqlite":

@@ -11,7 +11,9 @@ until ``maxAttempts``, then ``failed``.
 These writes are not waited on to reach the disk (PostgreSQL ``synchronous_commit = off``): one
 lost with a database crash is redone by the same rules (a lost claim or end leaves a lease that
 expires, and the execution runs again; its effects are keyed by execution), and the flush cost
-more than everything else an execution does.
+more than everything else an execution does. The claim, heartbeat and progress are one statement
+each, and so is the end with its outbox event on PostgreSQL (a CTE); single statements run
+outside an explicit transaction (``Database.statements``), atomic by themselves.
 """
 
 from __future__ import annotations
@@ -23,11 +25,23 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, Text, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.bulk import insert_many
-from graph.db.tables import Execution, ExecutionLog, Service, utcnow
+from graph.db.tables import Event, Execution, ExecutionLog, Service, utcnow
 from graph.domain import events, notify
 from graph.domain.executions import (
     append_status,
@@ -35,6 +49,7 @@ from graph.domain.executions import (
     execution_event,
     new_job_id,
     status_entry,
+    status_entry_sql,
     status_json,
 )
 from graph.domain.platform import Platform
@@ -97,48 +112,38 @@ async def _changed(
     )
 
 
-_E, _S = Execution.__table__, Service.__table__
+_E, _S, _EV = Execution.__table__, Service.__table__, Event.__table__
 
 
 @lru_cache(maxsize=4)
-def _claim_statements(dialect: str) -> tuple[Any, Any, Any]:
-    """The claim's statements, built once per dialect (building them cost more than running
-    them): the service with its running count (row locked on PostgreSQL, so concurrent claims
-    count in turn), the same for a platform execution, and the conditional UPDATE."""
+def _claim_statement(dialect: str) -> Any:
+    """The claim, one conditional UPDATE built once per dialect (building it cost more than
+    running it): the execution is waiting, and its service (if any) is active and runs fewer
+    than ``concurrency`` executions (its row locked on PostgreSQL, so concurrent claims count in
+    turn); it returns what the worker needs, the service's columns too."""
     others = _E.alias("others")
     running = (
         select(func.count())
         .select_from(others)
         .where(others.c.service_id == _S.c.id, others.c.status == "in-progress")
         .scalar_subquery()
-        .label("running")
     )
-    with_service = (
-        select(
-            _E.c.service_id,
-            _E.c.attempts,
-            _S.c.active,
-            _S.c.concurrency,
-            _S.c.package_id,
-            _S.c.package_revision,
-            _S.c.init_params,
-            _S.c.creator,
-            _S.c.updated_at,
-            running,
-        )
-        .join(_S, _S.c.id == _E.c.service_id)
-        .where(_E.c.id == bindparam("execution"))
-        .with_for_update(of=_S)
+    open_service = select(_S.c.id).where(
+        _S.c.id == _E.c.service_id, _S.c.active.is_(True), _S.c.concurrency > running
     )
-    own = select(_E.c.service_id, _E.c.attempts).where(
-        _E.c.id == bindparam("execution"), _E.c.service_id.is_(None)
-    )
-    take = (
+    if dialect == "postgresql":
+        open_service = open_service.with_for_update(of=_S)
+
+    def service(column: Any) -> Any:
+        return select(column).where(_S.c.id == _E.c.service_id).scalar_subquery()
+
+    return (
         update(_E)
         .where(
             _E.c.id == bindparam("execution"),
             _E.c.status == "created",
             _E.c.to_terminate.is_(False),
+            or_(_E.c.service_id.is_(None), exists(open_service)),
         )
         .values(
             status="in-progress",
@@ -147,10 +152,19 @@ def _claim_statements(dialect: str) -> tuple[Any, Any, Any]:
             worker=bindparam("claimer"),
             started_at=bindparam("now"),
             updated_at=bindparam("now"),
-            status_log=append_status(dialect, bindparam("entry")),
+            status_log=append_status(
+                dialect,
+                status_entry_sql(
+                    dialect,
+                    "in-progress",
+                    bindparam("entry_message", type_=Text()),
+                    _E.c.attempts + 1,
+                ),
+            ),
         )
         .returning(
             _E.c.project_id,
+            _E.c.service_id,
             _E.c.package_name,
             _E.c.module_name,
             _E.c.function_name,
@@ -161,9 +175,13 @@ def _claim_statements(dialect: str) -> tuple[Any, Any, Any]:
             _E.c.on_reset,
             _E.c.trigger_id,
             _E.c.creator,
+            service(_S.c.package_id).label("package_id"),
+            service(_S.c.package_revision).label("package_revision"),
+            service(_S.c.init_params).label("init_params"),
+            service(_S.c.creator).label("service_creator"),
+            service(_S.c.updated_at).label("service_version"),
         )
     )
-    return with_service, own, take
 
 
 async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | None:
@@ -171,34 +189,24 @@ async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | N
     deleted), its service is paused, or the service already runs ``concurrency`` executions."""
     now = utcnow()
     lease = now + timedelta(seconds=platform.settings.execution_lease_seconds)
-    dialect = platform.db.dialect
-    with_service, own, take = _claim_statements(dialect)
-    async with platform.db.write(durable=False) as session:
-        found = (await session.execute(with_service, {"execution": execution_id})).first()
-        if found is None:  # the platform's own function, or no such execution
-            found = (await session.execute(own, {"execution": execution_id})).first()
-        if found is None:
-            return None
-        service_id = found.service_id
-        if service_id is not None and (not found.active or found.running >= found.concurrency):
-            return None
-        entry = status_entry("in-progress", f"on {worker}", found.attempts + 1, now)
-        parameters = {
-            "execution": execution_id,
-            "lease": lease,
-            "claimer": worker,
-            "now": now,
-            "entry": status_json(dialect, entry),
-        }
-        row = (await session.execute(take, parameters)).first()
-        if row is None:
-            return None
-    await notify.executions_changed(platform, [(execution_id, service_id)])
-    service = found if service_id is not None else None
+    parameters = {
+        "execution": execution_id,
+        "lease": lease,
+        "claimer": worker,
+        "now": now,
+        "entry_message": f"on {worker}",
+        "entry_at": now.isoformat(),
+    }
+    async with platform.db.statements() as connection:
+        row = (await connection.execute(_claim_statement(platform.db.dialect), parameters)).first()
+    if row is None:
+        return None
+    await notify.executions_changed(platform, [(execution_id, row.service_id)])
+    has_service = row.service_id is not None
     return Claim(
         id=execution_id,
         project_id=row.project_id,
-        service_id=service_id,
+        service_id=row.service_id,
         package_name=row.package_name,
         module_name=row.module_name,
         function_name=row.function_name,
@@ -209,11 +217,11 @@ async def claim(platform: Platform, execution_id: str, worker: str) -> Claim | N
         on_reset=row.on_reset,
         trigger_id=row.trigger_id,
         creator=row.creator,
-        package_id=service.package_id if service else None,
-        package_revision=service.package_revision if service else None,
-        init_params=dict(service.init_params or {}) if service else None,
-        service_creator=service.creator if service else None,
-        service_version=service.updated_at if service else None,
+        package_id=row.package_id,
+        package_revision=row.package_revision,
+        init_params=dict(row.init_params or {}) if has_service else None,
+        service_creator=row.service_creator,
+        service_version=row.service_version,
     )
 
 
@@ -226,8 +234,8 @@ async def heartbeat(platform: Platform, execution_id: str, attempt: int) -> bool
     """Extend the lease. Returns whether termination was asked, or ``None`` when the execution is
     no longer this attempt's (reaped, deleted): the worker must stop without writing results."""
     lease = utcnow() + timedelta(seconds=platform.settings.execution_lease_seconds)
-    async with platform.db.write(durable=False) as session:
-        asked = await session.scalar(
+    async with platform.db.statements() as connection:
+        asked = await connection.scalar(
             update(_E)
             .where(_mine(execution_id, attempt))
             .values(lease_until=lease)
@@ -252,9 +260,9 @@ async def report_progress(
         values["message"] = message[:_MAX_LINE]
     if action is not None:
         values["action"] = action[:200]
-    async with platform.db.write(durable=False) as session:
+    async with platform.db.statements() as connection:
         changed = (
-            await session.execute(
+            await connection.execute(
                 update(_E)
                 .where(_mine(execution_id, attempt))
                 .values(**values)
@@ -333,7 +341,42 @@ def _finish_statements(dialect: str) -> tuple[Any, Any]:
         )
         .returning(_E.c.queue, _E.c.job_id)
     )
+    if dialect == "postgresql":  # the event in the same statement (a round trip less)
+        return _with_event(final), _with_event(again)
     return final, again
+
+
+def _event_of(changed: Any, *where: Any) -> Any:
+    """The outbox event of the execution that ``changed`` (a table or CTE with its ``id`` and
+    ``project_id``) holds: an INSERT ... SELECT."""
+    return insert(_EV).from_select(
+        ["project_id", "resource", "action", "resource_id", "actor", "payload"]
+        + ["created_at", "dispatched"],
+        select(
+            changed.c.project_id,
+            literal("execution"),
+            literal("updated"),
+            changed.c.id,
+            bindparam("actor", type_=_EV.c.actor.type),
+            bindparam("payload", type_=_EV.c.payload.type),
+            bindparam("now", type_=_EV.c.created_at.type),
+            literal(False),
+        ).where(*where),
+    )
+
+
+def _with_event(changed: Any) -> Any:
+    """``changed`` (an UPDATE returning the queue and job id) with its event inserted by the
+    same statement (PostgreSQL); returns what ``changed`` returns."""
+    done = changed.returning(_E.c.id, _E.c.project_id).cte("done")
+    return select(done.c.queue, done.c.job_id).add_cte(_event_of(done).cte("event"))
+
+
+@lru_cache(maxsize=1)
+def _event_after_update() -> Any:
+    """The event of the execution ``execution``, inserted after the UPDATE that ended its
+    attempt, in its transaction (SQLite)."""
+    return _event_of(_E, _E.c.id == bindparam("execution"))
 
 
 async def finish(
@@ -371,22 +414,22 @@ async def finish(
         )
     entry = status_entry(status, why, claimed.attempt, now)
     parameters["entry"] = status_json(dialect, entry)
-    async with platform.db.write(durable=False) as session:
-        result = await session.execute(statement, parameters)
-        row = result.first()
-        if row is None:
-            return False
-        await _changed(
-            session,
-            claimed.project_id,
-            claimed.id,
-            claimed.creator,
-            {
-                "status": status,
-                "service_id": claimed.service_id,
-                "function_name": claimed.function_name,
-            },
-        )
+    event = {
+        "status": status,
+        "service_id": claimed.service_id,
+        "function_name": claimed.function_name,
+    }
+    parameters.update(actor=claimed.creator, payload=execution_event(event))
+    if dialect == "postgresql":  # one statement, its event included
+        async with platform.db.statements() as connection:
+            row = (await connection.execute(statement, parameters)).first()
+    else:
+        async with platform.db.write(durable=False) as session:
+            row = (await session.execute(statement, parameters)).first()
+            if row is not None:
+                await session.execute(_event_after_update(), parameters)
+    if row is None:
+        return False
     await notify.executions_changed(platform, [(claimed.id, claimed.service_id)])
     if again:
         await enqueue(platform, [Queued(claimed.id, row.queue, row.job_id)])

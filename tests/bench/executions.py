@@ -1,6 +1,7 @@
 """Execution engine throughput and trigger latency, beside raw RQ in the same run.
 
-Run: ``python -m tests.bench.executions [--n 1000] [--postgres URL] [--redis URL]``.
+Run: ``python -m tests.bench.executions [--n 1000] [--postgres URL] [--redis URL]``
+(``--throughput-only`` skips the latency and recovery runs and the forking-worker anchor).
 
 - Throughput: ``n`` no-op executions are created and queued, then one worker process (RQ's
   ``SimpleWorker`` as ``loopline worker`` runs it) works the queue empty: each execution is
@@ -219,6 +220,9 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--postgres", default=os.environ.get("LOOPLINE_TEST_DATABASE_URL"))
     parser.add_argument("--redis", default=None, help="Redis URL (default: a private server)")
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="skip latency, recovery, forking anchor"
+    )
     args = parser.parse_args()
     supervisor = Supervisor(grace=2)
     folder = Path(tempfile.mkdtemp(prefix="bench-exec-"))
@@ -227,7 +231,9 @@ def main() -> None:
     try:
         simple = [raw_rq(redis_url, args.n, SimpleWorker) for _ in range(args.repeat)]
         rows.append(("raw RQ SimpleWorker (anchor)", "-", simple))
-        rows.append(("raw RQ forking Worker (anchor)", "-", [raw_rq(redis_url, args.n, Worker)]))
+        if not args.throughput_only:
+            forking = [raw_rq(redis_url, args.n, Worker)]
+            rows.append(("raw RQ forking Worker (anchor)", "-", forking))
         urls = [("SQLite", f"sqlite+aiosqlite:///{folder / 'bench.db'}")]
         postgres = postgres_server_url() if args.postgres else None
         if postgres is not None:
@@ -253,6 +259,8 @@ def main() -> None:
                     each = dataclasses.replace(each, database_url=sqlite)
                 rates.append(throughput(each, args.n))
             rows.append((f"Loopline no-op executions, {dialect}", "1 worker", rates))
+            if args.throughput_only:
+                continue
             lat = trigger_latency(dataclasses.replace(settings), args.triggers)
             recovered = recovery(settings, args.lease, args.kills)
             recovery_rows.append((dialect, max(recovered), statistics.median(recovered)))
@@ -267,14 +275,17 @@ def main() -> None:
     print(f"| method | workers | per second, median of {args.repeat} | best |\n|---|---|---|---|")
     for name, workers, rates in rows:
         print(f"| {name} | {workers} | {statistics.median(rates):,.0f} | {max(rates):,.0f} |")
-    print(f"\nTrigger latency, item created -> execution started ({args.triggers} items)\n")
-    print("| database | p50 ms | p95 ms |\n|---|---|---|")
-    for dialect, p50, p95 in latency_rows:
-        print(f"| {dialect} | {p50:.0f} | {p95:.0f} |")
-    print(f"\nRecovery after kill -9 of the worker, lease {args.lease} s ({args.kills} kills)\n")
-    print("| database | median s | worst s | target (lease + 10 s) |\n|---|---|---|---|")
-    for dialect, worst, median in recovery_rows:
-        print(f"| {dialect} | {median:.1f} | {worst:.1f} | {args.lease + 10} |")
+    if latency_rows:
+        print(f"\nTrigger latency, item created -> execution started ({args.triggers} items)\n")
+        print("| database | p50 ms | p95 ms |\n|---|---|---|")
+        for dialect, p50, p95 in latency_rows:
+            print(f"| {dialect} | {p50:.0f} | {p95:.0f} |")
+        print(
+            f"\nRecovery after kill -9 of the worker, lease {args.lease} s ({args.kills} kills)\n"
+        )
+        print("| database | median s | worst s | target (lease + 10 s) |\n|---|---|---|---|")
+        for dialect, worst, median in recovery_rows:
+            print(f"| {dialect} | {median:.1f} | {worst:.1f} | {args.lease + 10} |")
     sys.stdout.flush()
 
 

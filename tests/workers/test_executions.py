@@ -256,6 +256,23 @@ async def test_a_paused_service_keeps_its_executions_waiting(
     assert (await executions.get_execution(platform, owner[0], created.id)).status == "success"
 
 
+async def test_a_service_runs_at_most_its_concurrency_at_once(platform, owner, project) -> None:
+    service = await services.deploy_service(
+        platform, owner[0], project.id, "one", PACKAGE, concurrency=1
+    )
+    first, second = [
+        await executions.create_execution(platform, owner[0], service.id, "noop") for _ in range(2)
+    ]
+    claimed = await runs.claim(platform, first.id, "worker-a")
+    assert claimed is not None and claimed.attempt == 1
+    assert claimed.init_params == {} and claimed.service_creator == owner[0].email
+    assert await runs.claim(platform, second.id, "worker-b") is None  # the service is busy
+    assert await runs.claim(platform, first.id, "worker-b") is None  # already claimed
+    assert await runs.finish(platform, claimed, "success")
+    assert (await runs.claim(platform, second.id, "worker-b")) is not None
+    assert (await executions.get_execution(platform, owner[0], second.id)).worker == "worker-b"
+
+
 async def test_terminate_and_rerun(platform, owner, service, settings) -> None:
     created = await executions.create_execution(
         platform, owner[0], service.id, "greet", {"name": "t"}
