@@ -279,10 +279,9 @@ class Raw:
     def statement(self, statement: Any, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """A SQLAlchemy statement (its DQL parameters' values in ``params``) as the driver gets
         it: SQL text and positional values."""
-        compiled = statement.params(params).compile(
-            dialect=self.dialect, compile_kwargs={"render_postcompile": True}
-        )
-        return str(compiled), [compiled.params[name] for name in compiled.positiontup or ()]
+        compiled = statement.compile(dialect=self.dialect)
+        state = compiled.construct_expanded_state(dict(params))  # `in` lists spelled out
+        return state.statement, [state.parameters[name] for name in state.positiontup or ()]
 
 
 def _sql(platform: Platform, sqlite: str, postgresql: str) -> str:
