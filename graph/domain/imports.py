@@ -117,8 +117,15 @@ class _Matcher:
 
     def __init__(self, platform: Platform, dataset_id: str) -> None:
         self.platform, self.dataset_id = platform, dataset_id
+        # the last answer: a converter asks an image's size, then the import asks its file
+        self._last: tuple[str, Item | None] | None = None
 
     async def item(self, filename: str) -> Item | None:
+        if self._last is None or self._last[0] != filename:
+            self._last = (filename, await self._find(filename))
+        return self._last[1]
+
+    async def _find(self, filename: str) -> Item | None:
         files = [Item.dataset_id == self.dataset_id, Item.type == "file"]
         name = posixpath.basename(filename)
         async with self.platform.db.read() as session:
