@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-__all__ = ["Database", "dialect_insert"]
+__all__ = ["SQLITE_MMAP_BYTES", "Database", "dialect_insert"]
 
 _WRITE = "loopline_write"
 _AUTOCOMMIT = "loopline_autocommit"
@@ -43,6 +43,11 @@ def json_loads(value: Any) -> Any:
     return orjson.loads(value)
 
 
+SQLITE_MMAP_BYTES = 1 << 30
+"""How much of an SQLite database is read through a memory map (address space, not memory: the
+pages are the operating system's file cache, shared by every connection and process)."""
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -54,6 +59,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA busy_timeout=30000",
+            # read pages through a shared memory map, not a small private cache per connection
+            # filled by a system call per page: a first page that walks a few thousand rows of
+            # a 1M-item dataset in list order takes 1.4 ms instead of 7 (dql_1m bench)
+            f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}",
         ):
             cursor.execute(pragma)
         cursor.close()
