@@ -31,6 +31,7 @@ from graph.db.ids import new_id
 __all__ = [
     "Annotation",
     "ApiToken",
+    "Assignment",
     "Base",
     "Blob",
     "Dataset",
@@ -51,6 +52,9 @@ __all__ = [
     "Recipe",
     "SavedQuery",
     "Service",
+    "Task",
+    "TaskItem",
+    "TaskItemStatus",
     "Trigger",
     "User",
     "utcnow",
@@ -342,6 +346,104 @@ class Recipe(_Entity, Base):
     instructions: Mapped[str | None] = mapped_column(Text, default=None)
     statuses: Mapped[Any] = mapped_column(Json, default=list)
     creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+# --- work -----------------------------------------------------------------------------------------
+
+
+class Task(_Entity, Base):
+    """Human work on a dataset's items: an annotation task, or a QA task reviewing what its
+    parent task completed. Items come in by DQL (graph/domain/tasks.py) and are given out by
+    workload percentages or pulled in batches (graph/domain/assignments.py)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    # no ON DELETE (SQLite reflects none): deleting a recipe detaches its tasks in the domain
+    recipe_id: Mapped[str | None] = mapped_column(
+        ForeignKey("recipes.id"), default=None, index=True
+    )
+    parent_task_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), default=None, index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16), default="annotation")  # annotation | qa
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|paused|completed
+    owner: Mapped[str] = mapped_column(String(320), default="")
+    due_date: Mapped[datetime | None] = mapped_column(default=None)
+    priority: Mapped[int] = mapped_column(default=2)  # 1 low, 2 medium, 3 high
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    statuses: Mapped[Any] = mapped_column(Json, default=list)  # the statuses items may get
+    dql: Mapped[str | None] = mapped_column(Text, default=None)  # the selection, as given
+    filter: Mapped[Any] = mapped_column(Json, default=None)
+    distribution: Mapped[str] = mapped_column(String(16), default="workload")  # or pulling
+    batch_size: Mapped[int | None] = mapped_column(default=None)
+    max_batch_workload: Mapped[int | None] = mapped_column(default=None)
+    consensus_percentage: Mapped[int | None] = mapped_column(default=None)
+    consensus_copies: Mapped[int | None] = mapped_column(default=None)
+    items_count: Mapped[int] = mapped_column(default=0)
+    creator: Mapped[str] = mapped_column(String(320), default="")
+
+
+class Assignment(_Entity, Base):
+    """One assignee's share of a task: a workload percentage, or (pulling) what it pulled."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("task_id", "assignee_id"),)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    assignee_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    load: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class TaskItem(Base):
+    """An item in a task (``copy`` > 0: another annotator's copy of a consensus item), the
+    assignment it is given to (none: waiting to be pulled) and its status in the task."""
+
+    __tablename__ = "task_items"
+    __table_args__ = (
+        # an assignment's queue and its counts per status
+        Index("ix_task_items_task_id_assignment_id_status", "task_id", "assignment_id", "status"),
+        # the task's counts per status, and the items a QA task reviews
+        Index("ix_task_items_task_id_status", "task_id", "status"),
+    )
+    task_id: Mapped[str] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[str] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    copy: Mapped[int] = mapped_column(primary_key=True, default=0)
+    assignment_id: Mapped[str | None] = mapped_column(
+        ForeignKey("assignments.id", ondelete="SET NULL"), default=None
+    )
+    status: Mapped[str | None] = mapped_column(String(100), default=None)
+    status_by: Mapped[str | None] = mapped_column(String(320), default=None)
+    status_at: Mapped[datetime | None] = mapped_column(default=None)
+    assigned_at: Mapped[datetime | None] = mapped_column(default=None)
+    # why a reviewer sent the item back (rework); cleared when it gets a status again
+    issue: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class TaskItemStatus(Base):
+    """The history of an item's status in a task: who set or cleared it, when, from what."""
+
+    __tablename__ = "task_item_statuses"
+    __table_args__ = (Index("ix_task_item_statuses_task_id_item_id", "task_id", "item_id"),)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    copy: Mapped[int] = mapped_column(default=0)
+    assignment_id: Mapped[str | None] = mapped_column(String(24), default=None)
+    status: Mapped[str | None] = mapped_column(String(100), default=None)  # None: cleared
+    previous: Mapped[str | None] = mapped_column(String(100), default=None)
+    actor: Mapped[str] = mapped_column(String(320), default="")
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --- queries --------------------------------------------------------------------------------------

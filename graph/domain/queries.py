@@ -35,6 +35,8 @@ from graph.db.tables import (
     Recipe,
     SavedQuery,
     Service,
+    Task,
+    TaskItem,
     Trigger,
     User,
 )
@@ -64,6 +66,8 @@ __all__ = [
     "recipe_fields",
     "saved_query_fields",
     "service_fields",
+    "task_fields",
+    "task_item_fields",
     "trigger_fields",
 ]
 
@@ -124,7 +128,8 @@ def item_fields(dataset_id: str | None = None, stored: Stored = frozenset()) -> 
         relations={
             "annotations": Relation(
                 lambda: annotation_fields(dataset_id, stored), _I.c.id, _A.c.item_id, scope
-            )
+            ),
+            "tasks": Relation(task_item_fields, _I.c.id, TaskItem.__table__.c.item_id),
         },
     )
 
@@ -278,6 +283,41 @@ def ontology_fields() -> FieldMap:
 def recipe_fields() -> FieldMap:
     columns = {**_OWNED, "ontologyId": "ontology_id", "instructions": "instructions"}
     return _fields(Recipe.__table__, columns)
+
+
+@lru_cache(maxsize=1)
+def task_fields() -> FieldMap:
+    columns = {
+        **_OWNED,
+        "datasetId": "dataset_id",
+        "recipeId": "recipe_id",
+        "parentTaskId": "parent_task_id",
+        "type": "type",
+        "status": "status",
+        "owner": "owner",
+        "dueDate": "due_date",
+        "priority": "priority",
+        "distribution": "distribution",
+        "itemsCount": "items_count",
+    }
+    return _fields(Task.__table__, columns)
+
+
+@lru_cache(maxsize=1)
+def task_item_fields() -> FieldMap:
+    """An item's place in a task, as items see it through ``tasks.any(...)``: ``id`` is the
+    task's (Dataloop's ``metadata.system.refs`` entries name the task by ``id``)."""
+    columns = {
+        "id": "task_id",
+        "taskId": "task_id",
+        "assignmentId": "assignment_id",
+        "status": "status",
+        "statusBy": "status_by",
+        "statusAt": "status_at",
+        "copy": "copy",
+        "issue": "issue",
+    }
+    return _fields(TaskItem.__table__, columns)
 
 
 @lru_cache(maxsize=1)
@@ -446,6 +486,7 @@ _FIELDS: dict[str, Callable[[str | None, Stored], FieldMap]] = {
     "savedQueries": lambda _, __: saved_query_fields(),
     "ontologies": lambda _, __: ontology_fields(),
     "recipes": lambda _, __: recipe_fields(),
+    "tasks": lambda _, __: task_fields(),
 }
 
 

@@ -1,0 +1,358 @@
+"""Who does a task's items: workload percentages or batches pulled on demand.
+
+Workload: each assignee has a percentage (they sum to 100) and gets that share of the items,
+in path order, so an annotator works through whole folders; items added later are split the
+same way, and ``redistribute`` splits the items not done yet anew. Pulling: items wait unassigned
+and an assignee takes the next ``batchSize`` of them, holding at most ``maxBatchWorkload`` not
+done at a time. A pull is one UPDATE that takes only rows nobody holds (on PostgreSQL it skips
+rows another pull has locked; SQLite runs one writer at a time), so two annotators pulling at
+the same instant never get the same item.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, insert, literal, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graph.db.tables import Assignment, Item, Member, Task, TaskItem, User, utcnow
+from graph.domain.access import Actor, Role
+from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from graph.domain.platform import Platform
+from graph.domain.task_rows import task_event, task_for
+
+__all__ = [
+    "Pulling",
+    "give_out",
+    "list_assignments",
+    "pull",
+    "reassign",
+    "redistribute",
+    "set_up",
+]
+
+_MAX_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Pulling:
+    """Pulling distribution: who may pull, how many items a pull gives, and how many not done
+    an assignee may hold (``max_batch_workload`` >= ``batch_size``)."""
+
+    assignees: Sequence[str]
+    batch_size: int
+    max_batch_workload: int
+
+
+def _check_workload(workload: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    if not workload:
+        raise InvalidInput("a workload names at least one assignee", field="workload")
+    seen: set[str] = set()
+    out = []
+    for email, load in workload:
+        email = email.strip().lower() if isinstance(email, str) else ""
+        if not email:
+            raise InvalidInput("a workload entry names its assignee's email", field="workload")
+        if email in seen:
+            raise InvalidInput(f"{email} is in the workload twice", field="workload")
+        if (
+            isinstance(load, bool)
+            or not isinstance(load, int | float)
+            or not math.isfinite(load)
+            or load <= 0
+        ):
+            raise InvalidInput(f"{email}'s load must be a percentage above 0", field="workload")
+        seen.add(email)
+        out.append((email, float(load)))
+    total = sum(load for _, load in out)
+    if abs(total - 100) > 1e-6:
+        raise InvalidInput(
+            f"workload percentages must sum to 100, they sum to {total:g}", field="workload"
+        )
+    return out
+
+
+def _check_pulling(pulling: Pulling) -> None:
+    if not pulling.assignees:
+        raise InvalidInput("pulling names at least one assignee", field="pulling")
+    if not 1 <= pulling.batch_size <= _MAX_BATCH:
+        raise InvalidInput(f"batchSize is 1 to {_MAX_BATCH}", field="batchSize")
+    if not pulling.batch_size <= pulling.max_batch_workload <= 10 * pulling.batch_size:
+        raise InvalidInput(
+            "maxBatchWorkload is at least batchSize and at most 10 times it",
+            field="maxBatchWorkload",
+        )
+
+
+async def _members(session: AsyncSession, project_id: str, emails: Sequence[str]) -> list[str]:
+    """The user ids of ``emails``, each a member of the project; an error names the first that
+    is not."""
+    rows = await session.execute(
+        select(User.email, User.id, Member.role)
+        .outerjoin(Member, (Member.user_id == User.id) & (Member.project_id == project_id))
+        .where(User.email.in_(emails))
+    )
+    found = {email: (user_id, role) for email, user_id, role in rows.all()}
+    for email in emails:
+        if email not in found or found[email][1] is None:
+            raise NotFound("assignee", email)
+    return [found[email][0] for email in emails]
+
+
+async def set_up(
+    session: AsyncSession,
+    task: Task,
+    workload: Sequence[tuple[str, float]] | None,
+    pulling: Pulling | None,
+) -> None:
+    """The new task's assignments: ``workload`` (emails and percentages) or ``pulling``."""
+    if (workload is None) == (pulling is None):
+        raise InvalidInput("give either a workload or pulling", field="workload")
+    if workload is not None:
+        entries = _check_workload(workload)
+        ids = await _members(session, task.project_id, [email for email, _ in entries])
+        loads: list[float | None] = [load for _, load in entries]
+        task.distribution = "workload"
+    else:
+        assert pulling is not None
+        _check_pulling(pulling)
+        emails = list(dict.fromkeys(e.strip().lower() for e in pulling.assignees))
+        ids = await _members(session, task.project_id, emails)
+        loads = [None] * len(ids)
+        task.distribution = "pulling"
+        task.batch_size = pulling.batch_size
+        task.max_batch_workload = pulling.max_batch_workload
+    session.add_all(
+        Assignment(task_id=task.id, assignee_id=user_id, load=load)
+        for user_id, load in zip(ids, loads, strict=True)
+    )
+    await session.flush()
+
+
+async def _shares(session: AsyncSession, task_id: str) -> list[tuple[str, float]]:
+    """The task's assignments with a load, in the order they were made."""
+    rows = await session.execute(
+        select(Assignment.id, Assignment.load)
+        .where(Assignment.task_id == task_id, Assignment.load.is_not(None))
+        .order_by(Assignment.created_at, Assignment.id)
+    )
+    return [(assignment_id, load) for assignment_id, load in rows.all()]
+
+
+def _bounds(shares: Sequence[tuple[str, float]], n: int) -> list[tuple[str, int]]:
+    """Each assignment with the last position (1-based) of its share of ``n`` items."""
+    out, running = [], 0.0
+    for assignment_id, load in shares:
+        running += load
+        out.append((assignment_id, round(n * running / 100)))
+    return out
+
+
+async def give_out(
+    session: AsyncSession,
+    task: Task,
+    where: Sequence[ColumnElement[bool]],
+    params: Mapping[str, Any],
+) -> int:
+    """Insert the items ``where`` selects into the task, each given to an assignment by the
+    workload (in path order), or to none (pulling); one INSERT ... SELECT. The number added."""
+    now = utcnow()
+    if task.distribution == "pulling":
+        chosen = select(literal(task.id), Item.id, literal(0), literal(None), literal(None))
+        chosen = chosen.where(*where)
+    else:
+        shares = await _shares(session, task.id)
+        n = await session.scalar(select(func.count()).select_from(Item).where(*where), params)
+        if not n:
+            return 0
+        numbered = (
+            select(
+                Item.id.label("item_id"),
+                func.row_number().over(order_by=(Item.filename, Item.id)).label("at"),
+            )
+            .where(*where)
+            .subquery()
+        )
+        bounds = _bounds(shares, n)
+        whens = [(numbered.c.at <= last, literal(a)) for a, last in bounds[:-1]]
+        last_share = literal(bounds[-1][0])
+        to = case(*whens, else_=last_share) if whens else last_share
+        chosen = select(literal(task.id), numbered.c.item_id, literal(0), to, literal(now))
+    columns = ("task_id", "item_id", "copy", "assignment_id", "assigned_at")
+    result = await session.execute(
+        insert(TaskItem.__table__).from_select(columns, chosen), dict(params)
+    )
+    return int(result.rowcount or 0)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+async def list_assignments(
+    platform: Platform, actor: Actor, task_id: str
+) -> list[tuple[Assignment, str]]:
+    """The task's assignments with their assignees' emails, in the order they were made."""
+    async with platform.db.read() as session:
+        await task_for(session, actor, task_id, Role.annotator)
+        rows = await session.execute(
+            select(Assignment, User.email)
+            .join(User, User.id == Assignment.assignee_id)
+            .where(Assignment.task_id == task_id)
+            .order_by(Assignment.created_at, Assignment.id)
+        )
+        return [(assignment, email) for assignment, email in rows.all()]
+
+
+# --- pulling --------------------------------------------------------------------------------------
+
+
+async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
+    """The next batch of the task's items for the actor, an assignee of a pulling task: up to
+    ``batchSize``, so that it holds at most ``maxBatchWorkload`` not done; the ids given (none
+    when it holds that many already, or nothing is left)."""
+    async with platform.db.write() as session:
+        task = await task_for(session, actor, task_id, Role.annotator)
+        if task.distribution != "pulling":
+            raise InvalidInput("this task gives out work by workload, not by pulling", id=task_id)
+        if task.status != "active":
+            raise Conflict(f"task {task.name!r} is {task.status}: it gives out no work", id=task_id)
+        mine = await session.scalar(
+            select(Assignment.id).where(
+                Assignment.task_id == task.id, Assignment.assignee_id == actor.user_id
+            )
+        )
+        if mine is None:
+            raise Forbidden("only the task's assignees pull its work")
+        held = await session.scalar(
+            select(func.count())
+            .select_from(TaskItem)
+            .where(
+                TaskItem.task_id == task.id,
+                TaskItem.assignment_id == mine,
+                TaskItem.status.is_(None),
+            )
+        )
+        wanted = min(task.batch_size or 0, (task.max_batch_workload or 0) - (held or 0))
+        if wanted <= 0:
+            return []
+        free = (
+            select(TaskItem.item_id, TaskItem.copy)
+            .where(
+                TaskItem.task_id == task.id,
+                TaskItem.assignment_id.is_(None),
+                TaskItem.status.is_(None),
+            )
+            .order_by(TaskItem.item_id, TaskItem.copy)
+            .limit(wanted)
+        )
+        if session.bind.dialect.name == "postgresql":
+            # locked and limited once, in a materialized CTE: as an IN subquery PostgreSQL may
+            # run it again per row, and skipping what it locked itself gives more rows each time
+            chosen = free.with_for_update(skip_locked=True).cte("free")
+            chosen = chosen.prefix_with("MATERIALIZED", dialect="postgresql")
+            free = select(chosen.c.item_id, chosen.c.copy)
+        taken = await session.execute(
+            update(TaskItem)
+            .where(
+                TaskItem.task_id == task.id,
+                TaskItem.assignment_id.is_(None),  # checked again on the row it locks
+                tuple_(TaskItem.item_id, TaskItem.copy).in_(free),
+            )
+            .values(assignment_id=mine, assigned_at=utcnow())
+            .returning(TaskItem.item_id)
+        )
+        return sorted(row[0] for row in taken.all())
+
+
+# --- changing -------------------------------------------------------------------------------------
+
+
+async def redistribute(
+    platform: Platform, actor: Actor, task_id: str, workload: Sequence[tuple[str, float]]
+) -> None:
+    """A new workload for a workload task: the items not done yet are split anew, in path order,
+    among the given assignees (new ones get assignments); done items keep theirs."""
+    entries = _check_workload(workload)
+    async with platform.db.write() as session:
+        task = await task_for(session, actor, task_id, Role.annotationManager)
+        if task.distribution != "workload":
+            raise InvalidInput("a pulling task has no workload", id=task_id)
+        ids = await _members(session, task.project_id, [email for email, _ in entries])
+        existing = {
+            a.assignee_id: a
+            for a in await session.scalars(select(Assignment).where(Assignment.task_id == task.id))
+        }
+        for assignment in existing.values():
+            assignment.load = None
+        for user_id, (_, load) in zip(ids, entries, strict=True):
+            if user_id in existing:
+                existing[user_id].load = load
+            else:
+                session.add(Assignment(task_id=task.id, assignee_id=user_id, load=load))
+        await session.flush()
+        undone = [TaskItem.task_id == task.id, TaskItem.status.is_(None)]
+        await session.execute(update(TaskItem).where(*undone).values(assignment_id=None))
+        shares = await _shares(session, task.id)
+        order = (
+            select(TaskItem.item_id)
+            .join(Item, Item.id == TaskItem.item_id)
+            .where(*undone)
+            .order_by(Item.filename, Item.id)
+        )
+        ids_in_order = list(await session.scalars(order))
+        start = 0
+        for assignment_id, last in _bounds(shares, len(ids_in_order)):
+            chunk = ids_in_order[start:last]
+            for at in range(0, len(chunk), 1000):
+                await session.execute(
+                    update(TaskItem)
+                    .where(*undone, TaskItem.item_id.in_(chunk[at : at + 1000]))
+                    .values(assignment_id=assignment_id, assigned_at=utcnow())
+                )
+            start = last
+        await task_event(session, actor, task, "updated")
+
+
+async def reassign(
+    platform: Platform, actor: Actor, task_id: str, from_email: str, to_email: str
+) -> int:
+    """Give the items ``from_email`` has not done in the task to ``to_email`` (who gets an
+    assignment if it has none), with its workload share; the number of items moved."""
+    source_email, target_email = from_email.strip().lower(), to_email.strip().lower()
+    if source_email == target_email:
+        raise InvalidInput("reassign to another assignee", field="toEmail")
+    async with platform.db.write() as session:
+        task = await task_for(session, actor, task_id, Role.annotationManager)
+        source_id, target_id = await _members(
+            session, task.project_id, [source_email, target_email]
+        )
+        assigned = {
+            a.assignee_id: a
+            for a in await session.scalars(select(Assignment).where(Assignment.task_id == task.id))
+        }
+        source = assigned.get(source_id)
+        if source is None:
+            raise NotFound("assignment", source_email)
+        target = assigned.get(target_id)
+        if target is None:
+            target = Assignment(task_id=task.id, assignee_id=target_id, load=None)
+            session.add(target)
+            await session.flush()
+        if source.load is not None:
+            target.load = (target.load or 0) + source.load
+            source.load = None
+        moved = await session.execute(
+            update(TaskItem)
+            .where(
+                TaskItem.task_id == task.id,
+                TaskItem.assignment_id == source.id,
+                TaskItem.status.is_(None),
+            )
+            .values(assignment_id=target.id, assigned_at=utcnow())
+        )
+        await task_event(session, actor, task, "updated")
+        return int(moved.rowcount or 0)

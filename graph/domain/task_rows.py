@@ -1,0 +1,57 @@
+"""A task row as every task module reads it: behind the project role check, and the event a
+change to it records."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graph.db.tables import Assignment, Task
+from graph.domain import events
+from graph.domain.access import Actor, Role, check_role, member_role
+from graph.domain.errors import NotFound
+
+__all__ = ["task_and_role", "task_event", "task_for"]
+
+
+async def task_for(session: AsyncSession, actor: Actor, task_id: str, needed: Role) -> Task:
+    """The task, if the actor has ``needed`` in its project; one statement. An annotator reads
+    only the tasks it has an assignment in; others are told the task does not exist."""
+    task, _ = await task_and_role(session, actor, task_id, needed)
+    return task
+
+
+async def task_and_role(
+    session: AsyncSession, actor: Actor, task_id: str, needed: Role
+) -> tuple[Task, Role]:
+    """:func:`task_for`, and the actor's role in the task's project."""
+    mine = (
+        select(Assignment.id)
+        .where(Assignment.task_id == Task.id, Assignment.assignee_id == actor.user_id)
+        .exists()
+    )
+    row = (
+        await session.execute(
+            select(Task, member_role(actor, Task.project_id), mine).where(Task.id == task_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("task", task_id)
+    task, role, assigned = row
+    found = None if role is None else Role[role]
+    if found == Role.annotator and not assigned and not actor.is_admin:
+        raise NotFound("task", task_id)
+    check_role(actor, found, needed, "task", task_id)
+    return task, Role.owner if actor.is_admin or found is None else found
+
+
+async def task_event(session: AsyncSession, actor: Actor, task: Task, action: str) -> None:
+    await events.record(
+        session,
+        project_id=task.project_id,
+        resource="task",
+        action=action,
+        resource_id=task.id,
+        actor=actor.email,
+        payload={"name": task.name, "datasetId": task.dataset_id, "type": task.type},
+    )

@@ -1,0 +1,415 @@
+"""Tasks on SQLite and PostgreSQL: created from a DQL selection, given out by workload or pulled
+in batches (atomically, under concurrent pulls), statuses with history and events, the QA loop
+with rework, DQL over task membership, roles, and the bad inputs the issue names."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from graph.db.tables import Event, TaskItem
+from graph.domain import (
+    assignments,
+    datasets,
+    item_statuses,
+    items,
+    projects,
+    tasks,
+)
+from graph.domain.assignments import Pulling
+from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tests.conftest import make_user
+
+
+@pytest.fixture
+async def team(platform, owner, project) -> SimpleNamespace:
+    """A project with a manager, three annotators, and a dataset of 20 files in two folders."""
+    actor = owner[0]
+    people = {}
+    for name, role in (
+        ("manager", "annotationManager"),
+        ("ann1", "annotator"),
+        ("ann2", "annotator"),
+        ("ann3", "annotator"),
+    ):
+        person, _ = await make_user(platform, f"{name}@example.com")
+        await projects.add_member(platform, actor, project.id, person.email, role)
+        people[name] = person
+    dataset = await datasets.create_dataset(platform, actor, project.id, "photos")
+    specs = [
+        items.ItemSpec(
+            path=f"/{'day' if i < 10 else 'night'}/{i:02d}.jpg",
+            url=f"https://x.test/{i}",
+            user={"n": i},
+        )
+        for i in range(20)
+    ]
+    async with platform.db.write() as session:
+        results, _ = await items.insert_items(session, actor, dataset, specs)
+    ids = {spec.path: r.item_id for spec, r in zip(specs, results, strict=True)}
+    return SimpleNamespace(owner=actor, project=project, dataset=dataset, ids=ids, **people)
+
+
+def _workload(*shares: tuple[Any, float]) -> list[tuple[str, float]]:
+    return [(person.email, load) for person, load in shares]
+
+
+async def _task_items(platform, task_id: str) -> list[TaskItem]:
+    async with platform.db.read() as session:
+        return list(
+            await session.scalars(
+                select(TaskItem).where(TaskItem.task_id == task_id).order_by(TaskItem.item_id)
+            )
+        )
+
+
+async def _by_assignee(platform, manager, task_id: str) -> dict[str, list[str]]:
+    emails = {
+        a.id: email for a, email in await assignments.list_assignments(platform, manager, task_id)
+    }
+    out: dict[str, list[str]] = {}
+    for row in await _task_items(platform, task_id):
+        out.setdefault(emails.get(row.assignment_id, "nobody"), []).append(row.item_id)
+    return out
+
+
+async def test_a_task_takes_the_files_a_query_selects_and_splits_them_by_workload(
+    platform, team
+) -> None:
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "label day",
+        dql='dir = "/day" or metadata.user.n >= 18',
+        workload=_workload((team.ann1, 70), (team.ann2, 30)),
+    )
+    assert task.items_count == 12 and task.statuses == ["completed", "discard"]
+    assert task.type == "annotation" and task.owner == team.manager.email
+    split = await _by_assignee(platform, team.manager, task.id)
+    assert len(split["ann1@example.com"]) == round(12 * 0.7)
+    assert len(split["ann2@example.com"]) == 12 - round(12 * 0.7)
+    # in path order: the first share takes the day folder's first files
+    day = [team.ids[f"/day/{i:02d}.jpg"] for i in range(8)]
+    assert set(split["ann1@example.com"]) == set(day)
+    progress = await tasks.progress(platform, team.manager, task.id)
+    assert progress.total == 12 and progress.done == 0 and progress.by_status == {None: 12}
+
+
+async def test_items_added_later_are_split_by_the_same_workload_and_not_added_twice(
+    platform, team
+) -> None:
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "grow",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 50), (team.ann2, 50)),
+    )
+    added = await tasks.add_items(platform, team.manager, task.id, dql="metadata.user.n >= 5")
+    assert added == 10  # 5..9 were in it already
+    got = await tasks.get_task(platform, team.manager, task.id)
+    assert got.items_count == 20
+    split = await _by_assignee(platform, team.manager, task.id)
+    assert sorted(len(v) for v in split.values()) == [10, 10]
+    removed = await tasks.remove_items(platform, team.manager, task.id, dql='dir = "/night"')
+    assert removed == 10
+    assert (await tasks.get_task(platform, team.manager, task.id)).items_count == 10
+
+
+async def test_statuses_have_history_events_and_dql(platform, team) -> None:
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "s",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 100)),
+    )
+    first, second = team.ids["/day/00.jpg"], team.ids["/day/01.jpg"]
+    changes = await item_statuses.set_status(
+        platform, team.ann1, task.id, [first, second], "completed"
+    )
+    assert [(c.previous, c.status) for c in changes] == [(None, "completed")] * 2
+    again = await item_statuses.set_status(platform, team.ann1, task.id, [first], "completed")
+    assert again == []  # already so: nothing changes, nothing is recorded
+    await item_statuses.clear_status(platform, team.ann1, task.id, [second], note="oops")
+    history = await item_statuses.history(platform, team.manager, task.id, second)
+    assert [(h.previous, h.status, h.actor, h.note) for h in history] == [
+        (None, "completed", "ann1@example.com", None),
+        ("completed", None, "ann1@example.com", "oops"),
+    ]
+    async with platform.db.read() as session:
+        seen = (
+            await session.execute(
+                select(Event.resource_id, Event.payload)
+                .where(Event.resource == "itemStatus")
+                .order_by(Event.seq)
+            )
+        ).all()
+    assert [(r, p["status"], p["taskId"]) for r, p in seen] == [
+        (first, "completed", task.id),
+        (second, "completed", task.id),
+        (second, None, task.id),
+    ]
+    done = await items.list_items(
+        platform,
+        team.owner,
+        team.dataset.id,
+        dql=f'tasks.any(id = "{task.id}" and status = "completed")',
+    )
+    assert [i.id for i in done.rows] == [first]
+    waiting = await items.count_items(
+        platform, team.owner, team.dataset.id, dql=f'tasks.any(id = "{task.id}" and not has status)'
+    )
+    assert waiting == 9
+    outside = await items.count_items(platform, team.owner, team.dataset.id, dql="tasks.none()")
+    assert outside == 10 + 2  # the night files and the two folders
+    progress = await tasks.progress(platform, team.manager, task.id)
+    assert progress.by_status == {"completed": 1, None: 9} and progress.done == 1
+
+
+async def test_status_bad_input_is_refused_whole(platform, team) -> None:
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "b",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 50), (team.ann2, 50)),
+    )
+    split = await _by_assignee(platform, team.manager, task.id)
+    mine, theirs = split["ann1@example.com"][0], split["ann2@example.com"][0]
+    with pytest.raises(
+        InvalidInput, match="'approved' is not one of the task's: completed, discard"
+    ):
+        await item_statuses.set_status(platform, team.ann1, task.id, [mine], "approved")
+    with pytest.raises(Forbidden, match="not given to you"):
+        await item_statuses.set_status(platform, team.ann1, task.id, [mine, theirs], "completed")
+    with pytest.raises(NotFound):
+        await item_statuses.set_status(
+            platform, team.manager, task.id, [mine, team.ids["/night/15.jpg"]], "completed"
+        )
+    with pytest.raises(NotFound):  # ann3 has no assignment: the task does not exist for it
+        await item_statuses.set_status(platform, team.ann3, task.id, [mine], "completed")
+    assert all(r.status is None for r in await _task_items(platform, task.id))
+    # a manager sets any item's status
+    await item_statuses.set_status(platform, team.manager, task.id, [mine, theirs], "discard")
+    await tasks.update_task(platform, team.manager, task.id, {"status": "completed"})
+    with pytest.raises(Conflict, match="completed"):
+        await item_statuses.clear_status(platform, team.manager, task.id, [mine])
+
+
+@pytest.mark.parametrize(
+    ("workload", "error"),
+    [
+        ([("ann1@example.com", 60), ("ann2@example.com", 30)], "sum to 100, they sum to 90"),
+        ([("ann1@example.com", 100), ("ann1@example.com", 0.0)], "twice"),
+        ([("ann1@example.com", -10), ("ann2@example.com", 110)], "above 0"),
+        ([], "at least one"),
+    ],
+)
+async def test_bad_workloads_are_refused(platform, team, workload, error) -> None:
+    with pytest.raises(InvalidInput, match=error):
+        await tasks.create_task(
+            platform, team.manager, team.dataset.id, "w", dql="", workload=workload
+        )
+    assert await tasks.count_tasks(platform, team.owner, team.project.id) == 0
+
+
+async def test_unknown_assignees_other_datasets_and_roles_are_refused(platform, team) -> None:
+    stranger, _ = await make_user(platform, "stranger@example.com")
+    for email in ("nobody@example.com", stranger.email):  # no user; a user not in the project
+        with pytest.raises(NotFound, match=email):
+            await tasks.create_task(
+                platform, team.manager, team.dataset.id, "x", dql="", workload=[(email, 100)]
+            )
+    with pytest.raises(Forbidden):
+        await tasks.create_task(
+            platform, team.ann1, team.dataset.id, "x", dql="", workload=_workload((team.ann1, 100))
+        )
+    other = await datasets.create_dataset(platform, team.owner, team.project.id, "other")
+    task = await tasks.create_task(
+        platform, team.manager, team.dataset.id, "x", dql="", workload=_workload((team.ann1, 100))
+    )
+    # adding by query selects only this task's dataset: another dataset's ids match nothing
+    async with platform.db.write() as session:
+        results, _ = await items.insert_items(
+            session, team.owner, other, [items.ItemSpec(path="/o.jpg", url="https://x.test/o")]
+        )
+    added = await tasks.add_items(
+        platform, team.manager, task.id, dql=f'id = "{results[0].item_id}"'
+    )
+    assert added == 0
+    with pytest.raises(Conflict, match="already has a task named 'x'"):
+        await tasks.create_task(
+            platform,
+            team.manager,
+            team.dataset.id,
+            "x",
+            dql="",
+            workload=_workload((team.ann1, 100)),
+        )
+
+
+async def test_deleting_a_task_with_work_in_progress_needs_force(platform, team) -> None:
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "d",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 100)),
+    )
+    with pytest.raises(Conflict, match="10 items given out and not done"):
+        await tasks.delete_task(platform, team.manager, task.id)
+    assert len(await _task_items(platform, task.id)) == 10
+    await tasks.delete_task(platform, team.manager, task.id, force=True)
+    assert await _task_items(platform, task.id) == []
+    with pytest.raises(NotFound):
+        await tasks.get_task(platform, team.manager, task.id)
+
+
+async def test_annotators_see_only_the_tasks_they_work_on(platform, team) -> None:
+    await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "mine",
+        dql="",
+        workload=_workload((team.ann1, 100)),
+    )
+    await tasks.create_task(
+        platform, team.manager, team.dataset.id, "not", dql="", workload=_workload((team.ann2, 100))
+    )
+    seen = await tasks.list_tasks(platform, team.ann1, team.project.id)
+    assert [t.name for t in seen.rows] == ["mine"]
+    assert await tasks.count_tasks(platform, team.ann1, team.project.id) == 1
+    managed = await tasks.list_tasks(platform, team.manager, team.project.id, dql='name = "not"')
+    assert [t.name for t in managed.rows] == ["not"]
+
+
+async def test_redistribute_and_reassign_move_only_work_not_done(platform, team) -> None:
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "r",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 50), (team.ann2, 50)),
+    )
+    split = await _by_assignee(platform, team.manager, task.id)
+    done = split["ann1@example.com"][:2]
+    await item_statuses.set_status(platform, team.ann1, task.id, done, "completed")
+    await assignments.redistribute(
+        platform, team.manager, task.id, _workload((team.ann2, 50), (team.ann3, 50))
+    )
+    split = await _by_assignee(platform, team.manager, task.id)
+    assert sorted(split["ann1@example.com"]) == sorted(done)  # done work stays its
+    assert len(split["ann2@example.com"]) == 4 and len(split["ann3@example.com"]) == 4
+    moved = await assignments.reassign(
+        platform, team.manager, task.id, team.ann3.email, team.ann1.email
+    )
+    assert moved == 4
+    split = await _by_assignee(platform, team.manager, task.id)
+    assert "ann3@example.com" not in split and len(split["ann1@example.com"]) == 6
+    loads = {
+        e: a.load for a, e in await assignments.list_assignments(platform, team.manager, task.id)
+    }
+    assert loads == {"ann1@example.com": 50, "ann2@example.com": 50, "ann3@example.com": None}
+
+
+async def _pulling_task(platform, team, name: str = "pull", *, batch: int = 3, most: int = 5):
+    return await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        name,
+        dql="",
+        pulling=Pulling([team.ann1.email, team.ann2.email], batch, most),
+    )
+
+
+async def test_pulling_gives_batches_up_to_the_workload_limit(platform, team) -> None:
+    task = await _pulling_task(platform, team)
+    assert task.items_count == 20 and task.distribution == "pulling"
+    first = await assignments.pull(platform, team.ann1, task.id)
+    assert len(first) == 3
+    second = await assignments.pull(platform, team.ann1, task.id)
+    assert len(second) == 2 and not set(first) & set(second)  # holds 5 = maxBatchWorkload
+    assert await assignments.pull(platform, team.ann1, task.id) == []
+    await item_statuses.set_status(platform, team.ann1, task.id, first, "completed")
+    assert len(await assignments.pull(platform, team.ann1, task.id)) == 3
+    with pytest.raises(NotFound):  # not an assignee: the task is not its to see
+        await assignments.pull(platform, team.ann3, task.id)
+    await tasks.update_task(platform, team.manager, task.id, {"status": "paused"})
+    with pytest.raises(Conflict, match="paused"):
+        await assignments.pull(platform, team.ann2, task.id)
+
+
+async def test_concurrent_pulls_never_give_an_item_twice(platform, team) -> None:
+    pullers = []
+    for n in range(8):
+        person, _ = await make_user(platform, f"puller{n}@example.com")
+        await projects.add_member(platform, team.owner, team.project.id, person.email, "annotator")
+        pullers.append(person)
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "race",
+        dql="",
+        pulling=Pulling([p.email for p in pullers], 3, 3),
+    )
+    got = await asyncio.gather(*(assignments.pull(platform, p, task.id) for p in pullers))
+    taken = [item for batch in got for item in batch]
+    assert len(taken) == len(set(taken)) == 20  # 8 x 3 asked, 20 there: all given, none twice
+    async with platform.db.read() as session:
+        given = await session.scalar(
+            select(func.count()).select_from(TaskItem).where(TaskItem.assignment_id.is_not(None))
+        )
+    assert given == 20
+
+
+async def test_qa_task_fills_itself_and_sends_rework_back(platform, team) -> None:
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "label",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 100)),
+    )
+    a, b, c = (team.ids[f"/day/0{i}.jpg"] for i in range(3))
+    await item_statuses.set_status(platform, team.ann1, task.id, [a], "completed")
+    qa = await tasks.create_qa_task(
+        platform, team.manager, task.id, workload=_workload((team.ann2, 100))
+    )
+    assert qa.name == "label_qa" and qa.statuses == ["approved", "discard"]
+    assert [r.item_id for r in await _task_items(platform, qa.id)] == [a]
+    await item_statuses.set_status(platform, team.ann1, task.id, [b, c], "completed")
+    assert {r.item_id for r in await _task_items(platform, qa.id)} == {a, b, c}
+    assert (await tasks.get_task(platform, team.manager, qa.id)).items_count == 3
+    # the reviewer sends b back: it loses its status in the parent, with the reviewer's words
+    await item_statuses.set_status(platform, team.ann2, qa.id, [b], "discard", note="box too big")
+    parent_rows = {r.item_id: r for r in await _task_items(platform, task.id)}
+    assert parent_rows[b].status is None and parent_rows[b].issue == "box too big"
+    back = await items.list_items(
+        platform,
+        team.owner,
+        team.dataset.id,
+        dql=f'tasks.any(id = "{task.id}" and has issue)',
+    )
+    assert [i.id for i in back.rows] == [b]
+    # done again: the QA task reviews it again
+    await item_statuses.set_status(platform, team.ann1, task.id, [b], "completed")
+    qa_rows = {r.item_id: r for r in await _task_items(platform, qa.id)}
+    assert qa_rows[b].status is None
+    assert {r.item_id: r.issue for r in await _task_items(platform, task.id)}[b] is None
+    with pytest.raises(InvalidInput, match="fed by its parent"):
+        await tasks.add_items(platform, team.manager, qa.id, dql="")
