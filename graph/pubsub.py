@@ -31,6 +31,7 @@ __all__ = [
     "execution_channel",
     "items_channel",
     "service_channel",
+    "task_channel",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ def service_channel(service_id: str) -> str:
 
 def items_channel(dataset_id: str) -> str:
     return f"{_PREFIX}items:{dataset_id}"
+
+
+def task_channel(task_id: str) -> str:
+    """A task's progress: its items' statuses and assignments."""
+    return f"{_PREFIX}task:{task_id}"
 
 
 class Mailbox(Generic[T]):

@@ -16,6 +16,7 @@ from graph.domain import items
 if TYPE_CHECKING:
     from graph.api.annotations import Annotation
     from graph.api.datasets import Dataset
+    from graph.api.tasks import ItemTaskStatus
 
 __all__ = ["Item", "ItemListing", "ItemMutations", "ItemQueries", "list_items"]
 
@@ -100,6 +101,15 @@ class Item:
 
         rows = await info.context.loaders.annotations_of_item.load(self.id)
         return [Annotation.of(row) for row in rows]
+
+    @strawberry.field(description="The item's status in each task it is in (null: none yet).")
+    async def task_statuses(
+        self, info: Info
+    ) -> list[Annotated[ItemTaskStatus, strawberry.lazy("graph.api.tasks")]]:
+        from graph.api.tasks import ItemTaskStatus
+
+        rows = await info.context.loaders.task_items_of_item.load(self.id)
+        return [ItemTaskStatus.of(row) for row in rows]
 
 
 async def list_items(

@@ -1,4 +1,5 @@
-"""Subscriptions (graphql-transport-ws on /graphql): executions and item events as they happen."""
+"""Subscriptions (graphql-transport-ws on /graphql): executions, item events and task progress
+as they happen."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from graph.api.context import Info
 from graph.api.executions import Execution
 from graph.api.fanout import shared
 from graph.api.items import Item
+from graph.api.tasks import TaskProgress
 from graph.domain import live
 from graph.domain.access import Role
 
@@ -83,3 +85,16 @@ class LiveSubscriptions:
             async for role, event in events:
                 ctx.forget_loaders()
                 yield _view(event, role, ItemEvent.of)
+
+    @strawberry.subscription(
+        description="A task's progress now, then after each change of its items' statuses or "
+        "assignments; a slow reader receives the latest."
+    )
+    async def task_progress(
+        self, info: Info, task_id: strawberry.ID
+    ) -> AsyncGenerator[TaskProgress, None]:
+        ctx = info.context
+        updates = live.task_progress(ctx.platform, await ctx.actor(), task_id)
+        async with aclosing(updates):
+            async for role, event in updates:
+                yield _view(event, role, TaskProgress.of_event)

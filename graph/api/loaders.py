@@ -14,6 +14,7 @@ from strawberry.dataloader import DataLoader
 
 from graph.db.tables import (
     Annotation,
+    Assignment,
     Dataset,
     Item,
     Ontology,
@@ -21,9 +22,11 @@ from graph.db.tables import (
     PackageRevision,
     Recipe,
     Service,
+    TaskItem,
 )
 from graph.domain import loading
 from graph.domain.platform import Platform
+from graph.domain.tasks import Progress
 
 __all__ = ["Loaders"]
 
@@ -50,6 +53,27 @@ class Loaders:
     def annotations_of_item(self) -> DataLoader[str, list[Annotation]]:
         async def load(item_ids: Sequence[str]) -> list[list[Annotation]]:
             return await loading.annotations_of_items(self._platform, item_ids)
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def task_items_of_item(self) -> DataLoader[str, list[TaskItem]]:
+        async def load(item_ids: Sequence[str]) -> list[list[TaskItem]]:
+            return await loading.task_items_of_items(self._platform, item_ids)
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def task_progress(self) -> DataLoader[str, Progress]:
+        async def load(task_ids: Sequence[str]) -> list[Progress]:
+            return await loading.progress_of_tasks(self._platform, task_ids)
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def assignments_of_task(self) -> DataLoader[str, list[tuple[Assignment, str]]]:
+        async def load(task_ids: Sequence[str]) -> list[list[tuple[Assignment, str]]]:
+            return await loading.assignments_of_tasks(self._platform, task_ids)
 
         return DataLoader(load_fn=load)
 

@@ -9,9 +9,19 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from strawberry.scalars import JSON
 
+from graph.domain.errors import InvalidInput
 from graph.domain.paging import Page
 
-__all__ = ["JSON", "LIST_DQL", "Connection", "Edge", "PageInfo", "iso", "to_connection"]
+__all__ = [
+    "JSON",
+    "LIST_DQL",
+    "Connection",
+    "Edge",
+    "PageInfo",
+    "instant",
+    "iso",
+    "to_connection",
+]
 
 T = TypeVar("T")
 
@@ -19,6 +29,17 @@ LIST_DQL = strawberry.argument(
     description="A DQL query over the fields of the listed type, e.g. "
     '`name like "prod-*" order by createdAt desc`.'
 )
+
+
+def instant(value: str | None, field: str) -> datetime | None:
+    """An ISO 8601 instant given to the API; one without an offset is UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be an ISO 8601 date and time", field=field) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def iso(value: datetime | None) -> str | None:

@@ -40,6 +40,7 @@ from graph.api.services import ServiceMutations, ServiceQueries
 from graph.api.slots import SlotMutations, SlotQueries
 from graph.api.storage import StorageMutations, StorageQueries
 from graph.api.sync import SyncMutations
+from graph.api.tasks import TaskMutations, TaskQueries
 from graph.api.triggers import TriggerMutations, TriggerQueries
 from graph.api.uploads import UploadMutations
 from graph.api.versioning import VersioningMutations, VersioningQueries
@@ -58,6 +59,7 @@ Query = merge_types(
         AnnotationQueries,
         OntologyQueries,
         RecipeQueries,
+        TaskQueries,
         StorageQueries,
         VersioningQueries,
         IndexQueries,
@@ -79,6 +81,7 @@ Mutation = merge_types(
         AnnotationMutations,
         OntologyMutations,
         RecipeMutations,
+        TaskMutations,
         StorageMutations,
         SyncMutations,
         ExportMutations,

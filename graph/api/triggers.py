@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
 
 from graph.api.context import Info
-from graph.api.scalars import JSON, LIST_DQL, Connection, iso, to_connection
+from graph.api.scalars import JSON, LIST_DQL, Connection, instant, iso, to_connection
 from graph.api.services import Service
 from graph.db.tables import Trigger as TriggerRow
 from graph.domain import triggers
-from graph.domain.errors import InvalidInput
 
 __all__ = ["Trigger", "TriggerInput", "TriggerMutations", "TriggerQueries"]
 
@@ -105,17 +103,6 @@ class TriggerInput:
     active: bool = True
 
 
-def _instant(value: str | None, field: str) -> datetime | None:
-    """An ISO 8601 instant; one without an offset is UTC."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{field} must be an ISO 8601 date and time", field=field) from None
-    return triggers.as_utc(moment)
-
-
 def _options(spec: TriggerInput) -> dict[str, Any]:
     given = {
         "resource": spec.resource,
@@ -124,8 +111,8 @@ def _options(spec: TriggerInput) -> dict[str, Any]:
         "dql": spec.dql,
         "filter": spec.filter,
         "cron": spec.cron,
-        "start_at": _instant(spec.start_at, "startAt"),
-        "end_at": _instant(spec.end_at, "endAt"),
+        "start_at": instant(spec.start_at, "startAt"),
+        "end_at": instant(spec.end_at, "endAt"),
         "max_catch_up": spec.max_catch_up,
         "input": spec.input,
     }

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, case, func, insert, literal, select, tuple
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Assignment, Item, Member, Task, TaskItem, User, utcnow
+from graph.domain import notify
 from graph.domain.access import Actor, Role
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
@@ -27,6 +28,8 @@ from graph.domain.task_rows import task_event, task_for
 
 __all__ = [
     "Pulling",
+    "assignments_of",
+    "check_distribution",
     "give_out",
     "list_assignments",
     "pull",
@@ -88,6 +91,20 @@ def _check_pulling(pulling: Pulling) -> None:
         )
 
 
+def check_distribution(
+    workload: Sequence[tuple[str, float]] | None, pulling: Pulling | None
+) -> None:
+    """Refuse a distribution that is not exactly one well-formed workload or pulling (before
+    anything is read or written)."""
+    if (workload is None) == (pulling is None):
+        raise InvalidInput("give either a workload or pulling", field="workload")
+    if workload is not None:
+        _check_workload(workload)
+    else:
+        assert pulling is not None
+        _check_pulling(pulling)
+
+
 async def _members(session: AsyncSession, project_id: str, emails: Sequence[str]) -> list[str]:
     """The user ids of ``emails``, each a member of the project; an error names the first that
     is not."""
@@ -110,8 +127,7 @@ async def set_up(
     pulling: Pulling | None,
 ) -> None:
     """The new task's assignments: ``workload`` (emails and percentages) or ``pulling``."""
-    if (workload is None) == (pulling is None):
-        raise InvalidInput("give either a workload or pulling", field="workload")
+    check_distribution(workload, pulling)
     if workload is not None:
         entries = _check_workload(workload)
         ids = await _members(session, task.project_id, [email for email, _ in entries])
@@ -119,7 +135,6 @@ async def set_up(
         task.distribution = "workload"
     else:
         assert pulling is not None
-        _check_pulling(pulling)
         emails = list(dict.fromkeys(e.strip().lower() for e in pulling.assignees))
         ids = await _members(session, task.project_id, emails)
         loads = [None] * len(ids)
@@ -198,13 +213,23 @@ async def list_assignments(
     """The task's assignments with their assignees' emails, in the order they were made."""
     async with platform.db.read() as session:
         await task_for(session, actor, task_id, Role.annotator)
-        rows = await session.execute(
-            select(Assignment, User.email)
-            .join(User, User.id == Assignment.assignee_id)
-            .where(Assignment.task_id == task_id)
-            .order_by(Assignment.created_at, Assignment.id)
-        )
-        return [(assignment, email) for assignment, email in rows.all()]
+        return (await assignments_of(session, [task_id]))[task_id]
+
+
+async def assignments_of(
+    session: AsyncSession, task_ids: Sequence[str]
+) -> dict[str, list[tuple[Assignment, str]]]:
+    """Each task's assignments with their assignees' emails, with one query."""
+    found: dict[str, list[tuple[Assignment, str]]] = {t: [] for t in task_ids}
+    rows = await session.execute(
+        select(Assignment, User.email)
+        .join(User, User.id == Assignment.assignee_id)
+        .where(Assignment.task_id.in_(task_ids))
+        .order_by(Assignment.created_at, Assignment.id)
+    )
+    for assignment, email in rows.all():
+        found[assignment.task_id].append((assignment, email))
+    return found
 
 
 # --- pulling --------------------------------------------------------------------------------------
@@ -265,7 +290,9 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
             .values(assignment_id=mine, assigned_at=utcnow())
             .returning(TaskItem.item_id)
         )
-        return sorted(row[0] for row in taken.all())
+        pulled = sorted(row[0] for row in taken.all())
+    notify.tasks_changed(platform, [task_id])
+    return pulled
 
 
 # --- changing -------------------------------------------------------------------------------------
@@ -315,6 +342,7 @@ async def redistribute(
                 )
             start = last
         await task_event(session, actor, task, "updated")
+    notify.tasks_changed(platform, [task_id])
 
 
 async def reassign(
@@ -355,4 +383,5 @@ async def reassign(
             .values(assignment_id=target.id, assigned_at=utcnow())
         )
         await task_event(session, actor, task, "updated")
-        return int(moved.rowcount or 0)
+    notify.tasks_changed(platform, [task_id])
+    return int(moved.rowcount or 0)

@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.bulk import insert_many
 from graph.db.tables import Assignment, Item, Task, TaskItem, TaskItemStatus, utcnow
-from graph.domain import assignments, events
+from graph.domain import assignments, events, notify
 from graph.domain.access import Actor, Role
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
 from graph.domain.task_rows import task_and_role, task_for
 
-__all__ = ["REWORK", "Change", "clear_status", "history", "set_status", "statuses_of"]
+__all__ = ["REWORK", "Change", "clear_status", "history", "set_status"]
 
 REWORK = "discard"
 """The QA status that sends an item back to its annotator."""
@@ -60,10 +60,13 @@ async def set_status(
                 field="status",
             )
         changes = await _change(session, actor, task, role, item_ids, status, note)
+        changed = [task.id]
         if task.type == "annotation":
-            await _feed_qa(session, actor, task, [c.item_id for c in changes])
+            changed += await _feed_qa(session, actor, task, [c.item_id for c in changes])
         elif status == REWORK and task.parent_task_id is not None:
             await _send_back(session, actor, task, [c.item_id for c in changes], note)
+            changed.append(task.parent_task_id)
+    notify.tasks_changed(platform, changed)
     return changes
 
 
@@ -78,7 +81,9 @@ async def clear_status(
     """Clear the items' status in the task (they are not done again); as :func:`set_status`."""
     async with platform.db.write() as session:
         task, role = await task_and_role(session, actor, task_id, Role.annotator)
-        return await _change(session, actor, task, role, item_ids, None, note)
+        changes = await _change(session, actor, task, role, item_ids, None, note)
+    notify.tasks_changed(platform, [task_id])
+    return changes
 
 
 async def _change(
@@ -185,11 +190,12 @@ async def _record(
 
 async def _feed_qa(
     session: AsyncSession, actor: Actor, task: Task, item_ids: Sequence[str]
-) -> None:
+) -> list[str]:
     """Put items that got a status into the task's QA tasks; those already there with a
-    status wait for review again."""
+    status wait for review again. The QA tasks' ids."""
     if not item_ids:
-        return
+        return []
+    fed = []
     for qa in await session.scalars(select(Task).where(Task.parent_task_id == task.id)):
         reviewed = (
             await session.execute(
@@ -213,6 +219,8 @@ async def _feed_qa(
                 .where(Task.id == qa.id)
                 .values(items_count=Task.items_count + added, updated_at=utcnow())
             )
+        fed.append(qa.id)
+    return fed
 
 
 async def _send_back(
@@ -287,15 +295,3 @@ async def history(
                 .order_by(TaskItemStatus.seq)
             )
         )
-
-
-async def statuses_of(session: AsyncSession, item_ids: Sequence[str]) -> dict[str, list[TaskItem]]:
-    """The items' places in tasks (their statuses there), per item; for a request's loader."""
-    found: dict[str, list[TaskItem]] = {item_id: [] for item_id in item_ids}
-    for row in await session.scalars(
-        select(TaskItem)
-        .where(TaskItem.item_id.in_(item_ids))
-        .order_by(TaskItem.item_id, TaskItem.task_id, TaskItem.copy)
-    ):
-        found[row.item_id].append(row)
-    return found

@@ -1,4 +1,5 @@
-"""Live updates as subscribers see them: executions as they change, a dataset's item events.
+"""Live updates as subscribers see them: executions as they change, a dataset's item events,
+a task's progress.
 
 A subscription is checked like a read (a non-member is told the execution, service or dataset
 does not exist). While it lasts, each channel's feed checks again, every ``_RECHECK_SECONDS``
@@ -25,16 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.compiler import Compiled
 from graph.db.tables import Execution, Item, Member
-from graph.domain import queries
+from graph.domain import queries, tasks
 from graph.domain.access import Actor, Role, project_role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.executions import get_execution
 from graph.domain.platform import Platform
 from graph.domain.services import service_for
-from graph.pubsub import Mailbox, execution_channel, items_channel, service_channel
+from graph.domain.task_rows import task_and_role
+from graph.domain.tasks import Progress
+from graph.pubsub import Mailbox, execution_channel, items_channel, service_channel, task_channel
 
-__all__ = ["ItemEvent", "execution_updates", "item_events"]
+__all__ = ["ItemEvent", "TaskProgress", "execution_updates", "item_events", "task_progress"]
 
 # What the subscription functions yield: the subscriber's role in the project (results of
 # subscribers with the same role may be shared) and what it receives.
@@ -49,6 +52,12 @@ class ItemEvent:
     action: str  # created, updated, deleted
     item_id: str
     item: Item | None  # None when deleted
+
+
+@dataclass(frozen=True, eq=False)
+class TaskProgress:
+    task_id: str
+    progress: Progress
 
 
 @dataclass(eq=False)
@@ -122,6 +131,21 @@ class _Executions(_Feed):
             if row is not None:
                 for watch in subscribers:
                     watch.mailbox.put(row)
+
+
+class _TaskProgress(_Feed):
+    """A task's progress, read once per batch of messages for all its subscribers."""
+
+    def __init__(self, platform: Platform, project_id: str, task_id: str) -> None:
+        super().__init__(platform, project_id)
+        self.task_id = task_id
+
+    async def fan_out(self, messages: list[Any], subscribers: Collection[_Watch]) -> None:
+        async with self.platform.db.read() as session:
+            found = await tasks.progress_of(session, [self.task_id])
+        event = TaskProgress(self.task_id, found[self.task_id])
+        for watch in subscribers:
+            watch.mailbox.put(event)
 
 
 class _ItemEvents(_Feed):
@@ -260,6 +284,32 @@ async def item_events(
         lambda: _ItemEvents(platform, project_id, dataset_id),
         watch,
         NotFound("dataset", dataset_id),
+    )
+    async with aclosing(stream):
+        async for seen in stream:
+            yield seen
+
+
+async def task_progress(
+    platform: Platform, actor: Actor, task_id: str, *, limit: int = LIMIT
+) -> AsyncIterator[tuple[Role, TaskProgress]]:
+    """A task's progress now, then after each change of its items' statuses or assignments (a
+    slow reader gets the latest)."""
+
+    async def current() -> TaskProgress:
+        return TaskProgress(task_id, await tasks.progress(platform, actor, task_id))
+
+    async with platform.db.read() as session:
+        task, role = await task_and_role(session, actor, task_id, Role.annotator)
+    project_id = task.project_id
+    watch = _Watch(actor, role, Mailbox(limit, key=lambda event: event.task_id))
+    stream = _stream(
+        platform,
+        task_channel(task_id),
+        lambda: _TaskProgress(platform, project_id, task_id),
+        watch,
+        NotFound("task", task_id),
+        current,
     )
     async with aclosing(stream):
         async for seen in stream:

@@ -12,10 +12,19 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from graph.db.tables import Annotation, PackageRevision
+from graph.db.tables import Annotation, Assignment, PackageRevision, TaskItem
+from graph.domain import assignments, tasks
 from graph.domain.platform import Platform
+from graph.domain.tasks import Progress
 
-__all__ = ["annotations_of_items", "by_ids", "revisions_of_packages"]
+__all__ = [
+    "annotations_of_items",
+    "assignments_of_tasks",
+    "by_ids",
+    "progress_of_tasks",
+    "revisions_of_packages",
+    "task_items_of_items",
+]
 
 T = TypeVar("T")
 
@@ -58,3 +67,31 @@ async def revisions_of_packages(
         for revision in rows:
             grouped[revision.package_id].append(revision)
     return [grouped.get(i, []) for i in package_ids]
+
+
+async def task_items_of_items(platform: Platform, item_ids: Sequence[str]) -> list[list[TaskItem]]:
+    """Each item's places in tasks (its status in each), with one query."""
+    grouped: dict[str, list[TaskItem]] = defaultdict(list)
+    async with platform.db.read() as session:
+        rows = await session.scalars(
+            select(TaskItem)
+            .where(TaskItem.item_id.in_(item_ids))
+            .order_by(TaskItem.item_id, TaskItem.task_id, TaskItem.copy)
+        )
+        for row in rows:
+            grouped[row.item_id].append(row)
+    return [grouped.get(i, []) for i in item_ids]
+
+
+async def progress_of_tasks(platform: Platform, task_ids: Sequence[str]) -> list[Progress]:
+    async with platform.db.read() as session:
+        found = await tasks.progress_of(session, task_ids)
+    return [found[t] for t in task_ids]
+
+
+async def assignments_of_tasks(
+    platform: Platform, task_ids: Sequence[str]
+) -> list[list[tuple[Assignment, str]]]:
+    async with platform.db.read() as session:
+        found = await assignments.assignments_of(session, task_ids)
+    return [found[t] for t in task_ids]

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from graph.domain.platform import Platform
-from graph.pubsub import execution_channel, items_channel, service_channel
+from graph.pubsub import execution_channel, items_channel, service_channel, task_channel
 
-__all__ = ["executions_changed", "items_changed"]
+__all__ = ["executions_changed", "items_changed", "tasks_changed"]
 
 T = TypeVar("T")
 
@@ -57,3 +57,8 @@ async def items_changed(platform: Platform, changes: Iterable[tuple[str, str, st
             for chunk in _chunks(events)
         ]
     )
+
+
+def tasks_changed(platform: Platform, task_ids: Iterable[str]) -> None:
+    """Tasks whose progress changed (statuses, items, assignments)."""
+    platform.hub.publish_soon([(task_channel(t), {"ids": [t]}) for t in dict.fromkeys(task_ids)])

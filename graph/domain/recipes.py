@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.db.tables import Dataset, Recipe, utcnow
+from graph.db.tables import Dataset, Recipe, Task, utcnow
 from graph.domain import events, listing, ontologies
 from graph.domain.access import Actor, Role, check_role, member_role, require_role
 from graph.domain.datasets import dataset_for
@@ -229,7 +229,7 @@ async def delete_recipe(
     platform: Platform, actor: Actor, recipe_id: str, *, force: bool = False
 ) -> None:
     """Delete a recipe (its ontology stays). A recipe datasets use is refused unless ``force``,
-    which leaves those datasets without a recipe."""
+    which leaves those datasets without a recipe; tasks using it are left without one."""
     async with platform.db.write() as session:
         recipe = await _recipe_for(session, actor, recipe_id, EDITOR)
         using = list(
@@ -247,6 +247,10 @@ async def delete_recipe(
             await session.execute(
                 update(Dataset).where(Dataset.recipe_id == recipe_id).values(recipe_id=None)
             )
+        # tasks keep working without it, as a dataset without a recipe does
+        await session.execute(
+            update(Task).where(Task.recipe_id == recipe_id).values(recipe_id=None)
+        )
         await session.delete(recipe)
         await _event(session, actor, recipe, "deleted", datasets=using)
 

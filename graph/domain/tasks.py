@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.ast import Query
 from graph.db.tables import Assignment, Dataset, Item, Recipe, Task, TaskItem, utcnow
-from graph.domain import assignments, indexes, items, listing, queries
+from graph.domain import assignments, indexes, items, listing, notify, queries
 from graph.domain.access import Actor, Role, member_role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import Conflict, InvalidInput, NotFound
@@ -41,6 +41,7 @@ __all__ = [
     "get_task",
     "list_tasks",
     "progress",
+    "progress_of",
     "remove_items",
     "update_task",
 ]
@@ -208,6 +209,7 @@ async def create_task(
     nothing."""
     name = _check_name(name)
     query = _query(dql, dataloop)
+    assignments.check_distribution(workload, pulling)
     async with platform.db.write() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.annotationManager)
         task = await _new_task(
@@ -290,6 +292,7 @@ async def create_qa_task(
     """A QA task reviewing an annotation task: the parent's items that have a status now, and
     each item that gets one later (graph/domain/item_statuses.py feeds it). Its statuses default
     to approved and discard; a reviewer's ``discard`` sends the item back to its annotator."""
+    assignments.check_distribution(workload, pulling)
     async with platform.db.write() as session:
         parent = await task_for(session, actor, parent_task_id, Role.annotationManager)
         if parent.type != "annotation":
@@ -369,23 +372,26 @@ async def progress(platform: Platform, actor: Actor, task_id: str) -> Progress:
     """How far the task is: one grouped read of its items (an index holds every column read)."""
     async with platform.db.read() as session:
         await task_for(session, actor, task_id, Role.annotator)
-        return await _progress(session, task_id)
+        return (await progress_of(session, [task_id]))[task_id]
 
 
-async def _progress(session: AsyncSession, task_id: str) -> Progress:
+async def progress_of(session: AsyncSession, task_ids: Sequence[str]) -> dict[str, Progress]:
+    """The progress of each task, with one grouped query."""
     rows = (
         await session.execute(
-            select(TaskItem.assignment_id, TaskItem.status, func.count())
-            .where(TaskItem.task_id == task_id)
-            .group_by(TaskItem.assignment_id, TaskItem.status)
+            select(TaskItem.task_id, TaskItem.assignment_id, TaskItem.status, func.count())
+            .where(TaskItem.task_id.in_(task_ids))
+            .group_by(TaskItem.task_id, TaskItem.assignment_id, TaskItem.status)
         )
     ).all()
-    by_status: dict[str | None, int] = {}
-    by_assignment: dict[str | None, dict[str | None, int]] = {}
-    for assignment_id, status, n in rows:
-        by_status[status] = by_status.get(status, 0) + n
-        by_assignment.setdefault(assignment_id, {})[status] = n
-    return Progress(sum(by_status.values()), by_status, by_assignment)
+    by_status: dict[str, dict[str | None, int]] = {t: {} for t in task_ids}
+    by_assignment: dict[str, dict[str | None, dict[str | None, int]]] = {t: {} for t in task_ids}
+    for task_id, assignment_id, status, n in rows:
+        by_status[task_id][status] = by_status[task_id].get(status, 0) + n
+        by_assignment[task_id].setdefault(assignment_id, {})[status] = n
+    return {
+        t: Progress(sum(by_status[t].values()), by_status[t], by_assignment[t]) for t in task_ids
+    }
 
 
 # --- changing -------------------------------------------------------------------------------------
@@ -459,6 +465,7 @@ async def add_items(
         where, params = await _files(session, task.dataset_id, query)
         added = await _add(session, task, where, params)
         await task_event(session, actor, task, "updated")
+    notify.tasks_changed(platform, [task_id])
     return added
 
 
@@ -498,6 +505,7 @@ async def remove_items(
                 )
             )
             await task_event(session, actor, task, "updated")
+    notify.tasks_changed(platform, [task_id])
     return count
 
 

@@ -22,7 +22,9 @@ from graph.domain import (
 )
 from graph.domain.assignments import Pulling
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tests.asserts import count_statements
 from tests.conftest import make_user
+from tests.graphql import gql, gql_errors
 
 
 @pytest.fixture
@@ -36,9 +38,10 @@ async def team(platform, owner, project) -> SimpleNamespace:
         ("ann2", "annotator"),
         ("ann3", "annotator"),
     ):
-        person, _ = await make_user(platform, f"{name}@example.com")
+        person, token = await make_user(platform, f"{name}@example.com")
         await projects.add_member(platform, actor, project.id, person.email, role)
         people[name] = person
+        people[f"{name}_token"] = token
     dataset = await datasets.create_dataset(platform, actor, project.id, "photos")
     specs = [
         items.ItemSpec(
@@ -413,3 +416,188 @@ async def test_qa_task_fills_itself_and_sends_rework_back(platform, team) -> Non
     assert {r.item_id: r.issue for r in await _task_items(platform, task.id)}[b] is None
     with pytest.raises(InvalidInput, match="fed by its parent"):
         await tasks.add_items(platform, team.manager, qa.id, dql="")
+
+
+async def test_deleting_a_recipe_leaves_its_tasks_without_one(platform, team) -> None:
+    from graph.domain import recipes
+
+    recipe = await recipes.create_recipe(
+        platform, team.owner, team.project.id, "r", labels=[{"tag": "cat"}]
+    )
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "t",
+        dql="",
+        recipe_id=recipe.id,
+        workload=_workload((team.ann1, 100)),
+    )
+    assert task.recipe_id == recipe.id
+    await recipes.delete_recipe(platform, team.owner, recipe.id)
+    assert (await tasks.get_task(platform, team.manager, task.id)).recipe_id is None
+
+
+# --- API ------------------------------------------------------------------------------------------
+
+CREATE = """mutation($d: ID!, $w: [WorkloadEntry!], $p: PullingInput, $dql: String) {
+    createTask(datasetId: $d, name: "api", dql: $dql, workload: $w, pulling: $p,
+               dueDate: "2027-01-31T12:00:00", priority: 3, statuses: ["completed", "expert review"]) {
+        id name type status dueDate priority statuses distribution batchSize itemsCount
+        assignments { assignee load }
+        progress { total done byStatus { status count } }
+    } }"""
+TASKS = """query($p: ID!) { tasks(projectId: $p) { totalCount nodes {
+    name progress { total done byAssignment { assignmentId total done } }
+    assignments { assignee load } } } }"""
+
+
+def _auth(token: str) -> dict[str, Any]:
+    return {"headers": {"Authorization": f"Bearer {token}"}}
+
+
+async def test_over_graphql(platform, client, owner, project) -> None:
+    manager, manager_token = await make_user(platform, "m@example.com")
+    annotator, annotator_token = await make_user(platform, "a@example.com")
+    await projects.add_member(platform, owner[0], project.id, manager.email, "annotationManager")
+    await projects.add_member(platform, owner[0], project.id, annotator.email, "annotator")
+    dataset = await datasets.create_dataset(platform, owner[0], project.id, "d")
+    async with platform.db.write() as session:
+        await items.insert_items(
+            session,
+            owner[0],
+            dataset,
+            [items.ItemSpec(path=f"/{i}.jpg", url=f"https://x.test/{i}") for i in range(4)],
+        )
+    made = (
+        await gql(
+            client,
+            CREATE,
+            {"d": dataset.id, "w": [{"assignee": annotator.email, "load": 100}], "dql": ""},
+            **_auth(manager_token),
+        )
+    )["createTask"]
+    assert made["itemsCount"] == 4 and made["dueDate"] == "2027-01-31T12:00:00.000Z"
+    assert made["assignments"] == [{"assignee": "a@example.com", "load": 100.0}]
+    assert made["progress"] == {"total": 4, "done": 0, "byStatus": [{"status": None, "count": 4}]}
+    listed = await gql(
+        client,
+        """query($d: ID!) { items(datasetId: $d, dql: "type = \\"file\\"") {
+            nodes { id taskStatuses { taskId status } } } }""",
+        {"d": dataset.id},
+        **_auth(annotator_token),
+    )
+    ids = [n["id"] for n in listed["items"]["nodes"]]
+    assert listed["items"]["nodes"][0]["taskStatuses"] == [{"taskId": made["id"], "status": None}]
+    changed = await gql(
+        client,
+        """mutation($t: ID!, $i: [ID!]!) { setItemStatus(taskId: $t, itemIds: $i,
+            status: "expert review", note: "hard one") { itemId previous status } }""",
+        {"t": made["id"], "i": ids[:2]},
+        **_auth(annotator_token),
+    )
+    assert [c["status"] for c in changed["setItemStatus"]] == ["expert review"] * 2
+    history = await gql(
+        client,
+        """query($t: ID!, $i: ID!) { itemStatusHistory(taskId: $t, itemId: $i) {
+            status previous actor note } }""",
+        {"t": made["id"], "i": ids[0]},
+        **_auth(manager_token),
+    )
+    assert history["itemStatusHistory"] == [
+        {"status": "expert review", "previous": None, "actor": "a@example.com", "note": "hard one"}
+    ]
+    errors = await gql_errors(
+        client,
+        """mutation($t: ID!, $i: [ID!]!) { setItemStatus(taskId: $t, itemIds: $i,
+            status: "approved") { itemId } }""",
+        {"t": made["id"], "i": ids[:1]},
+        **_auth(annotator_token),
+    )
+    assert errors[0]["extensions"]["code"] == "INVALID_INPUT"
+    assert errors[0]["extensions"]["field"] == "status"
+    errors = await gql_errors(
+        client,
+        CREATE,
+        {"d": dataset.id, "w": [{"assignee": annotator.email, "load": 90}], "dql": ""},
+        **_auth(manager_token),
+    )
+    assert errors[0]["extensions"]["code"] == "INVALID_INPUT"
+    assert "sum to 100" in errors[0]["message"]
+    errors = await gql_errors(
+        client,
+        CREATE,
+        {"d": dataset.id, "w": [{"assignee": annotator.email, "load": 100}], "dql": ""},
+        **_auth(annotator_token),
+    )
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+    errors = await gql_errors(
+        client,
+        CREATE,
+        {"d": dataset.id, "w": [{"assignee": annotator.email, "load": 100}], "dql": "width >"},
+        **_auth(manager_token),
+    )
+    assert errors[0]["extensions"]["code"] == "INVALID_INPUT"  # the DQL syntax error, located
+    assert await tasks.count_tasks(platform, owner[0], project.id) == 1
+    deleted = await gql_errors(
+        client,
+        "mutation($t: ID!) { deleteTask(id: $t) }",
+        {"t": made["id"]},
+        **_auth(manager_token),
+    )
+    assert deleted[0]["extensions"]["code"] == "CONFLICT"
+
+
+async def test_pulling_over_graphql(platform, client, team) -> None:
+    _, token = await make_user(platform, "puller@example.com")
+    await projects.add_member(
+        platform, team.owner, team.project.id, "puller@example.com", "annotator"
+    )
+    made = (
+        await gql(
+            client,
+            CREATE,
+            {
+                "d": team.dataset.id,
+                "p": {"assignees": ["puller@example.com"], "batchSize": 4, "maxBatchWorkload": 6},
+                "dql": 'dir = "/day"',
+            },
+        )
+    )["createTask"]
+    assert (made["distribution"], made["batchSize"], made["itemsCount"]) == ("pulling", 4, 10)
+    pull = "mutation($t: ID!) { pullTaskItems(taskId: $t) { id filename } }"
+    first = (await gql(client, pull, {"t": made["id"]}, **_auth(token)))["pullTaskItems"]
+    second = (await gql(client, pull, {"t": made["id"]}, **_auth(token)))["pullTaskItems"]
+    assert len(first) == 4 and len(second) == 2
+    assert all(i["filename"].startswith("/day/") for i in first + second)
+    errors = await gql_errors(client, pull, {"t": made["id"]}, **_auth(team.ann1_token))
+    assert errors[0]["extensions"]["code"] == "NOT_FOUND"  # not its task
+
+
+async def test_listing_tasks_is_a_bounded_number_of_statements(platform, client, team) -> None:
+    async def statements(count: int) -> int:
+        with count_statements(platform.db.engine) as log:
+            answer = await gql(client, TASKS, {"p": team.project.id})
+        assert len(answer["tasks"]["nodes"]) == count
+        return len(log)
+
+    for n in range(2):
+        await tasks.create_task(
+            platform,
+            team.manager,
+            team.dataset.id,
+            f"t{n}",
+            dql="",
+            workload=_workload((team.ann1, 100)),
+        )
+    few = await statements(2)
+    for n in range(2, 12):
+        await tasks.create_task(
+            platform,
+            team.manager,
+            team.dataset.id,
+            f"t{n}",
+            dql="",
+            workload=_workload((team.ann1, 100)),
+        )
+    assert await statements(12) == few

@@ -20,11 +20,22 @@ from websockets.exceptions import ConnectionClosed
 from graph.app import create_app
 from graph.config import Settings
 from graph.db.tables import Execution
-from graph.domain import datasets, executions, items, live, notify, projects, runs, services
+from graph.domain import (
+    datasets,
+    executions,
+    item_statuses,
+    items,
+    live,
+    notify,
+    projects,
+    runs,
+    services,
+    tasks,
+)
 from graph.domain.dispatch import dispatch
 from graph.domain.platform import Platform
 from graph.domain.users import authenticate
-from graph.pubsub import Mailbox, execution_channel, items_channel, service_channel
+from graph.pubsub import Mailbox, execution_channel, items_channel, service_channel, task_channel
 from plugins.manager import Plugins
 from tests.conftest import make_user
 from tests.workers.conftest import burst
@@ -382,3 +393,46 @@ async def test_a_removed_member_stops_receiving(platform, owner, project, api, m
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert message["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND", message
         assert message["payload"].get("data") is None
+
+
+PROGRESS = """
+subscription ($taskId: ID!) {
+  taskProgress(taskId: $taskId) { taskId total done byStatus { status count } }
+}
+"""
+
+
+async def test_task_progress_as_annotators_work(platform, owner, project, api) -> None:
+    actor, token = owner
+    annotator, annotator_token = await make_user(platform, "ann@example.com")
+    await projects.add_member(platform, actor, project.id, annotator.email, "annotator")
+    outsider, outsider_token = await make_user(platform, "out@example.com")
+    await projects.add_member(platform, actor, project.id, outsider.email, "annotator")
+    dataset = await datasets.create_dataset(platform, actor, project.id, "work")
+    ids = await add(platform, actor, dataset, ["/a.jpg", "/b.jpg", "/c.jpg"])
+    task = await tasks.create_task(
+        platform, actor, dataset.id, "t", dql="", workload=[(annotator.email, 100)]
+    )
+    async with subscribed(api, token, PROGRESS, {"taskId": task.id}) as ws:
+        first = (await receive(ws))["taskProgress"]
+        assert first == {
+            "taskId": task.id,
+            "total": 3,
+            "done": 0,
+            "byStatus": [{"status": None, "count": 3}],
+        }
+        await until_subscribed(api, task_channel(task.id))
+        await item_statuses.set_status(platform, annotator, task.id, ids[:2], "completed")
+        update = (await receive(ws))["taskProgress"]
+        assert update["done"] == 2
+        assert update["byStatus"] == [
+            {"status": None, "count": 1},
+            {"status": "completed", "count": 2},
+        ]
+    # an annotator not assigned to the task is told it does not exist
+    async with subscribed(api, outsider_token, PROGRESS, {"taskId": task.id}) as ws:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        errors = message["payload"].get("errors", message["payload"])
+        assert errors[0]["extensions"]["code"] == "NOT_FOUND", message
+    async with subscribed(api, annotator_token, PROGRESS, {"taskId": task.id}) as ws:
+        assert (await receive(ws))["taskProgress"]["done"] == 2
