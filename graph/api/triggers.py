@@ -28,7 +28,10 @@ class Trigger:
     service_id: strawberry.ID
     function_name: str
     input: JSON = strawberry.field(description="The function's other inputs.")
-    resource: str | None = strawberry.field(description="`Item`, `Dataset` or `Annotation`.")
+    resource: str | None = strawberry.field(
+        description="`Item`, `Dataset`, `Annotation` (actions `Created`, `Updated`, `Deleted`) "
+        "or `ItemStatus` (action `StatusChanged`: an item's status in a task changed)."
+    )
     actions: list[str]
     execution_mode: str | None = strawberry.field(description="`Once` or `Always`.")
     dql: str | None

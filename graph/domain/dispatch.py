@@ -25,6 +25,8 @@ from graph.queue import Queued
 __all__ = ["dispatch"]
 
 _TABLES: dict[str, Any] = {"item": Item, "annotation": Annotation, "dataset": Dataset}
+# the entity an event is about, by the event's resource: a status change is about its item
+_ENTITIES = {"item": "item", "annotation": "annotation", "dataset": "dataset", "itemStatus": "item"}
 
 
 def _wire(resource: str, row: Any) -> dict[str, str]:
@@ -35,10 +37,10 @@ def _wire(resource: str, row: Any) -> dict[str, str]:
     return {"dataset_id": row.id}
 
 
-def _wire_from_event(event: Event) -> dict[str, str]:
+def _wire_from_event(event: Event, entity: str) -> dict[str, str]:
     """The entity of an event whose row may be gone (``deleted``), from the event alone."""
     payload = event.payload or {}
-    ids = {f"{event.resource}_id": event.resource_id}
+    ids = {f"{entity}_id": event.resource_id}
     for key, wire in (("datasetId", "dataset_id"), ("itemId", "item_id")):
         if isinstance(payload.get(key), str):
             ids[wire] = payload[key]
@@ -87,7 +89,7 @@ async def dispatch(platform: Platform, limit: int = 1000) -> int:
                 for e in batch
                 if e.project_id == trigger.project_id
                 and e.resource == resource
-                and e.action in actions
+                and e.action.lower() in actions
             ]
             if not fired:
                 continue
@@ -145,7 +147,8 @@ async def _entities(
 ) -> dict[int, dict[str, str]]:
     """The wire form of each fired event's entity, by event seq, for the events whose entity
     matches the trigger's filter (all of them without one: a deleted entity from its event)."""
-    table = _TABLES[resource]
+    entity = _ENTITIES[resource]
+    table = _TABLES[entity]
     columns = [table.id] + [
         getattr(table, c) for c in ("dataset_id", "item_id") if hasattr(table, c)
     ]
@@ -162,7 +165,7 @@ async def _entities(
     for e in fired:
         row = rows.get(e.resource_id)
         if row is not None:
-            chosen[e.seq] = _wire(resource, row)
+            chosen[e.seq] = _wire(entity, row)
         elif not filtered:
-            chosen[e.seq] = _wire_from_event(e)
+            chosen[e.seq] = _wire_from_event(e, entity)
     return chosen

@@ -53,8 +53,12 @@ RESOURCES: dict[str, tuple[str, str, str]] = {
     "Item": ("item", "items", "Item"),
     "Dataset": ("dataset", "datasets", "Dataset"),
     "Annotation": ("annotation", "annotations", "Annotation"),
+    # an item's status in a task changed: the function gets the item, the filter sees it
+    # (`tasks.any(id = "..." and status = "completed")`)
+    "ItemStatus": ("itemStatus", "items", "Item"),
 }
 ACTIONS = ("Created", "Updated", "Deleted")
+_ACTIONS_OF = {"ItemStatus": ("StatusChanged",)}
 MODES = ("Once", "Always")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-. ]{0,199}$")
 
@@ -99,10 +103,14 @@ async def _check_event_spec(
 ) -> tuple[str, list[str]]:
     if resource not in RESOURCES:
         raise InvalidInput(f"resource must be one of {', '.join(RESOURCES)}", field="resource")
-    chosen = list(actions or ["Created"])
-    wrong = [a for a in chosen if a not in ACTIONS]
+    allowed = _ACTIONS_OF.get(resource, ACTIONS)
+    chosen = list(actions or [allowed[0]])
+    wrong = [a for a in chosen if a not in allowed]
     if wrong or not chosen:
-        raise InvalidInput(f"actions must be some of {', '.join(ACTIONS)}", field="actions")
+        raise InvalidInput(
+            f"actions of {resource} triggers must be some of {', '.join(allowed)}",
+            field="actions",
+        )
     if execution_mode not in MODES:
         raise InvalidInput(
             f"executionMode must be one of {', '.join(MODES)}", field="executionMode"

@@ -230,3 +230,43 @@ async def test_cron_fires_each_instant_once_however_many_schedulers_run(
     # a day of downtime: the latest missed instant and nothing else
     assert await cron.fire_due(platform, first + timedelta(days=1, minutes=30)) == 1
     assert len(await _runs(platform, trigger.id)) == 2
+
+
+async def test_item_status_changes_run_the_function_on_the_item(
+    platform, owner, service, dataset, settings
+) -> None:
+    from graph.domain import item_statuses, tasks
+
+    ids = await _add(platform, owner, dataset, "/a.jpg", "/b.jpg")
+    task = await tasks.create_task(
+        platform, owner[0], dataset.id, "label", dql="", workload=[(owner[0].email, 100)]
+    )
+    trigger = await triggers.create_trigger(
+        platform,
+        owner[0],
+        service.id,
+        "on-completed",
+        "on_item",
+        resource="ItemStatus",
+        actions=["StatusChanged"],
+        execution_mode="Always",
+        dql=f'tasks.any(id = "{task.id}" and status = "completed")',
+    )
+    await _drain(platform)  # the items' creation is no status change
+    await item_statuses.set_status(platform, owner[0], task.id, [ids[0]], "completed")
+    await item_statuses.set_status(platform, owner[0], task.id, [ids[1]], "discard")
+    await _drain(platform)
+    found = await _runs(platform, trigger.id)
+    assert [e.input["item"] for e in found] == [{"item_id": ids[0], "dataset_id": dataset.id}]
+    burst(settings)
+    assert (await executions.get_execution(platform, owner[0], found[0].id)).output == "/a.jpg"
+    with pytest.raises(InvalidInput, match="StatusChanged"):
+        await triggers.create_trigger(
+            platform,
+            owner[0],
+            service.id,
+            "wrong",
+            "on_item",
+            resource="ItemStatus",
+            actions=["Created"],
+        )
