@@ -408,6 +408,16 @@ class TaskItem(Base):
         Index("ix_task_items_task_id_assignment_id_status", "task_id", "assignment_id", "status"),
         # the task's counts per status, and the items a QA task reviews
         Index("ix_task_items_task_id_status", "task_id", "status"),
+        # the queue a pull takes from, in order: free items only, so a pull reads just the
+        # batch it takes however much of the task is given out
+        Index(
+            "ix_task_items_free",
+            "task_id",
+            "item_id",
+            "copy",
+            sqlite_where=text("assignment_id IS NULL AND status IS NULL"),
+            postgresql_where=text("assignment_id IS NULL AND status IS NULL"),
+        ),
     )
     task_id: Mapped[str] = mapped_column(
         ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True

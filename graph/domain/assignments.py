@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, case, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Assignment, Item, Member, Task, TaskItem, User, utcnow
 from graph.domain import notify
-from graph.domain.access import Actor, Role
+from graph.domain.access import Actor, Role, member_role
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
 from graph.domain.task_rows import task_event, task_for
@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _MAX_BATCH = 100
+_ANALYZE_AFTER = 10_000
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,12 @@ async def give_out(
     result = await session.execute(
         insert(TaskItem.__table__).from_select(columns, chosen), dict(params)
     )
-    return int(result.rowcount or 0)
+    added = int(result.rowcount or 0)
+    if added >= _ANALYZE_AFTER and session.bind.dialect.name == "postgresql":
+        # the planner's statistics of a task's rows, before its first pulls and progress reads
+        # (autovacuum would take a while: planned blind, a pull scans the task's rows)
+        await session.execute(text("ANALYZE task_items"))
+    return added
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -238,57 +244,74 @@ async def assignments_of(
 async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     """The next batch of the task's items for the actor, an assignee of a pulling task: up to
     ``batchSize``, so that it holds at most ``maxBatchWorkload`` not done; the ids given (none
-    when it holds that many already, or nothing is left)."""
+    when it holds that many already, or nothing is left). Two statements: what the caller may
+    pull, and the pull."""
+    items = TaskItem.__table__
+    mine = (
+        select(Assignment.id)
+        .where(Assignment.task_id == Task.id, Assignment.assignee_id == actor.user_id)
+        .scalar_subquery()
+    )
+    held = (
+        select(func.count())
+        .select_from(items)
+        .where(items.c.task_id == Task.id, items.c.assignment_id == mine, items.c.status.is_(None))
+        .scalar_subquery()
+    )
     async with platform.db.write() as session:
-        task = await task_for(session, actor, task_id, Role.annotator)
-        if task.distribution != "pulling":
-            raise InvalidInput("this task gives out work by workload, not by pulling", id=task_id)
-        if task.status != "active":
-            raise Conflict(f"task {task.name!r} is {task.status}: it gives out no work", id=task_id)
-        mine = await session.scalar(
-            select(Assignment.id).where(
-                Assignment.task_id == task.id, Assignment.assignee_id == actor.user_id
+        row = (
+            await session.execute(
+                select(
+                    Task.name,
+                    Task.distribution,
+                    Task.status,
+                    Task.batch_size,
+                    Task.max_batch_workload,
+                    member_role(actor, Task.project_id),
+                    mine,
+                    held,
+                ).where(Task.id == task_id)
             )
-        )
-        if mine is None:
+        ).first()
+        if row is None:
+            raise NotFound("task", task_id)
+        name, distribution, state, batch, most, role, assignment, holding = row
+        if assignment is None:
+            if role is None or (role == Role.annotator.name and not actor.is_admin):
+                raise NotFound("task", task_id)  # as the task is to those not working on it
             raise Forbidden("only the task's assignees pull its work")
-        held = await session.scalar(
-            select(func.count())
-            .select_from(TaskItem)
-            .where(
-                TaskItem.task_id == task.id,
-                TaskItem.assignment_id == mine,
-                TaskItem.status.is_(None),
-            )
-        )
-        wanted = min(task.batch_size or 0, (task.max_batch_workload or 0) - (held or 0))
+        if distribution != "pulling":
+            raise InvalidInput("this task gives out work by workload, not by pulling", id=task_id)
+        if state != "active":
+            raise Conflict(f"task {name!r} is {state}: it gives out no work", id=task_id)
+        wanted = min(batch or 0, (most or 0) - holding)
         if wanted <= 0:
             return []
         free = (
-            select(TaskItem.item_id, TaskItem.copy)
+            select(items.c.item_id, items.c.copy)
             .where(
-                TaskItem.task_id == task.id,
-                TaskItem.assignment_id.is_(None),
-                TaskItem.status.is_(None),
+                items.c.task_id == task_id,
+                items.c.assignment_id.is_(None),
+                items.c.status.is_(None),
             )
-            .order_by(TaskItem.item_id, TaskItem.copy)
+            .order_by(items.c.item_id, items.c.copy)
             .limit(wanted)
         )
+        where = [items.c.task_id == task_id, items.c.assignment_id.is_(None)]
         if session.bind.dialect.name == "postgresql":
-            # locked and limited once, in a materialized CTE: as an IN subquery PostgreSQL may
-            # run it again per row, and skipping what it locked itself gives more rows each time
+            # locked and limited once, in a materialized CTE (as an IN subquery PostgreSQL may
+            # run it again per row, and skipping what it locked itself gives more rows each
+            # time), then joined by key: the rows taken are found by their primary key
             chosen = free.with_for_update(skip_locked=True).cte("free")
             chosen = chosen.prefix_with("MATERIALIZED", dialect="postgresql")
-            free = select(chosen.c.item_id, chosen.c.copy)
+            where += [items.c.item_id == chosen.c.item_id, items.c.copy == chosen.c.copy]
+        else:
+            where.append(tuple_(items.c.item_id, items.c.copy).in_(free))
         taken = await session.execute(
-            update(TaskItem)
-            .where(
-                TaskItem.task_id == task.id,
-                TaskItem.assignment_id.is_(None),  # checked again on the row it locks
-                tuple_(TaskItem.item_id, TaskItem.copy).in_(free),
-            )
-            .values(assignment_id=mine, assigned_at=utcnow())
-            .returning(TaskItem.item_id)
+            update(items)
+            .where(*where)
+            .values(assignment_id=assignment, assigned_at=utcnow())
+            .returning(items.c.item_id)
         )
         pulled = sorted(row[0] for row in taken.all())
     notify.tasks_changed(platform, [task_id])

@@ -109,6 +109,14 @@ def upgrade() -> None:
         ["task_id", "assignment_id", "status"],
     )
     op.create_index("ix_task_items_task_id_status", "task_items", ["task_id", "status"])
+    free = sa.text("assignment_id IS NULL AND status IS NULL")
+    op.create_index(
+        "ix_task_items_free",
+        "task_items",
+        ["task_id", "item_id", "copy"],
+        sqlite_where=free,
+        postgresql_where=free,
+    )
     op.create_table(
         "task_item_statuses",
         sa.Column(
