@@ -14,7 +14,7 @@ from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
 from graph.domain import events, indexes, planning, queries, recipe_check
 from graph.domain.access import Actor, Role
-from graph.domain.datasets import dataset_for, row_in_dataset
+from graph.domain.datasets import dataset_and_scope, row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.geometry import Outside, check_coordinates
 from graph.domain.items import item_for
@@ -289,14 +289,14 @@ async def list_annotations(
     query = queries.parse_query(dql, dataloop, resource="annotations")
     size = page_size(first, platform.settings.max_page_size)
     async with platform.db.read() as session:
-        dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
+        dataset, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         statement, params, finish = await planning.page_select(
             session,
             query,
             "annotations",
             dataset_id,
-            listing(dataset_id),
-            dataset.annotations_count,
+            [*listing(dataset_id), *scope.items(Annotation.item_id)],
+            None if scope.limited else dataset.annotations_count,
             LISTING,
             size,
             after,
@@ -314,12 +314,14 @@ async def count_annotations(
 ) -> int:
     query = queries.parse_query(dql, dataloop, resource="annotations")
     async with platform.db.read() as session:
-        await dataset_for(session, actor, dataset_id, Role.annotator)
+        _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         stored = await indexes.stored(session)
         compiled = queries.compile_for(
             query, "annotations", platform.db.dialect, dataset_id, stored=stored
         )
-        statement = select(func.count()).where(*listing(dataset_id), compiled.where)
+        statement = select(func.count()).where(
+            *listing(dataset_id), *scope.items(Annotation.item_id), compiled.where
+        )
         return int(await session.scalar(statement, compiled.params) or 0)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.compiler import Compiled
-from graph.db.tables import Dataset, Driver, Item
+from graph.db.tables import Assignment, Dataset, Driver, Item, TaskItem
 from graph.domain import blobs, events, queries
 from graph.domain.access import Actor, Role, check_role, member_role, require_role
 from graph.domain.errors import Conflict, InvalidInput, NotFound
@@ -20,12 +20,15 @@ from graph.domain.platform import Platform
 T = TypeVar("T")
 
 __all__ = [
+    "Scope",
     "count_datasets",
+    "dataset_and_scope",
     "create_dataset",
     "insert_dataset",
     "dataset_for",
     "delete_dataset",
     "get_dataset",
+    "given_to",
     "list_datasets",
     "row_in_dataset",
     "update_dataset",
@@ -60,6 +63,14 @@ async def dataset_for(
 
     ``writing`` also refuses a read-only dataset.
     """
+    dataset, _ = await dataset_and_scope(session, actor, dataset_id, needed, writing=writing)
+    return dataset
+
+
+async def dataset_and_scope(
+    session: AsyncSession, actor: Actor, dataset_id: str, needed: Role, *, writing: bool = False
+) -> tuple[Dataset, Scope]:
+    """:func:`dataset_for`, and the items of it the actor may reach (:class:`Scope`)."""
     row = (
         await session.execute(
             select(Dataset, member_role(actor, Dataset.project_id)).where(Dataset.id == dataset_id)
@@ -69,7 +80,32 @@ async def dataset_for(
         raise NotFound("dataset", dataset_id)
     dataset, role = row
     _check(actor, role, needed, "dataset", dataset_id, dataset, writing)
-    return dataset
+    return dataset, Scope(actor, None if role is None else Role[role])
+
+
+class Scope:
+    """The items of a dataset an actor reaches: annotators the items given to them in tasks
+    (and those items' annotations), every other role all of them."""
+
+    def __init__(self, actor: Actor, role: Role | None) -> None:
+        self.limited = not actor.is_admin and role == Role.annotator
+        self._user_id = actor.user_id
+
+    def items(self, item_id: Any) -> list[ColumnElement[bool]]:
+        """Conditions keeping the rows whose item (``item_id``, a column) the actor reaches."""
+        return [item_id.in_(given_to(self._user_id))] if self.limited else []
+
+
+def given_to(user_id: str) -> Select[Any]:
+    """The ids of the items given to a user in tasks."""
+    return (
+        select(TaskItem.item_id)
+        .join(
+            Assignment,
+            (Assignment.id == TaskItem.assignment_id) & (Assignment.task_id == TaskItem.task_id),
+        )
+        .where(Assignment.assignee_id == user_id)
+    )
 
 
 async def row_in_dataset(
@@ -81,20 +117,25 @@ async def row_in_dataset(
     *,
     writing: bool = False,
 ) -> tuple[T, Dataset]:
-    """A row of ``table`` (an entity with a ``dataset_id``) and its dataset, if the actor has
-    ``needed`` in the project; one statement. Non-members are told it does not exist."""
+    """A row of ``table`` (an item, or an annotation) and its dataset, if the actor has
+    ``needed`` in the project and reaches its item (:class:`Scope`); one statement. Others are
+    told it does not exist."""
     entity: Any = table
     resource = entity.__tablename__.rstrip("s")
+    item_id = entity.id if entity is Item else entity.item_id
+    given = given_to(actor.user_id).where(TaskItem.item_id == item_id).exists()
     row = (
         await session.execute(
-            select(entity, Dataset, member_role(actor, Dataset.project_id))
+            select(entity, Dataset, member_role(actor, Dataset.project_id), given)
             .join(Dataset, Dataset.id == entity.dataset_id)
             .where(entity.id == row_id)
         )
     ).first()
     if row is None:
         raise NotFound(resource, row_id)
-    found, dataset, role = row
+    found, dataset, role, reached = row
+    if role is not None and Scope(actor, Role[role]).limited and not reached:
+        raise NotFound(resource, row_id)  # an annotator reaches the items given to it
     _check(actor, role, needed, resource, row_id, dataset, writing)
     return found, dataset
 

@@ -31,7 +31,7 @@ from dql.compiler import FieldMap, index_expressions
 from graph.db.tables import Annotation, Item
 from graph.domain import indexes, items, queries
 from graph.domain.access import Actor, Role
-from graph.domain.datasets import dataset_for
+from graph.domain.datasets import dataset_and_scope
 from graph.domain.errors import InvalidInput
 from graph.domain.label_counts import label_counts
 from graph.domain.platform import Platform
@@ -185,12 +185,16 @@ async def _facet(
     size = _limit(limit)
     key = _key(_FIELDS[resource](dataset_id), resource, field, platform.db.dialect, dataset_id)
     async with platform.db.read() as session:
-        await dataset_for(session, actor, dataset_id, Role.annotator)
+        _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         where, params = rows(await indexes.stored(session))
+        where = [*where, *scope.items(_ITEM_OF[resource])]
         statement, read = _statement(key, where, size)
         values, missing, distinct, total = read((await session.execute(statement, params)).all())
     return Facet(field, values, missing, total, distinct)
 
+
+# the column naming each counted row's item, which an annotator must reach (datasets.Scope)
+_ITEM_OF = {"items": Item.id, "annotations": Annotation.item_id}
 
 Matched: TypeAlias = tuple[list[ColumnElement[bool]], Mapping[str, Any]]
 Rows: TypeAlias = Callable[[queries.Stored], Matched]
@@ -279,8 +283,16 @@ async def annotation_facet(
 
 async def _dataset_labels(platform: Platform, actor: Actor, dataset_id: str, limit: int) -> Facet:
     async with platform.db.read() as session:
-        await dataset_for(session, actor, dataset_id, Role.annotator)
-        counts = await label_counts(session, dataset_id)
+        _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
+        if scope.limited:  # the kept counts are the whole dataset's: count what it reaches
+            found = await session.execute(
+                select(Annotation.label, func.count())
+                .where(Annotation.dataset_id == dataset_id, *scope.items(Annotation.item_id))
+                .group_by(Annotation.label)
+            )
+            counts = {label: int(n) for label, n in found.all()}
+        else:
+            counts = await label_counts(session, dataset_id)
     missing = counts.pop(None, 0)
     ranked = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
     values = [FacetValue(label, n) for label, n in ranked[:limit]]
@@ -350,8 +362,9 @@ async def _histogram(
     dialect = platform.db.dialect
     x = _number(_FIELDS[resource](dataset_id), field, dialect)
     async with platform.db.read() as session:
-        await dataset_for(session, actor, dataset_id, Role.annotator)
+        _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         where, params = rows(await indexes.stored(session))
+        where = [*where, *scope.items(_ITEM_OF[resource])]
         stats = select(func.count(), func.count(x), func.min(x), func.max(x)).where(*where)
         total, numbers, smallest, largest = (await session.execute(stats, params)).one()
         low = float(smallest) if low is None and smallest is not None else low

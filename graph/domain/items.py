@@ -32,7 +32,7 @@ from graph.db.ids import new_ids
 from graph.db.tables import Dataset, Item, utcnow
 from graph.domain import blobs, events, indexes, paths, planning, queries
 from graph.domain.access import Actor, Role
-from graph.domain.datasets import dataset_for, row_in_dataset
+from graph.domain.datasets import dataset_and_scope, dataset_for, row_in_dataset
 from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
@@ -196,14 +196,16 @@ async def list_items(
     query = queries.parse_query(dql, dataloop, resource="items")
     size = page_size(first, platform.settings.max_page_size)
     async with platform.db.read() as session:
-        dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
-        whole = dir is None or (recursive and paths.normalise_dir(dir) == "/")
+        dataset, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
+        whole = not scope.limited and (
+            dir is None or (recursive and paths.normalise_dir(dir) == "/")
+        )
         statement, params, finish = await planning.page_select(
             session,
             query,
             "items",
             dataset_id,
-            listing(dataset_id, dir, recursive, folders),
+            [*listing(dataset_id, dir, recursive, folders), *scope.items(Item.id)],
             dataset.items_count if whole else None,
             LISTING,
             size,
@@ -225,12 +227,12 @@ async def count_items(
 ) -> int:
     query = queries.parse_query(dql, dataloop, resource="items")
     async with platform.db.read() as session:
-        await dataset_for(session, actor, dataset_id, Role.annotator)
+        _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         compiled = queries.compile_for(
             query, "items", platform.db.dialect, dataset_id, stored=await indexes.stored(session)
         )
         statement = select(func.count()).where(
-            *listing(dataset_id, dir, recursive, folders), compiled.where
+            *listing(dataset_id, dir, recursive, folders), *scope.items(Item.id), compiled.where
         )
         return int(await session.scalar(statement, compiled.params) or 0)
 

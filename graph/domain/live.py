@@ -25,10 +25,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.compiler import Compiled
-from graph.db.tables import Execution, Item, Member
+from graph.db.tables import Execution, Item, Member, TaskItem
 from graph.domain import queries, tasks
 from graph.domain.access import Actor, Role, project_role
-from graph.domain.datasets import dataset_for
+from graph.domain.datasets import Scope, dataset_and_scope, given_to
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.executions import get_execution
 from graph.domain.platform import Platform
@@ -69,6 +69,8 @@ class _Watch:
     mailbox: Mailbox[Any]
     dql: str | None = None
     where: Compiled | None = None
+    # an annotator's item events: only of the items given to it (datasets.Scope)
+    scope: Scope | None = None
 
 
 class _Feed:
@@ -179,6 +181,7 @@ class _ItemEvents(_Feed):
                         )
                     )
         matching[None] = set(rows)
+        reached = await self._reached(subscribers, wanted)
         # one event object each, whoever receives it (so the API can share its result)
         made = [
             ItemEvent(action, item_id, None if action == "deleted" else rows.get(item_id))
@@ -186,11 +189,27 @@ class _ItemEvents(_Feed):
         ]
         for watch in subscribers:
             chosen = matching.get(watch.dql if watch.where is not None else None, set())
+            if watch.scope is not None and watch.scope.limited:
+                chosen = chosen & reached[watch.actor.user_id]
             for event in made:
                 if event.action == "deleted":  # a filter cannot say whether it matched
-                    watch.mailbox.put(event)
+                    if watch.scope is None or not watch.scope.limited:  # nor a task (it is gone)
+                        watch.mailbox.put(event)
                 elif event.item_id in chosen:  # a row gone since is followed by its deletion
                     watch.mailbox.put(event)
+
+    async def _reached(
+        self, subscribers: Collection[_Watch], wanted: set[str]
+    ) -> dict[str, set[str]]:
+        """For each annotator among the subscribers, which of the items it reaches."""
+        users = {w.actor.user_id for w in subscribers if w.scope is not None and w.scope.limited}
+        if not users or not wanted:
+            return {user: set() for user in users}
+        async with self.platform.db.read() as session:
+            return {
+                user: set(await session.scalars(given_to(user).where(TaskItem.item_id.in_(wanted))))
+                for user in users
+            }
 
 
 async def _role(
@@ -274,10 +293,10 @@ async def item_events(
         query = queries.parse_query(dql, resource="items")
         where = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
     async with platform.db.read() as session:
-        dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
+        dataset, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         role = await _role(session, actor, dataset.project_id, "dataset", dataset_id)
     project_id = dataset.project_id
-    watch = _Watch(actor, role, Mailbox(limit), dql, where)
+    watch = _Watch(actor, role, Mailbox(limit), dql, where, scope)
     stream = _stream(
         platform,
         items_channel(dataset_id),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from graph.domain import annotations, datasets, facets, items, projects
+from graph.domain import annotations, datasets, facets, items, projects, tasks
 from graph.domain.annotations import AnnotationSpec
 from graph.domain.errors import InvalidInput, NotFound
 from tests.asserts import count_statements
@@ -224,6 +224,11 @@ async def test_bad_input_roles_and_statements(platform, owner, data) -> None:
         await facets.annotation_facet(platform, stranger, data.id)
     annotator, _ = await make_user(platform, "annotator@example.com")
     await projects.add_member(platform, actor, data.project_id, annotator.email, "annotator")
+    # an annotator counts the annotations of the items given to it in tasks: none, then all
+    assert (await facets.annotation_facet(platform, annotator, data.id)).total == 0
+    await tasks.create_task(
+        platform, actor, data.id, "all", dql="", workload=[(annotator.email, 100)]
+    )
     assert (await facets.annotation_facet(platform, annotator, data.id)).total == 6
 
     with count_statements(platform.db.engine) as log:

@@ -21,6 +21,7 @@ from graph.domain import (
     projects,
     recipe_check,
     recipes,
+    tasks,
     versioning,
 )
 from graph.domain.annotations import AnnotationSpec
@@ -738,6 +739,16 @@ async def test_roles(platform, zoo) -> None:
     assert len((await recipes.list_recipes(platform, annotator, zoo.project_id)).rows) == 1
     assert (await ontologies.get_ontology(platform, annotator, zoo.ontology_id)).name == "zoo"
     assert len((await ontologies.list_ontologies(platform, annotator, zoo.project_id)).rows) == 1
+    with pytest.raises(NotFound):  # an annotator annotates the items given to it in a task
+        await annotations.create_annotations(platform, annotator, zoo.items[0], [box("animal")])
+    await tasks.create_task(
+        platform,
+        owner,
+        zoo.id,
+        "work",
+        dql=f'id = "{zoo.items[0]}"',
+        workload=[(annotator.email, 100)],
+    )
     await annotations.create_annotations(platform, annotator, zoo.items[0], [box("animal")])
 
     def tag(who) -> str:

@@ -601,3 +601,50 @@ async def test_listing_tasks_is_a_bounded_number_of_statements(platform, client,
             workload=_workload((team.ann1, 100)),
         )
     assert await statements(12) == few
+
+
+async def test_an_annotator_reaches_only_the_items_given_to_it(platform, client, team) -> None:
+    from graph.domain import annotations, facets, services
+    from graph.domain.annotations import AnnotationSpec
+    from tests.workers.functions import PACKAGE
+
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "split",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 50), (team.ann2, 50)),
+    )
+    split = await _by_assignee(platform, team.manager, task.id)
+    mine, theirs = split["ann1@example.com"], split["ann2@example.com"]
+    seen = await items.list_items(platform, team.ann1, team.dataset.id, first=100)
+    assert sorted(i.id for i in seen.rows) == sorted(mine)  # no folder, no one else's item
+    assert await items.count_items(platform, team.ann1, team.dataset.id) == 5
+    assert await items.count_items(platform, team.manager, team.dataset.id) == 22
+    assert (await items.get_item(platform, team.ann1, mine[0])).id == mine[0]
+    with pytest.raises(NotFound):
+        await items.get_item(platform, team.ann1, theirs[0])
+    box = AnnotationSpec(type="box", label="cat", coordinates=[{"x": 1, "y": 1}, {"x": 4, "y": 4}])
+    await annotations.create_annotations(platform, team.ann1, mine[0], [box])
+    (other,) = await annotations.create_annotations(platform, team.ann2, theirs[0], [box])
+    with pytest.raises(NotFound):
+        await annotations.create_annotations(platform, team.ann1, theirs[0], [box])
+    with pytest.raises(NotFound):
+        await annotations.get_annotation(platform, team.ann1, other.id)
+    listed = await annotations.list_annotations(platform, team.ann1, team.dataset.id)
+    assert [a.item_id for a in listed.rows] == [mine[0]]
+    assert await annotations.count_annotations(platform, team.manager, team.dataset.id) == 2
+    assert (await facets.annotation_facet(platform, team.ann1, team.dataset.id)).total == 1
+    # the bytes too: the stream route answers as for an item that does not exist
+    response = await client.get(
+        f"/items/{theirs[0]}/stream", headers={"Authorization": f"Bearer {team.ann1_token}"}
+    )
+    assert response.status_code == 404
+    response = await client.get(
+        f"/items/{mine[0]}/stream", headers={"Authorization": f"Bearer {team.ann1_token}"}
+    )
+    assert response.status_code in (302, 307)  # a linked item: its URL
+    # annotation managers manage tasks, not code
+    with pytest.raises(Forbidden):
+        await services.deploy_service(platform, team.manager, team.project.id, "no", PACKAGE)

@@ -380,7 +380,7 @@ async def test_a_removed_member_stops_receiving(platform, owner, project, api, m
     monkeypatch.setattr(live, "_RECHECK_SECONDS", 0.0)
     dataset = await datasets.create_dataset(platform, owner[0], project.id, "shared")
     member, token = await make_user(platform, "member@example.com")
-    await projects.add_member(platform, owner[0], project.id, member.email, "annotator")
+    await projects.add_member(platform, owner[0], project.id, member.email, "developer")
     await dispatch(platform)
     async with subscribed(api, token, ITEMS, {"datasetId": dataset.id}) as ws:
         await until_subscribed(api, items_channel(dataset.id))
@@ -436,3 +436,26 @@ async def test_task_progress_as_annotators_work(platform, owner, project, api) -
         assert errors[0]["extensions"]["code"] == "NOT_FOUND", message
     async with subscribed(api, annotator_token, PROGRESS, {"taskId": task.id}) as ws:
         assert (await receive(ws))["taskProgress"]["done"] == 2
+
+
+async def test_an_annotator_hears_only_of_the_items_given_to_it(
+    platform, owner, project, api
+) -> None:
+    actor, _ = owner
+    annotator, token = await make_user(platform, "given@example.com")
+    await projects.add_member(platform, actor, project.id, annotator.email, "annotator")
+    dataset = await datasets.create_dataset(platform, actor, project.id, "scoped")
+    mine, other = await add(platform, actor, dataset, ["/mine.jpg", "/other.jpg"])
+    await tasks.create_task(
+        platform, actor, dataset.id, "t", dql=f'id = "{mine}"', workload=[(annotator.email, 100)]
+    )
+    await dispatch(platform)
+    async with subscribed(api, token, ITEMS, {"datasetId": dataset.id}) as ws:
+        await until_subscribed(api, items_channel(dataset.id))
+        await items.update_item(platform, actor, other, description="not yours")
+        await items.update_item(platform, actor, mine, description="yours")
+        await dispatch(platform)
+        event = (await receive(ws))["itemEvents"]
+        assert (event["action"], event["itemId"]) == ("updated", mine)
+        with pytest.raises(TimeoutError):
+            await receive(ws, timeout=0.5)
