@@ -12,7 +12,7 @@ from graph.api.context import Info
 from graph.api.scalars import JSON, LIST_DQL, Connection, instant, iso, to_connection
 from graph.db.tables import Task as TaskRow
 from graph.db.tables import TaskItem, TaskItemStatus
-from graph.domain import assignments, item_statuses, live, tasks
+from graph.domain import assignments, item_statuses, live, task_analytics, tasks
 from graph.domain.tasks import Progress
 
 if TYPE_CHECKING:
@@ -95,6 +95,19 @@ class TaskProgress:
 
 def _key(entry: tuple[str | None, Any]) -> tuple[bool, str]:
     return entry[0] is not None, entry[0] or ""
+
+
+@strawberry.type(description="How one assignee works in a task.")
+class AnnotatorStats:
+    assignee: str
+    assigned: int = strawberry.field(description="Items its assignment holds.")
+    done: int = strawberry.field(description="Of those, items with a status.")
+    seconds_per_item: float | None = strawberry.field(
+        description="Median time from one status it set to its next (pauses over an hour left "
+        "out); null before two."
+    )
+    reworked: int = strawberry.field(description="Items of its assignment sent back to it.")
+    rework_rate: float = strawberry.field(description="reworked / items it set a status on.")
 
 
 @strawberry.type(description="One assignee's share of a task.")
@@ -275,6 +288,14 @@ class TaskQueries:
         return to_connection(
             page, Task.of, lambda: tasks.count_tasks(ctx.platform, actor, project_id, dql=dql)
         )
+
+    @strawberry.field(
+        description="Per assignee: items given and done, pace, rework. Managers only."
+    )
+    async def task_analytics(self, info: Info, task_id: strawberry.ID) -> list[AnnotatorStats]:
+        ctx = info.context
+        found = await task_analytics.analytics(ctx.platform, await ctx.actor(), task_id)
+        return [AnnotatorStats(**vars(stats)) for stats in found]
 
     @strawberry.field(description="Every status an item had in a task, oldest first.")
     async def item_status_history(

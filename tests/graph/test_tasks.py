@@ -18,6 +18,7 @@ from graph.domain import (
     item_statuses,
     items,
     projects,
+    task_analytics,
     tasks,
 )
 from graph.domain.assignments import Pulling
@@ -411,6 +412,12 @@ async def test_qa_task_fills_itself_and_sends_rework_back(platform, team) -> Non
     assert [i.id for i in back.rows] == [b]
     # done again: the QA task reviews it again
     await item_statuses.set_status(platform, team.ann1, task.id, [b], "completed")
+    (stats,) = await task_analytics.analytics(platform, team.manager, task.id)
+    assert (stats.assignee, stats.assigned, stats.done) == ("ann1@example.com", 10, 3)
+    assert (stats.reworked, stats.rework_rate) == (1, 1 / 3)
+    assert stats.seconds_per_item is not None and 0 <= stats.seconds_per_item < 60
+    with pytest.raises(Forbidden):
+        await task_analytics.analytics(platform, team.ann1, task.id)
     qa_rows = {r.item_id: r for r in await _task_items(platform, qa.id)}
     assert qa_rows[b].status is None
     assert {r.item_id: r.issue for r in await _task_items(platform, task.id)}[b] is None
