@@ -147,6 +147,14 @@ class ItemTaskStatus:
         )
 
 
+@strawberry.type(description="One of the caller's assignments: its task and its share there.")
+class MyAssignment:
+    task: Task
+    assignment_id: strawberry.ID
+    held: int = strawberry.field(description="Items given to the caller in the task.")
+    done: int = strawberry.field(description="Of those, items with a status.")
+
+
 @strawberry.type(description="One change of an item's status in a task (null status: cleared).")
 class StatusRecord:
     status: str | None
@@ -296,6 +304,23 @@ class TaskQueries:
         ctx = info.context
         found = await task_analytics.analytics(ctx.platform, await ctx.actor(), task_id)
         return [AnnotatorStats(**vars(stats)) for stats in found]
+
+    @strawberry.field(
+        description="The caller's work in a project: its assignments in tasks not completed, "
+        "by priority then due date, with what it holds and has done."
+    )
+    async def my_assignments(self, info: Info, project_id: strawberry.ID) -> list[MyAssignment]:
+        ctx = info.context
+        found = await assignments.my_assignments(ctx.platform, await ctx.actor(), project_id)
+        return [
+            MyAssignment(
+                task=Task.of(m.task),
+                assignment_id=strawberry.ID(m.assignment.id),
+                held=m.held,
+                done=m.done,
+            )
+            for m in found
+        ]
 
     @strawberry.field(description="Every status an item had in a task, oldest first.")
     async def item_status_history(

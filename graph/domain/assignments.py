@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Assignment, Item, Member, Task, TaskItem, User, utcnow
 from graph.domain import notify
-from graph.domain.access import Actor, Role, member_role
+from graph.domain.access import Actor, Role, member_role, require_role
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
 from graph.domain.task_rows import task_event, task_for
@@ -31,7 +31,9 @@ __all__ = [
     "assignments_of",
     "check_distribution",
     "give_out",
+    "Mine",
     "list_assignments",
+    "my_assignments",
     "pull",
     "reassign",
     "redistribute",
@@ -236,6 +238,44 @@ async def assignments_of(
     for assignment, email in rows.all():
         found[assignment.task_id].append((assignment, email))
     return found
+
+
+@dataclass(frozen=True)
+class Mine:
+    """One of the actor's assignments: its task, and how many items it holds and has done."""
+
+    task: Task
+    assignment: Assignment
+    held: int
+    done: int
+
+
+async def my_assignments(platform: Platform, actor: Actor, project_id: str) -> list[Mine]:
+    """The actor's assignments in the project's active and paused tasks, by task priority
+    (highest first), then due date; one query."""
+    counts = (
+        select(
+            TaskItem.assignment_id,
+            func.count().label("held"),
+            func.count(TaskItem.status).label("done"),
+        )
+        .group_by(TaskItem.assignment_id)
+        .subquery()
+    )
+    async with platform.db.read() as session:
+        await require_role(session, actor, project_id, Role.annotator)
+        rows = await session.execute(
+            select(Task, Assignment, counts.c.held, counts.c.done)
+            .join(Assignment, Assignment.task_id == Task.id)
+            .outerjoin(counts, counts.c.assignment_id == Assignment.id)
+            .where(
+                Task.project_id == project_id,
+                Task.status != "completed",
+                Assignment.assignee_id == actor.user_id,
+            )
+            .order_by(Task.priority.desc(), Task.due_date, Task.name)
+        )
+        return [Mine(t, a, held or 0, done or 0) for t, a, held, done in rows.all()]
 
 
 # --- pulling --------------------------------------------------------------------------------------

@@ -62,6 +62,13 @@ def _workload(*shares: tuple[Any, float]) -> list[tuple[str, float]]:
     return [(person.email, load) for person, load in shares]
 
 
+async def _task(platform, team, name: str, dql: str, *shares: tuple[Any, float]) -> Any:
+    """A workload task the manager makes over the files ``dql`` selects."""
+    return await tasks.create_task(
+        platform, team.manager, team.dataset.id, name, dql=dql, workload=_workload(*shares)
+    )
+
+
 async def _task_items(platform, task_id: str) -> list[TaskItem]:
     async with platform.db.read() as session:
         return list(
@@ -84,13 +91,13 @@ async def _by_assignee(platform, manager, task_id: str) -> dict[str, list[str]]:
 async def test_a_task_takes_the_files_a_query_selects_and_splits_them_by_workload(
     platform, team
 ) -> None:
-    task = await tasks.create_task(
+    task = await _task(
         platform,
-        team.manager,
-        team.dataset.id,
+        team,
         "label day",
-        dql='dir = "/day" or metadata.user.n >= 18',
-        workload=_workload((team.ann1, 70), (team.ann2, 30)),
+        'dir = "/day" or metadata.user.n >= 18',
+        (team.ann1, 70),
+        (team.ann2, 30),
     )
     assert task.items_count == 12 and task.statuses == ["completed", "discard"]
     assert task.type == "annotation" and task.owner == team.manager.email
@@ -107,14 +114,7 @@ async def test_a_task_takes_the_files_a_query_selects_and_splits_them_by_workloa
 async def test_items_added_later_are_split_by_the_same_workload_and_not_added_twice(
     platform, team
 ) -> None:
-    task = await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "grow",
-        dql='dir = "/day"',
-        workload=_workload((team.ann1, 50), (team.ann2, 50)),
-    )
+    task = await _task(platform, team, "grow", 'dir = "/day"', (team.ann1, 50), (team.ann2, 50))
     added = await tasks.add_items(platform, team.manager, task.id, dql="metadata.user.n >= 5")
     assert added == 10  # 5..9 were in it already
     got = await tasks.get_task(platform, team.manager, task.id)
@@ -127,14 +127,7 @@ async def test_items_added_later_are_split_by_the_same_workload_and_not_added_tw
 
 
 async def test_statuses_have_history_events_and_dql(platform, team) -> None:
-    task = await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "s",
-        dql='dir = "/day"',
-        workload=_workload((team.ann1, 100)),
-    )
+    task = await _task(platform, team, "s", 'dir = "/day"', (team.ann1, 100))
     first, second = team.ids["/day/00.jpg"], team.ids["/day/01.jpg"]
     changes = await item_statuses.set_status(
         platform, team.ann1, task.id, [first, second], "completed"
@@ -179,14 +172,7 @@ async def test_statuses_have_history_events_and_dql(platform, team) -> None:
 
 
 async def test_status_bad_input_is_refused_whole(platform, team) -> None:
-    task = await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "b",
-        dql='dir = "/day"',
-        workload=_workload((team.ann1, 50), (team.ann2, 50)),
-    )
+    task = await _task(platform, team, "b", 'dir = "/day"', (team.ann1, 50), (team.ann2, 50))
     split = await _by_assignee(platform, team.manager, task.id)
     mine, theirs = split["ann1@example.com"][0], split["ann2@example.com"][0]
     with pytest.raises(
@@ -251,25 +237,11 @@ async def test_unknown_assignees_other_datasets_and_roles_are_refused(platform, 
     )
     assert added == 0
     with pytest.raises(Conflict, match="already has a task named 'x'"):
-        await tasks.create_task(
-            platform,
-            team.manager,
-            team.dataset.id,
-            "x",
-            dql="",
-            workload=_workload((team.ann1, 100)),
-        )
+        await _task(platform, team, "x", "", (team.ann1, 100))
 
 
 async def test_deleting_a_task_with_work_in_progress_needs_force(platform, team) -> None:
-    task = await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "d",
-        dql='dir = "/day"',
-        workload=_workload((team.ann1, 100)),
-    )
+    task = await _task(platform, team, "d", 'dir = "/day"', (team.ann1, 100))
     with pytest.raises(Conflict, match="10 items given out and not done"):
         await tasks.delete_task(platform, team.manager, task.id)
     assert len(await _task_items(platform, task.id)) == 10
@@ -280,33 +252,21 @@ async def test_deleting_a_task_with_work_in_progress_needs_force(platform, team)
 
 
 async def test_annotators_see_only_the_tasks_they_work_on(platform, team) -> None:
-    await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "mine",
-        dql="",
-        workload=_workload((team.ann1, 100)),
-    )
+    await _task(platform, team, "mine", "", (team.ann1, 100))
     await tasks.create_task(
         platform, team.manager, team.dataset.id, "not", dql="", workload=_workload((team.ann2, 100))
     )
     seen = await tasks.list_tasks(platform, team.ann1, team.project.id)
     assert [t.name for t in seen.rows] == ["mine"]
+    (work,) = await assignments.my_assignments(platform, team.ann1, team.project.id)
+    assert (work.task.name, work.held, work.done) == ("mine", 20, 0)
     assert await tasks.count_tasks(platform, team.ann1, team.project.id) == 1
     managed = await tasks.list_tasks(platform, team.manager, team.project.id, dql='name = "not"')
     assert [t.name for t in managed.rows] == ["not"]
 
 
 async def test_redistribute_and_reassign_move_only_work_not_done(platform, team) -> None:
-    task = await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "r",
-        dql='dir = "/day"',
-        workload=_workload((team.ann1, 50), (team.ann2, 50)),
-    )
+    task = await _task(platform, team, "r", 'dir = "/day"', (team.ann1, 50), (team.ann2, 50))
     split = await _by_assignee(platform, team.manager, task.id)
     done = split["ann1@example.com"][:2]
     await item_statuses.set_status(platform, team.ann1, task.id, done, "completed")
@@ -381,14 +341,7 @@ async def test_concurrent_pulls_never_give_an_item_twice(platform, team) -> None
 
 
 async def test_qa_task_fills_itself_and_sends_rework_back(platform, team) -> None:
-    task = await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "label",
-        dql='dir = "/day"',
-        workload=_workload((team.ann1, 100)),
-    )
+    task = await _task(platform, team, "label", 'dir = "/day"', (team.ann1, 100))
     a, b, c = (team.ids[f"/day/0{i}.jpg"] for i in range(3))
     await item_statuses.set_status(platform, team.ann1, task.id, [a], "completed")
     qa = await tasks.create_qa_task(
@@ -615,14 +568,7 @@ async def test_an_annotator_reaches_only_the_items_given_to_it(platform, client,
     from graph.domain.annotations import AnnotationSpec
     from tests.workers.functions import PACKAGE
 
-    task = await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "split",
-        dql='dir = "/day"',
-        workload=_workload((team.ann1, 50), (team.ann2, 50)),
-    )
+    task = await _task(platform, team, "split", 'dir = "/day"', (team.ann1, 50), (team.ann2, 50))
     split = await _by_assignee(platform, team.manager, task.id)
     mine, theirs = split["ann1@example.com"], split["ann2@example.com"]
     seen = await items.list_items(platform, team.ann1, team.dataset.id, first=100)
