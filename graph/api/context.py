@@ -41,7 +41,7 @@ class Context:
 
     @cached_property
     def loaders(self) -> Loaders:
-        return Loaders(self.platform)
+        return Loaders(self.platform, self.actor)
 
     def forget_loaders(self) -> None:
         """Start loading afresh (a websocket connection's context outlives many results)."""

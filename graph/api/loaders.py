@@ -6,7 +6,7 @@ dataset), so they load by id without checking roles again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -25,6 +25,7 @@ from graph.db.tables import (
     TaskItem,
 )
 from graph.domain import loading
+from graph.domain.access import Actor
 from graph.domain.platform import Platform
 from graph.domain.tasks import Progress
 
@@ -32,8 +33,9 @@ __all__ = ["Loaders"]
 
 
 class Loaders:
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, actor: Callable[[], Awaitable[Actor]]) -> None:
         self._platform = platform
+        self._actor = actor  # the caller, for what it may see of an item (consensus copies)
 
     def _by_id(self, table: Any) -> DataLoader[str, Any]:
         async def load(ids: Sequence[str]) -> list[Any]:
@@ -52,7 +54,8 @@ class Loaders:
     @cached_property
     def annotations_of_item(self) -> DataLoader[str, list[Annotation]]:
         async def load(item_ids: Sequence[str]) -> list[list[Annotation]]:
-            return await loading.annotations_of_items(self._platform, item_ids)
+            viewer = await self._actor()
+            return await loading.annotations_of_items(self._platform, item_ids, viewer)
 
         return DataLoader(load_fn=load)
 

@@ -11,8 +11,8 @@ import strawberry
 from graph.api.context import Info
 from graph.api.scalars import JSON, LIST_DQL, Connection, instant, iso, to_connection
 from graph.db.tables import Task as TaskRow
-from graph.db.tables import TaskItem, TaskItemStatus
-from graph.domain import assignments, item_statuses, live, task_analytics, tasks
+from graph.db.tables import TaskItem, TaskItemScore, TaskItemStatus
+from graph.domain import assignments, consensus, item_statuses, live, task_analytics, tasks
 from graph.domain.tasks import Progress
 
 if TYPE_CHECKING:
@@ -39,6 +39,39 @@ class PullingInput:
     max_batch_workload: int = strawberry.field(
         description="Items not done an assignee may hold (batchSize to 10 x batchSize)."
     )
+
+
+@strawberry.input(description="A share of the items done by several annotators each, scored.")
+class ConsensusInput:
+    percentage: int = strawberry.field(description="Of the items, 1 to 100.")
+    copies: int = strawberry.field(description="Annotators per such item, 2 to the assignees.")
+
+
+@strawberry.type(description="How far a consensus item's annotators agree (0 to 1).")
+class ItemAgreement:
+    item_id: strawberry.ID
+    overall: float
+    label: float | None
+    iou: float | None = strawberry.field(description="Mean IoU of the matched shapes' bounds.")
+    attributes: float | None
+
+    @classmethod
+    def of(cls, row: TaskItemScore) -> ItemAgreement:
+        scores = row.scores
+        return cls(
+            item_id=strawberry.ID(row.item_id),
+            overall=row.overall,
+            label=scores["label"],
+            iou=scores["iou"],
+            attributes=scores["attributes"],
+        )
+
+
+@strawberry.type(description="An annotator's mean agreement with the others.")
+class AnnotatorAgreement:
+    assignee: str
+    items: int
+    overall: float | None
 
 
 @strawberry.type(description="How many items have a status (null: none yet).")
@@ -199,6 +232,8 @@ class Task:
     distribution: str = strawberry.field(description="workload or pulling.")
     batch_size: int | None
     max_batch_workload: int | None
+    consensus_percentage: int | None
+    consensus_copies: int | None
     items_count: int
     creator: str
     created_at: str | None
@@ -227,6 +262,8 @@ class Task:
             distribution=row.distribution,
             batch_size=row.batch_size,
             max_batch_workload=row.max_batch_workload,
+            consensus_percentage=row.consensus_percentage,
+            consensus_copies=row.consensus_copies,
             items_count=row.items_count,
             creator=row.creator,
             created_at=iso(row.created_at),
@@ -322,6 +359,25 @@ class TaskQueries:
             for m in found
         ]
 
+    @strawberry.field(
+        description="A consensus task's scored items (every copy done), lowest agreement "
+        "first. Managers only."
+    )
+    async def consensus_scores(self, info: Info, task_id: strawberry.ID) -> list[ItemAgreement]:
+        ctx = info.context
+        rows = await consensus.item_scores(ctx.platform, await ctx.actor(), task_id)
+        return [ItemAgreement.of(row) for row in rows]
+
+    @strawberry.field(description="Each annotator's mean agreement in a consensus task.")
+    async def annotator_agreement(
+        self, info: Info, task_id: strawberry.ID
+    ) -> list[AnnotatorAgreement]:
+        ctx = info.context
+        found = await consensus.annotator_scores(ctx.platform, await ctx.actor(), task_id)
+        return [
+            AnnotatorAgreement(assignee=a.assignee, items=a.items, overall=a.overall) for a in found
+        ]
+
     @strawberry.field(description="Every status an item had in a task, oldest first.")
     async def item_status_history(
         self, info: Info, task_id: strawberry.ID, item_id: strawberry.ID
@@ -353,6 +409,7 @@ class TaskMutations:
         statuses: list[str] | None = None,
         workload: list[WorkloadEntry] | None = None,
         pulling: PullingInput | None = None,
+        consensus: ConsensusInput | None = None,
     ) -> Task:
         ctx = info.context
         row = await tasks.create_task(
@@ -370,6 +427,9 @@ class TaskMutations:
             statuses=statuses,
             workload=_workload(workload),
             pulling=_pulling(pulling),
+            consensus=None
+            if consensus is None
+            else assignments.Consensus(consensus.percentage, consensus.copies),
         )
         return Task.of(row)
 
@@ -531,6 +591,15 @@ class TaskMutations:
         actor = await ctx.actor()
         await assignments.redistribute(ctx.platform, actor, id, _workload(workload) or [])
         return Task.of(await tasks.get_task(ctx.platform, actor, id))
+
+    @strawberry.mutation(
+        description="Write the consensus annotations of a consensus task's scored items: per "
+        "object a majority drew, the most common label and the mean box (source `consensus`); "
+        "a later call writes only what is new. Returns how many were written."
+    )
+    async def merge_consensus(self, info: Info, task_id: strawberry.ID) -> int:
+        ctx = info.context
+        return await consensus.merge(ctx.platform, await ctx.actor(), task_id)
 
     @strawberry.mutation(
         description="Give the items one assignee has not done to another (with its workload "

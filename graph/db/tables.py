@@ -54,6 +54,7 @@ __all__ = [
     "Service",
     "Task",
     "TaskItem",
+    "TaskItemScore",
     "TaskItemStatus",
     "Trigger",
     "User",
@@ -435,6 +436,22 @@ class TaskItem(Base):
     assigned_at: Mapped[datetime | None] = mapped_column(default=None)
     # why a reviewer sent the item back (rework); cleared when it gets a status again
     issue: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class TaskItemScore(Base):
+    """How far the annotators of a consensus item agree, once every copy of it has a status
+    (graph/domain/consensus.py): the item's scores and each pair's."""
+
+    __tablename__ = "task_item_scores"
+    task_id: Mapped[str] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[str] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    overall: Mapped[float] = mapped_column(Float)
+    scores: Mapped[Any] = mapped_column(Json)  # {"label", "iou", "attributes", "pairs": [...]}
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TaskItemStatus(Base):

@@ -295,7 +295,7 @@ async def list_annotations(
             query,
             "annotations",
             dataset_id,
-            [*listing(dataset_id), *scope.items(Annotation.item_id)],
+            [*listing(dataset_id), *scope.annotations()],
             None if scope.limited else dataset.annotations_count,
             LISTING,
             size,
@@ -320,7 +320,7 @@ async def count_annotations(
             query, "annotations", platform.db.dialect, dataset_id, stored=stored
         )
         statement = select(func.count()).where(
-            *listing(dataset_id), *scope.items(Annotation.item_id), compiled.where
+            *listing(dataset_id), *scope.annotations(), compiled.where
         )
         return int(await session.scalar(statement, compiled.params) or 0)
 

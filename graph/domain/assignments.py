@@ -16,7 +16,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Assignment, Item, Member, Task, TaskItem, User, utcnow
@@ -31,6 +45,7 @@ __all__ = [
     "assignments_of",
     "check_distribution",
     "give_out",
+    "Consensus",
     "Mine",
     "list_assignments",
     "my_assignments",
@@ -52,6 +67,15 @@ class Pulling:
     assignees: Sequence[str]
     batch_size: int
     max_batch_workload: int
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """A share of a workload task's items (``percentage``) done by ``copies`` annotators each,
+    whose agreement is scored (graph/domain/consensus.py)."""
+
+    percentage: int
+    copies: int
 
 
 def _check_workload(workload: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
@@ -95,17 +119,31 @@ def _check_pulling(pulling: Pulling) -> None:
 
 
 def check_distribution(
-    workload: Sequence[tuple[str, float]] | None, pulling: Pulling | None
+    workload: Sequence[tuple[str, float]] | None,
+    pulling: Pulling | None,
+    consensus: Consensus | None = None,
 ) -> None:
-    """Refuse a distribution that is not exactly one well-formed workload or pulling (before
-    anything is read or written)."""
+    """Refuse a distribution that is not exactly one well-formed workload or pulling, and a
+    consensus that is not over a workload with enough assignees (before anything is read or
+    written)."""
     if (workload is None) == (pulling is None):
         raise InvalidInput("give either a workload or pulling", field="workload")
     if workload is not None:
-        _check_workload(workload)
+        entries = _check_workload(workload)
     else:
         assert pulling is not None
         _check_pulling(pulling)
+    if consensus is None:
+        return
+    if workload is None:
+        raise InvalidInput("consensus gives items out by workload, not pulling", field="consensus")
+    if not 1 <= consensus.percentage <= 100:
+        raise InvalidInput("consensus percentage is 1 to 100", field="consensus.percentage")
+    if not 2 <= consensus.copies <= len(entries):
+        raise InvalidInput(
+            f"consensus copies is 2 to the number of assignees ({len(entries)})",
+            field="consensus.copies",
+        )
 
 
 async def _members(session: AsyncSession, project_id: str, emails: Sequence[str]) -> list[str]:
@@ -128,9 +166,13 @@ async def set_up(
     task: Task,
     workload: Sequence[tuple[str, float]] | None,
     pulling: Pulling | None,
+    consensus: Consensus | None = None,
 ) -> None:
-    """The new task's assignments: ``workload`` (emails and percentages) or ``pulling``."""
-    check_distribution(workload, pulling)
+    """The new task's assignments: ``workload`` (emails and percentages) or ``pulling``, and
+    its consensus."""
+    check_distribution(workload, pulling, consensus)
+    if consensus is not None:
+        task.consensus_percentage, task.consensus_copies = consensus.percentage, consensus.copies
     if workload is not None:
         entries = _check_workload(workload)
         ids = await _members(session, task.project_id, [email for email, _ in entries])
@@ -196,15 +238,34 @@ async def give_out(
             .subquery()
         )
         bounds = _bounds(shares, n)
-        whens = [(numbered.c.at <= last, literal(a)) for a, last in bounds[:-1]]
-        last_share = literal(bounds[-1][0])
-        to = case(*whens, else_=last_share) if whens else last_share
-        chosen = select(literal(task.id), numbered.c.item_id, literal(0), to, literal(now))
+        numbers = [
+            select(literal(c, Integer).label("copy")) for c in range(task.consensus_copies or 1)
+        ]
+        copies = (union_all(*numbers) if len(numbers) > 1 else numbers[0]).subquery("copies")
+        to: Any = literal(bounds[0][0])
+        if len(bounds) > 1:
+            # the share (its position among the assignments) of each item's first copy; a
+            # consensus item's further copies go to the next assignments in turn
+            first = case(
+                *((numbered.c.at <= last, k) for k, (_, last) in enumerate(bounds[:-1])),
+                else_=len(bounds) - 1,
+            )
+            share = (first + copies.c.copy) % len(bounds)
+            to = case(*((share == k, literal(a)) for k, (a, _) in enumerate(bounds)))
+        chosen = select(
+            literal(task.id), numbered.c.item_id, copies.c.copy, to, literal(now)
+        ).select_from(numbered.join(copies, true()))  # each item with each copy number
+        if task.consensus_copies:
+            # every item's first copy; the others for an even spread of `percentage` of them
+            spread = (numbered.c.at * (task.consensus_percentage or 0)) % 100
+            chosen = chosen.where(
+                or_(copies.c.copy == 0, spread < (task.consensus_percentage or 0))
+            )
     columns = ("task_id", "item_id", "copy", "assignment_id", "assigned_at")
     result = await session.execute(
         insert(TaskItem.__table__).from_select(columns, chosen), dict(params)
     )
-    added = int(result.rowcount or 0)
+    added = int(result.rowcount or 0) if task.distribution == "pulling" else int(n)
     if added >= _ANALYZE_AFTER and session.bind.dialect.name == "postgresql":
         # the planner's statistics of a task's rows, before its first pulls and progress reads
         # (autovacuum would take a while: planned blind, a pull scans the task's rows)

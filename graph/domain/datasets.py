@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.compiler import Compiled
-from graph.db.tables import Assignment, Dataset, Driver, Item, TaskItem
+from graph.db.tables import Annotation, Assignment, Dataset, Driver, Item, Task, TaskItem
 from graph.domain import blobs, events, queries
 from graph.domain.access import Actor, Role, check_role, member_role, require_role
 from graph.domain.errors import Conflict, InvalidInput, NotFound
@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 __all__ = [
     "Scope",
+    "consensus_copies_of",
     "count_datasets",
     "dataset_and_scope",
     "create_dataset",
@@ -89,11 +90,33 @@ class Scope:
 
     def __init__(self, actor: Actor, role: Role | None) -> None:
         self.limited = not actor.is_admin and role == Role.annotator
-        self._user_id = actor.user_id
+        self._user_id, self._email = actor.user_id, actor.email
 
     def items(self, item_id: Any) -> list[ColumnElement[bool]]:
         """Conditions keeping the rows whose item (``item_id``, a column) the actor reaches."""
         return [item_id.in_(given_to(self._user_id))] if self.limited else []
+
+    def annotations(self) -> list[ColumnElement[bool]]:
+        """Conditions keeping the annotations the actor reaches: those of its items, but of an
+        item it annotates as a consensus copy only its own (the copies stay independent)."""
+        if not self.limited:
+            return []
+        return [
+            *self.items(Annotation.item_id),
+            or_(
+                Annotation.creator == self._email,
+                Annotation.item_id.not_in(consensus_copies_of(self._user_id)),
+            ),
+        ]
+
+
+def consensus_copies_of(user_id: str) -> Select[Any]:
+    """The ids of the items a user annotates as one of several copies in a consensus task."""
+    return (
+        given_to(user_id)
+        .join(Task, Task.id == TaskItem.task_id)
+        .where(Task.consensus_copies.is_not(None))
+    )
 
 
 def given_to(user_id: str) -> Select[Any]:
@@ -106,6 +129,14 @@ def given_to(user_id: str) -> Select[Any]:
         )
         .where(Assignment.assignee_id == user_id)
     )
+
+
+async def _own(session: AsyncSession, actor: Actor, annotation: Annotation) -> bool:
+    """Whether an annotator may see the annotation of an item given to it."""
+    if annotation.creator == actor.email:
+        return True
+    copies = consensus_copies_of(actor.user_id).where(TaskItem.item_id == annotation.item_id)
+    return not await session.scalar(select(copies.exists()))
 
 
 async def row_in_dataset(
@@ -134,8 +165,10 @@ async def row_in_dataset(
     if row is None:
         raise NotFound(resource, row_id)
     found, dataset, role, reached = row
-    if role is not None and Scope(actor, Role[role]).limited and not reached:
-        raise NotFound(resource, row_id)  # an annotator reaches the items given to it
+    if role is not None and Scope(actor, Role[role]).limited:
+        # an annotator reaches the items given to it, and on a consensus copy its own work
+        if not reached or (entity is Annotation and not await _own(session, actor, found)):
+            raise NotFound(resource, row_id)
     _check(actor, role, needed, resource, row_id, dataset, writing)
     return found, dataset
 

@@ -31,7 +31,7 @@ from dql.compiler import FieldMap, index_expressions
 from graph.db.tables import Annotation, Item
 from graph.domain import indexes, items, queries
 from graph.domain.access import Actor, Role
-from graph.domain.datasets import dataset_and_scope
+from graph.domain.datasets import Scope, dataset_and_scope
 from graph.domain.errors import InvalidInput
 from graph.domain.label_counts import label_counts
 from graph.domain.platform import Platform
@@ -187,14 +187,16 @@ async def _facet(
     async with platform.db.read() as session:
         _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         where, params = rows(await indexes.stored(session))
-        where = [*where, *scope.items(_ITEM_OF[resource])]
+        where = [*where, *_reached(scope, resource)]
         statement, read = _statement(key, where, size)
         values, missing, distinct, total = read((await session.execute(statement, params)).all())
     return Facet(field, values, missing, total, distinct)
 
 
-# the column naming each counted row's item, which an annotator must reach (datasets.Scope)
-_ITEM_OF = {"items": Item.id, "annotations": Annotation.item_id}
+def _reached(scope: Scope, resource: str) -> list[ColumnElement[bool]]:
+    """The rows of ``resource`` the scope's actor reaches."""
+    return scope.items(Item.id) if resource == "items" else scope.annotations()
+
 
 Matched: TypeAlias = tuple[list[ColumnElement[bool]], Mapping[str, Any]]
 Rows: TypeAlias = Callable[[queries.Stored], Matched]
@@ -287,7 +289,7 @@ async def _dataset_labels(platform: Platform, actor: Actor, dataset_id: str, lim
         if scope.limited:  # the kept counts are the whole dataset's: count what it reaches
             found = await session.execute(
                 select(Annotation.label, func.count())
-                .where(Annotation.dataset_id == dataset_id, *scope.items(Annotation.item_id))
+                .where(Annotation.dataset_id == dataset_id, *scope.annotations())
                 .group_by(Annotation.label)
             )
             counts = {label: int(n) for label, n in found.all()}
@@ -364,7 +366,7 @@ async def _histogram(
     async with platform.db.read() as session:
         _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         where, params = rows(await indexes.stored(session))
-        where = [*where, *scope.items(_ITEM_OF[resource])]
+        where = [*where, *_reached(scope, resource)]
         stats = select(func.count(), func.count(x), func.min(x), func.max(x)).where(*where)
         total, numbers, smallest, largest = (await session.execute(stats, params)).one()
         low = float(smallest) if low is None and smallest is not None else low

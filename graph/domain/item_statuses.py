@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.bulk import insert_many
 from graph.db.tables import Assignment, Item, Task, TaskItem, TaskItemStatus, utcnow
-from graph.domain import assignments, events, notify
+from graph.domain import assignments, consensus, events, notify
 from graph.domain.access import Actor, Role
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
@@ -60,6 +60,7 @@ async def set_status(
                 field="status",
             )
         changes = await _change(session, actor, task, role, item_ids, status, note)
+        await consensus.score_done(session, task, [c.item_id for c in changes])
         changed = [task.id]
         if task.type == "annotation":
             changed += await _feed_qa(session, actor, task, [c.item_id for c in changes])

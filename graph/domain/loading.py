@@ -10,10 +10,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from graph.db.tables import Annotation, Assignment, PackageRevision, TaskItem
 from graph.domain import assignments, tasks
+from graph.domain.access import Actor
+from graph.domain.datasets import consensus_copies_of
 from graph.domain.platform import Platform
 from graph.domain.tasks import Progress
 
@@ -38,15 +40,18 @@ async def by_ids(platform: Platform, table: type[T], ids: Sequence[str]) -> list
 
 
 async def annotations_of_items(
-    platform: Platform, item_ids: Sequence[str]
+    platform: Platform, item_ids: Sequence[str], viewer: Actor | None = None
 ) -> list[list[Annotation]]:
-    """Each item's annotations, in creation order, with one query."""
+    """Each item's annotations, in creation order, with one query; for a ``viewer`` that
+    annotates an item as a consensus copy, only its own there."""
     grouped: dict[str, list[Annotation]] = defaultdict(list)
+    where = [Annotation.item_id.in_(item_ids)]
+    if viewer is not None:
+        copies = consensus_copies_of(viewer.user_id)
+        where.append(or_(Annotation.creator == viewer.email, Annotation.item_id.not_in(copies)))
     async with platform.db.read() as session:
         rows = await session.scalars(
-            select(Annotation)
-            .where(Annotation.item_id.in_(item_ids))
-            .order_by(Annotation.item_id, Annotation.id)
+            select(Annotation).where(*where).order_by(Annotation.item_id, Annotation.id)
         )
         for annotation in rows:
             grouped[annotation.item_id].append(annotation)

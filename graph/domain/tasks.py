@@ -201,15 +201,17 @@ async def create_task(
     statuses: Sequence[str] | None = None,
     workload: Sequence[tuple[str, float]] | None = None,
     pulling: assignments.Pulling | None = None,
+    consensus: assignments.Consensus | None = None,
 ) -> Task:
     """An annotation task over the dataset's files matching the query, given out by
     ``workload`` (assignee emails and percentages summing to 100) or pulled in batches by
-    ``pulling``'s assignees; one of the two. ``recipe_id`` defaults to the dataset's recipe,
+    ``pulling``'s assignees; one of the two. ``consensus`` (with a workload) gives a share of
+    the items to several annotators each, to be scored for agreement. ``recipe_id`` defaults to the dataset's recipe,
     ``statuses`` to completed and discard. One transaction: the task and all its items, or
     nothing."""
     name = _check_name(name)
     query = _query(dql, dataloop)
-    assignments.check_distribution(workload, pulling)
+    assignments.check_distribution(workload, pulling, consensus)
     async with platform.db.write() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.annotationManager)
         task = await _new_task(
@@ -227,7 +229,7 @@ async def create_task(
             dql=dql,
             dataloop=dataloop,
         )
-        await assignments.set_up(session, task, workload, pulling)
+        await assignments.set_up(session, task, workload, pulling, consensus)
         where, params = await _files(session, dataset_id, query)
         task.items_count = await _add(session, task, where, params)
         await task_event(session, actor, task, "created")

@@ -601,3 +601,88 @@ async def test_an_annotator_reaches_only_the_items_given_to_it(platform, client,
     # annotation managers manage tasks, not code
     with pytest.raises(Forbidden):
         await services.deploy_service(platform, team.manager, team.project.id, "no", PACKAGE)
+
+
+def _box(x: int, y: int, label: str = "cat", **attributes: Any) -> Any:
+    from graph.domain.annotations import AnnotationSpec
+
+    metadata = {"system": {"attributes": attributes}} if attributes else {}
+    corners = [{"x": x, "y": y}, {"x": x + 10, "y": y + 10}]
+    return AnnotationSpec(type="box", label=label, coordinates=corners, metadata=metadata)
+
+
+async def test_consensus_items_are_copied_scored_and_merged(platform, team) -> None:
+    from graph.domain import annotations, consensus
+
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "agree",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 34), (team.ann2, 33), (team.ann3, 33)),
+        consensus=assignments.Consensus(percentage=50, copies=3),
+    )
+    assert task.items_count == 10 and (task.consensus_percentage, task.consensus_copies) == (50, 3)
+    rows = await _task_items(platform, task.id)
+    copies: dict[str, set[str]] = {}
+    for row in rows:
+        copies.setdefault(row.item_id, set()).add(row.assignment_id)
+    shared = sorted(item for item, held in copies.items() if len(held) == 3)
+    assert len(shared) == 5 and all(len(h) in (1, 3) for h in copies.values())
+    item = shared[0]
+    people = (team.ann1, team.ann2, team.ann3)
+    drawn = [
+        [_box(10, 10), _box(50, 50, "dog")],
+        [_box(11, 10), _box(50, 51, "cat")],
+        [_box(10, 11)],
+    ]
+    for person, boxes in zip(people, drawn, strict=True):
+        await annotations.create_annotations(platform, person, item, boxes)
+    # a copy is annotated alone: the others' work on it is out of sight
+    mine = await annotations.list_annotations(platform, team.ann2, team.dataset.id)
+    assert {a.creator for a in mine.rows} == {"ann2@example.com"} and len(mine.rows) == 2
+    other = next(
+        a
+        for a in (await annotations.list_annotations(platform, team.manager, team.dataset.id)).rows
+        if a.creator == "ann1@example.com"
+    )
+    with pytest.raises(NotFound):
+        await annotations.get_annotation(platform, team.ann2, other.id)
+    for person in people[:2]:
+        await item_statuses.set_status(platform, person, task.id, [item], "completed")
+    assert await consensus.item_scores(platform, team.manager, task.id) == []  # one copy to go
+    await item_statuses.set_status(platform, team.ann3, task.id, [item], "completed")
+    (score,) = await consensus.item_scores(platform, team.manager, task.id)
+    pairs = {(p["a"], p["b"]): p for p in score.scores["pairs"]}
+    one_two = pairs[("ann1@example.com", "ann2@example.com")]
+    assert one_two["label"] == 0.5  # the cat agrees, the second box's label does not
+    assert 0.8 < one_two["iou"] < 0.9
+    assert pairs[("ann1@example.com", "ann3@example.com")]["label"] == 0.5  # 1 of 2 matched
+    agreement = {
+        a.assignee: a for a in await consensus.annotator_scores(platform, team.manager, task.id)
+    }
+    assert set(agreement) == {"ann1@example.com", "ann2@example.com", "ann3@example.com"}
+    assert all(a.items == 1 and 0 < (a.overall or 0) < 1 for a in agreement.values())
+    with pytest.raises(Forbidden):
+        await consensus.item_scores(platform, team.ann1, task.id)
+    assert await consensus.merge(platform, team.manager, task.id) == 2  # the cat; the 2-of-3 box
+    assert await consensus.merge(platform, team.manager, task.id) == 0  # written once
+    merged = [
+        a
+        for a in (await annotations.list_annotations(platform, team.manager, team.dataset.id)).rows
+        if a.source == "consensus"
+    ]
+    cat = next(a for a in merged if a.coordinates[0]["x"] < 20)
+    assert cat.label == "cat"
+    assert cat.coordinates[0] == {"x": pytest.approx(31 / 3), "y": pytest.approx(31 / 3)}
+    with pytest.raises(InvalidInput, match="copies is 2 to the number of assignees"):
+        await tasks.create_task(
+            platform,
+            team.manager,
+            team.dataset.id,
+            "too many",
+            dql="",
+            workload=_workload((team.ann1, 100)),
+            consensus=assignments.Consensus(percentage=50, copies=2),
+        )

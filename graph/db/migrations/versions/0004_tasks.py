@@ -5,7 +5,8 @@ Revises: 0003
 
 ``tasks`` (annotation and QA work on a dataset's items), ``assignments`` (an assignee's share of
 a task), ``task_items`` (an item in a task: its assignment and its status there) and
-``task_item_statuses`` (who set or cleared each status, when, from what).
+``task_item_statuses`` (who set or cleared each status, when, from what) and
+``task_item_scores`` (the agreement of a consensus item's annotators).
 """
 
 from collections.abc import Sequence
@@ -118,6 +119,17 @@ def upgrade() -> None:
         postgresql_where=free,
     )
     op.create_table(
+        "task_item_scores",
+        sa.Column("task_id", sa.String(length=24), nullable=False),
+        sa.Column("item_id", sa.String(length=24), nullable=False),
+        sa.Column("overall", sa.Float(), nullable=False),
+        sa.Column("scores", _json(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        _key("task_item_scores", "item_id", "items", "CASCADE"),
+        _key("task_item_scores", "task_id", "tasks", "CASCADE"),
+        sa.PrimaryKeyConstraint("task_id", "item_id", name=op.f("pk_task_item_scores")),
+    )
+    op.create_table(
         "task_item_statuses",
         sa.Column(
             "seq",
@@ -145,6 +157,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("task_item_statuses")
+    op.drop_table("task_item_scores")
     op.drop_table("task_items")
     op.drop_table("assignments")
     op.drop_table("tasks")
