@@ -4,12 +4,14 @@ the annotations an annotation query selects) in an annotation format, as a zip a
 An export is an execution of the platform function ``export_dataset`` (:mod:`operations`),
 never work inside a request, in two phases:
 
-1. **Spool**: the selected files are read a page at a time in id order (keyset), each page with
-   its annotations, and appended to a spool file of records (one JSON line per file) under
+1. **Spool**: the selected files are read a page at a time in path order (keyset on the
+   dataset's path index, so a page costs the same at any depth), each page with its
+   annotations, and appended to a spool file of records (one JSON line per file) under
    ``LOOPLINE_HOME/exports/<execution>``. After each page the records are flushed to disk and a
-   checkpoint (the last id, the file's length, the counts, the labels seen) replaces the old
+   checkpoint (the last path, the file's length, the counts, the labels seen) replaces the old
    one. A worker that dies mid-way leaves both; the execution is run again (``onReset`` rerun)
-   and carries on after the checkpoint (records past it are cut off), not from the start.
+   and carries on after the checkpoint (records past it are cut off), not from the start. A
+   file moved while an export runs may be missed by it (the next incremental export has it).
 2. **Write**: the converter reads the records back one at a time and writes the archive
    (memory stays flat whatever the size); the archive becomes a platform blob, downloadable at
    ``GET /executions/<id>/export``; the spool is removed.
@@ -28,24 +30,25 @@ import os
 import shutil
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Annotation, Execution, Item
 from graph.domain import blobs, indexes, items, queries
 from graph.domain.access import Actor, Role
-from graph.domain.annotation_json import to_dataloop
+from graph.domain.annotation_json import DATALOOP_COLUMNS, dataloop_of
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.formats import converter_for
 from graph.domain.platform import Platform
 from graph.domain.work import Work
-from plugins.converters import ItemAnnotations, ZipOutput
+from plugins.converters import ItemAnnotations, ZipOutput, json_bytes
 
 __all__ = ["FUNCTION", "PAGE", "check_input", "check_start", "export_blob", "run_export"]
 
@@ -56,9 +59,9 @@ PAGE = 500  # files per page of the spool phase
 @dataclass
 class _Checkpoint:
     """How far the spool phase got: its records file holds exactly ``offset`` bytes of whole
-    records, the last of the file with id ``cursor``."""
+    records, the last of the file at path ``after``."""
 
-    cursor: str | None = None
+    after: str | None = None
     offset: int = 0
     items: int = 0
     annotations: int = 0
@@ -90,7 +93,10 @@ def _spool(platform: Platform, execution_id: str) -> Path:
 
 def _load(folder: Path) -> _Checkpoint:
     path = folder / "checkpoint.json"
-    return _Checkpoint(**json.loads(path.read_text())) if path.exists() else _Checkpoint()
+    try:
+        return _Checkpoint(**json.loads(path.read_text()))
+    except (FileNotFoundError, TypeError):  # none, or another version's: the spool starts over
+        return _Checkpoint()
 
 
 def _save(folder: Path, checkpoint: _Checkpoint) -> None:
@@ -120,13 +126,54 @@ def _changed_since(moment: datetime) -> ColumnElement[bool]:
     return or_(Item.updated_at > moment, touched)
 
 
-def _record(item: Item, annotations: list[Annotation]) -> ItemAnnotations:
-    extra = {"metadata": item.metadata_}
-    if item.description is not None:
-        extra["description"] = item.description
-    return ItemAnnotations(
-        item.filename, [to_dataloop(a) for a in annotations], item.width, item.height, extra
-    )
+# what a record takes of a file and of its annotations
+_FILE = (Item.id, Item.filename, Item.width, Item.height, Item.metadata_, Item.description)
+_ANNOTATION = (Annotation.item_id, *DATALOOP_COLUMNS)
+
+
+def _line(record: ItemAnnotations) -> bytes:
+    """A record of the spool: its fields as one line of JSON (not ``asdict``, which copies
+    every nested annotation before it is encoded)."""
+    return json_bytes({f.name: getattr(record, f.name) for f in fields(record)}) + b"\n"
+
+
+async def _page(
+    session: AsyncSession,
+    chosen: list[ColumnElement[bool]],
+    on_annotations: ColumnElement[bool],
+    params: dict[str, Any],
+    after: str | None,
+) -> list[ItemAnnotations]:
+    """The records of the next page of files (after the path ``after``): two statements."""
+    later = [] if after is None else [Item.filename > after]
+    # the connection's execute: rows as they come, without the ORM's loading of each
+    connection = await session.connection()
+    files = (
+        await connection.execute(
+            select(*_FILE)
+            .where(*chosen, *later)
+            .order_by(Item.filename)  # unique in a dataset
+            .limit(PAGE),
+            params,
+        )
+    ).all()
+    found: dict[str, list[dict[str, Any]]] = {file[0]: [] for file in files}
+    if files:
+        rows = await connection.execute(
+            select(*_ANNOTATION)
+            .where(Annotation.item_id.in_(list(found)), on_annotations)
+            .order_by(Annotation.item_id, Annotation.id),
+            params,
+        )
+        for row in rows:
+            found[row[0]].append(dataloop_of(row[1:]))
+    records = []
+    for item_id, filename, width, height, metadata, description in files:
+        extra = {"metadata": metadata}
+        if description is not None:
+            extra["description"] = description
+        records.append(ItemAnnotations(filename, found[item_id], width, height, extra))
+    return records
 
 
 async def _spool_pages(
@@ -161,31 +208,16 @@ async def _spool_pages(
         labels = set(checkpoint.labels)
         while True:
             async with platform.db.read() as session:
-                after = [] if checkpoint.cursor is None else [Item.id > checkpoint.cursor]
-                page = list(
-                    await session.scalars(
-                        select(Item).where(*chosen, *after).order_by(Item.id).limit(PAGE), params
-                    )
-                )
-                if not page:
-                    return checkpoint
-                found: dict[str, list[Annotation]] = {item.id: [] for item in page}
-                annotations = await session.scalars(
-                    select(Annotation)
-                    .where(Annotation.item_id.in_(list(found)), on_annotations.where)
-                    .order_by(Annotation.item_id, Annotation.id),
-                    params,
-                )
-                for annotation in annotations:
-                    found[annotation.item_id].append(annotation)
-            for item in page:
-                record = _record(item, found[item.id])
+                page = await _page(session, chosen, on_annotations.where, params, checkpoint.after)
+            if not page:
+                return checkpoint
+            for record in page:
                 labels.update(a["label"] for a in record.annotations if a.get("label"))
-                out.write(json.dumps(asdict(record), ensure_ascii=False).encode() + b"\n")
+                out.write(_line(record))
                 checkpoint.annotations += len(record.annotations)
             out.flush()
             os.fsync(out.fileno())
-            checkpoint.cursor, checkpoint.offset = page[-1].id, out.tell()
+            checkpoint.after, checkpoint.offset = page[-1].filename, out.tell()
             checkpoint.items += len(page)
             checkpoint.labels = sorted(labels)
             _save(folder, checkpoint)
@@ -195,13 +227,17 @@ async def _spool_pages(
 def _read_records(path: Path) -> Iterator[ItemAnnotations]:
     with path.open("rb") as records:
         for line in records:
-            yield ItemAnnotations(**json.loads(line))
+            yield ItemAnnotations(**orjson.loads(line))
 
 
 def _write_archive(platform: Platform, format_name: str, folder: Path, labels: list[str]) -> int:
     converter = converter_for(platform, format_name, "write")
     assert converter.write is not None
-    with zipfile.ZipFile(folder / "export.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+    # the fastest deflate: a quarter of the time of the default level for an archive 13% larger
+    # (COCO's JSON), where compression was a third of writing
+    with zipfile.ZipFile(
+        folder / "export.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=1
+    ) as archive:
         return converter.write(_read_records(folder / "records.jsonl"), labels, ZipOutput(archive))
 
 
