@@ -11,15 +11,20 @@ never work inside a request, in two phases:
    checkpoint (the last path, the file's length, the counts, the labels seen) replaces the old
    one. A worker that dies mid-way leaves both; the execution is run again (``onReset`` rerun)
    and carries on after the checkpoint (records past it are cut off), not from the start. A
-   file moved while an export runs may be missed by it (the next incremental export has it).
+   file moved while an export runs may be missed by it or be in it twice, under both paths
+   (the next incremental export has it where it went).
 2. **Write**: the converter reads the records back one at a time and writes the archive
    (memory stays flat whatever the size); the archive becomes a platform blob, downloadable at
    ``GET /executions/<id>/export``; the spool is removed.
 
 ``since`` (the id of an earlier successful export of the dataset) exports only the files that
-changed after it started: files created, moved or updated, or whose annotations were created,
-updated or deleted since (a file deleted since is not in the new export; nothing says it is
-gone).
+changed after it began: files created, moved or updated, or whose annotations were created,
+updated or deleted since; and ``deleted.jsonl`` in the archive lists the files and annotations
+deleted after it began and before this one began (:mod:`deletions`). An export began when its
+first attempt did (``began`` in its output), so the next incremental export takes up exactly
+where its reading of the dataset started, however many attempts it took. To bring a copy up to
+date, remove what ``deleted.jsonl`` lists, then apply the files of the archive (a path deleted
+then used again is in both, the new file in the archive).
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ import orjson
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.db.tables import Annotation, Execution, Item
-from graph.domain import blobs, indexes, items, queries
+from graph.db.tables import Annotation, Dataset, Execution, Item, utcnow
+from graph.domain import blobs, deletions, indexes, items, queries
 from graph.domain.access import Actor, Role
 from graph.domain.annotation_json import DATALOOP_COLUMNS, dataloop_of
 from graph.domain.datasets import dataset_for
@@ -62,6 +67,7 @@ class _Checkpoint:
     records, the last of the file at path ``after``."""
 
     after: str | None = None
+    began: str | None = None  # when the first attempt began reading (ISO 8601)
     offset: int = 0
     items: int = 0
     annotations: int = 0
@@ -106,7 +112,9 @@ def _save(folder: Path, checkpoint: _Checkpoint) -> None:
     os.replace(temporary, folder / "checkpoint.json")
 
 
-async def _since(session: Any, dataset_id: str, export_id: str) -> datetime:
+async def _since(session: AsyncSession, dataset_id: str, export_id: str) -> datetime:
+    """When the earlier export ``export_id`` began (its first attempt; an export that predates
+    ``began`` in the output: its last attempt's start)."""
     earlier = await session.get(Execution, export_id)
     if (
         earlier is None
@@ -118,7 +126,8 @@ async def _since(session: Any, dataset_id: str, export_id: str) -> datetime:
         raise InvalidInput(
             f"since: {export_id!r} is not a finished export of this dataset", field="since"
         )
-    return earlier.started_at
+    began = (earlier.output or {}).get("began")
+    return datetime.fromisoformat(began) if began else earlier.started_at
 
 
 def _changed_since(moment: datetime) -> ColumnElement[bool]:
@@ -178,27 +187,26 @@ async def _page(
 
 async def _spool_pages(
     platform: Platform,
-    actor: Actor,
     work: Work,
     folder: Path,
     input: dict[str, Any],
+    checkpoint: _Checkpoint,
+    since: datetime | None,
 ) -> _Checkpoint:
     dataset_id, dialect = input["datasetId"], platform.db.dialect
     item_query = queries.parse_query(input.get("dql"), input.get("filter"), resource="items")
     annotation_query = queries.parse_query(input.get("annotationDql"), resource="annotations")
     async with platform.db.read() as session:
-        await dataset_for(session, actor, dataset_id, Role.annotationManager)
         stored = await indexes.stored(session)
         on_items = queries.compile_for(item_query, "items", dialect, dataset_id, stored=stored)
         chosen = [*items.listing(dataset_id, folders=False), on_items.where]
-        if input.get("since"):
-            chosen.append(_changed_since(await _since(session, dataset_id, input["since"])))
+        if since is not None:
+            chosen.append(_changed_since(since))
         on_annotations = queries.compile_for(
             annotation_query, "annotations", dialect, dataset_id, stored=stored
         )
         # the two queries compile over different field maps: their parameters' names differ
         params = {**on_items.params, **on_annotations.params}
-        checkpoint = _load(folder)
         if checkpoint.total is None:
             counted = select(func.count()).where(*chosen)
             checkpoint.total = await session.scalar(counted, params) or 0
@@ -230,7 +238,9 @@ def _read_records(path: Path) -> Iterator[ItemAnnotations]:
             yield ItemAnnotations(**orjson.loads(line))
 
 
-def _write_archive(platform: Platform, format_name: str, folder: Path, labels: list[str]) -> int:
+def _write_archive(
+    platform: Platform, format_name: str, folder: Path, labels: list[str], deleted: bool
+) -> int:
     converter = converter_for(platform, format_name, "write")
     assert converter.write is not None
     # the fastest deflate: a quarter of the time of the default level for an archive 13% larger
@@ -238,7 +248,21 @@ def _write_archive(platform: Platform, format_name: str, folder: Path, labels: l
     with zipfile.ZipFile(
         folder / "export.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=1
     ) as archive:
-        return converter.write(_read_records(folder / "records.jsonl"), labels, ZipOutput(archive))
+        left_out = converter.write(
+            _read_records(folder / "records.jsonl"), labels, ZipOutput(archive)
+        )
+        if deleted:
+            archive.write(folder / "deleted.jsonl", "deleted.jsonl")
+    return left_out
+
+
+async def _spool_deleted(
+    platform: Platform, dataset: Dataset, folder: Path, since: datetime, began: datetime
+) -> dict[str, int]:
+    """The deletions an incremental export lists, spooled whole by each attempt (bounded by two
+    moments, every attempt finds the same)."""
+    with (folder / "deleted.jsonl").open("wb") as out:
+        return await deletions.write_deleted(platform, dataset, since, began, out)
 
 
 async def run_export(
@@ -248,12 +272,28 @@ async def run_export(
     check_input(platform, input)
     folder = _spool(platform, work.execution_id)
     folder.mkdir(parents=True, exist_ok=True)
-    resumed = _load(folder).items
+    checkpoint = _load(folder)
+    if checkpoint.began is None:
+        checkpoint.began = utcnow().isoformat()
+        _save(folder, checkpoint)
+    began = datetime.fromisoformat(checkpoint.began)
+    resumed = checkpoint.items
     if resumed:
         work.log(f"resuming after {resumed} files spooled by an earlier attempt")
-    checkpoint = await _spool_pages(platform, actor, work, folder, input)
+    async with platform.db.read() as session:
+        dataset = await dataset_for(session, actor, input["datasetId"], Role.annotationManager)
+        since = await _since(session, dataset.id, input["since"]) if input.get("since") else None
+    checkpoint = await _spool_pages(platform, work, folder, input, checkpoint, since)
+    deleted = None
+    if since is not None:
+        deleted = await _spool_deleted(platform, dataset, folder, since, began)
     left_out = await asyncio.to_thread(
-        _write_archive, platform, input["format"], folder, checkpoint.labels
+        _write_archive,
+        platform,
+        input["format"],
+        folder,
+        checkpoint.labels,
+        deleted is not None,
     )
     with (folder / "export.zip").open("rb") as archive:
         staged = await asyncio.to_thread(blobs.stage, platform, archive)
@@ -263,7 +303,7 @@ async def run_export(
     finally:
         staged.discard()
     shutil.rmtree(folder, ignore_errors=True)
-    return {
+    output = {
         "format": input["format"],
         "blobId": blob_id,
         "size": staged.size,
@@ -271,8 +311,12 @@ async def run_export(
         "annotations": checkpoint.annotations,
         "leftOut": left_out,
         "resumedAfter": resumed,
+        "began": checkpoint.began,
         "download": f"/executions/{work.execution_id}/export",
     }
+    if deleted is not None:
+        output["deleted"] = deleted
+    return output
 
 
 async def export_blob(platform: Platform, actor: Actor, execution_id: str) -> tuple[str, str]:
