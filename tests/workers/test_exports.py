@@ -82,7 +82,7 @@ def _read(converter: Any, archive: ZipFiles, sizes: dict[str, tuple[int, int]]) 
     return [r for r in converter.read(archive, sizes.get) if isinstance(r, ItemAnnotations)]
 
 
-@pytest.mark.parametrize("name", ["voc", "coco", "cvat", "yolo", "dataloop"])
+@pytest.mark.parametrize("name", ["voc", "coco", "cvat", "yolo", "ultralytics", "dataloop"])
 async def test_each_format_gives_back_the_boxes(
     client, platform, owner, settings, dataset, ground_truth, name
 ) -> None:
@@ -100,9 +100,10 @@ async def test_each_format_gives_back_the_boxes(
         f"/{p}{r.filename}": (r.width, r.height) for r in ground_truth for p in ("train", "val")
     }
     sizes |= {
-        f"/{p}{r.filename[:-4]}": (r.width, r.height)
+        f"{folder}/{p}{r.filename[:-4]}": (r.width, r.height)
         for r in ground_truth
         for p in ("train", "val")
+        for folder in ("", "/images")  # YOLO 1.1's label files, Ultralytics' labels/<split>/
     }
     converter = platform.plugins.converters[name]
     exported = _read(converter, archive, sizes)
@@ -284,8 +285,8 @@ async def test_a_since_that_is_no_export_fails_the_execution(
 async def test_over_graphql(client, platform, owner, settings, dataset) -> None:
     formats = await gql(client, "{ exportFormats importFormats }")
     assert formats == {
-        "exportFormats": ["coco", "cvat", "dataloop", "voc", "yolo"],
-        "importFormats": ["coco", "cvat", "dataloop", "voc", "yolo"],
+        "exportFormats": ["coco", "cvat", "dataloop", "ultralytics", "voc", "yolo"],
+        "importFormats": ["coco", "cvat", "dataloop", "ultralytics", "voc", "yolo"],
     }
     started = await gql(
         client,
