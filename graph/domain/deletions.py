@@ -26,6 +26,7 @@ from sqlalchemy import select
 from dql.compiler import json_path_expression
 from graph.db.tables import Dataset, Event
 from graph.domain.platform import Platform
+from graph.domain.triggers import as_utc
 from plugins.converters import json_bytes
 
 __all__ = ["PAGE", "write_deleted"]
@@ -73,7 +74,7 @@ async def write_deleted(
             line = {"resource": resource, "id": resource_id}
             if resource == "item":
                 line["filename"] = (payload or {}).get("filename")
-            line["deletedAt"] = created_at.isoformat()
+            line["deletedAt"] = as_utc(created_at).isoformat()
             out.write(json_bytes(line) + b"\n")
             counts["items" if resource == "item" else "annotations"] += 1
         last = page[-1][0]

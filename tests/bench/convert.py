@@ -43,7 +43,6 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -267,20 +266,21 @@ class Row:
     note: str = ""
 
 
-def table(dialect: str, rows: Sequence[Row]) -> str:
+def header(dialect: str) -> str:
+    return (
+        f"{'work (' + dialect + ')':<46}  {'ours s':>7}  {'anchor s':>8}  {'anchor':<12}  "
+        f"{'target':<8}  note"
+    )
+
+
+def line(row: Row) -> str:
     def figure(value: float | None) -> str:
         return "-" if value is None or math.isnan(value) else f"{value:.2f}"
 
-    lines = [
-        f"{'work (' + dialect + ')':<46}  {'ours s':>7}  {'anchor s':>8}  {'anchor':<12}  "
-        f"{'target':<8}  note"
-    ]
-    for row in rows:
-        lines.append(
-            f"{row.work:<46}  {figure(row.ours):>7}  {figure(row.anchor):>8}  "
-            f"{row.anchor_name:<12}  {row.target:<8}  {row.note}"
-        )
-    return "\n".join(lines)
+    return (
+        f"{row.work:<46}  {figure(row.ours):>7}  {figure(row.anchor):>8}  "
+        f"{row.anchor_name:<12}  {row.target:<8}  {row.note}"
+    )
 
 
 async def run_one(url: str, args: argparse.Namespace, home: Path) -> None:
@@ -319,26 +319,23 @@ async def run_one(url: str, args: argparse.Namespace, home: Path) -> None:
         seconds, imported = await import_archive(platform, actor, twin.dataset_id, archive)
         assert imported["annotations"] == args.annotations, imported
         work = f"{args.annotations:,} boxes over {args.items:,} images"
-        rows = [
-            Row(f"COCO export, {work}", _median(times), dump, "json.dump", "< 3"),
-            Row(f"COCO import, {work}", seconds, load, "json.load", "< 5", "one run"),
-        ]
+        # each row printed as soon as it is measured: the import is the longest
+        print(header(dialect))
+        print(line(Row(f"COCO export, {work}", _median(times), dump, "json.dump", "< 3")))
+        print(
+            f"{'':<46}  archive {len(archive) / 1e6:.1f} MB zipped, annotations.json "
+            f"{len(coco) / 1e6:.1f} MB",
+            flush=True,
+        )
         for n, built in sized.items():
             found = in_child(url, home, built.dataset_id)
-            rows.append(
-                Row(
-                    f"COCO export, {n:,} boxes, fresh process",
-                    found["seconds"],
-                    None,
-                    "",
-                    "",
-                    f"peak RSS growth {found['growth_mb']:.1f} MB",
-                )
-            )
-        print(table(dialect, rows))
-        print(
-            f"archive: {len(archive) / 1e6:.1f} MB zipped, annotations.json {len(coco) / 1e6:.1f} MB"
-        )
+            work_n = f"COCO export, {n:,} boxes, fresh process"
+            growth = f"peak RSS growth {found['growth_mb']:.1f} MB"
+            print(line(Row(work_n, found["seconds"], None, "", "", growth)), flush=True)
+        seconds, imported = await import_archive(platform, actor, twin.dataset_id, archive)
+        assert imported["annotations"] == args.annotations, imported
+        rate = f"one run, {args.annotations / seconds:,.0f} annotations/s"
+        print(line(Row(f"COCO import, {work}", seconds, load, "json.load", "< 5", rate)))
     finally:
         await platform.close()
 

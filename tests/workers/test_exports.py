@@ -190,7 +190,7 @@ async def test_an_incremental_export_lists_what_was_deleted(
         {"resource": "item", "id": gone.id, "filename": gone.filename},
         {"resource": "annotation", "id": doomed.id},
     ]
-    assert all(datetime.fromisoformat(line["deletedAt"]) for line in listed)
+    assert all(datetime.fromisoformat(line["deletedAt"]).tzinfo == UTC for line in listed)
     assert done.output["deleted"] == {"items": 1, "annotations": 1}
     # the file that lost an annotation is exported as it is now; the manifest is no item's
     [changed] = _read(platform.plugins.converters["dataloop"], archive, {})
