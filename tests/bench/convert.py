@@ -13,18 +13,18 @@ What is measured, and how:
 
 - **export**: ``export_dataset`` in COCO, run in this process exactly as a worker runs a platform
   operation (``operations.run`` with a ``Work``), spool, converter and blob included; only the
-  progress reports go to a list instead of the execution's row (one report a page). Median of
-  ``--repeat`` runs after a warm-up.
-- **memory**: each size exported once more in a fresh process (``--child``) that has loaded
+  progress reports (one a page) and log lines are dropped instead of written to an execution's
+  row. Median of ``--repeat`` runs after a warm-up.
+- **memory**: each size exported once in a fresh process (``--child``) that has loaded
   everything and opened the database first: the growth of its peak resident set (``VmHWM``) over
   its resident set just before the export (``VmRSS``) — all memory, Python's and the drivers',
   not a tracemalloc count of Python objects. Flat in dataset size is the target.
 - **import**: ``import_annotations`` in COCO of the archive the export made, into the twin
   (archive received as an upload is, then the operation run as a worker runs it). Once: a second
   run would import into a dataset that has the annotations.
-- **anchors**: the archive's ``annotations.json`` loaded, then ``json.dump`` of those dicts to a
-  file (the floor of writing that JSON in Python at all) and ``json.load`` of it (the floor of
-  reading it); medians of the same ``--repeat``.
+- **anchors**: the archive's ``annotations.json`` loaded, then a plain ``json.dump`` of those
+  dicts to a file (beside the export) and ``json.load`` of it (beside the import); medians of the
+  same ``--repeat``.
 """
 
 from __future__ import annotations
