@@ -15,6 +15,7 @@ so an export holds one item in memory, not the dataset.
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeAlias
 from xml.etree import ElementTree
+
+import orjson
 
 __all__ = [
     "ConverterType",
@@ -34,6 +37,7 @@ __all__ = [
     "Sizes",
     "Write",
     "attributes_of",
+    "json_bytes",
     "json_files",
     "with_attributes",
     "xml_files",
@@ -123,6 +127,16 @@ def with_attributes(annotation: dict[str, Any], attributes: dict[str, Any]) -> d
     return annotation
 
 
+def json_bytes(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON: orjson (several times faster than ``json``, which an
+    export of a million annotations feels), ``json`` for what orjson refuses (integers beyond 64
+    bits)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def json_files(files: Files) -> Iterator[tuple[str, Any] | Problem]:
     """Each ``*.json`` file's name and parsed content, or a :class:`Problem` if it is not JSON."""
     for name in sorted(n for n in files.names() if n.lower().endswith(".json")):
@@ -173,10 +187,12 @@ class ZipFiles:
 
 
 class ZipOutput:
-    """Writes each file into a zip archive as it comes (deflated), one at a time."""
+    """Writes each file into a zip archive as it comes (deflated), one at a time, through a
+    buffer: a converter may write an annotation at a time without a compression call each."""
 
     def __init__(self, archive: zipfile.ZipFile) -> None:
         self.archive = archive
 
     def open(self, name: str) -> AbstractContextManager[IO[bytes]]:
-        return self.archive.open(name, "w", force_zip64=True)
+        entry = self.archive.open(name, "w", force_zip64=True)
+        return io.BufferedWriter(entry, 1 << 16)  # type: ignore[arg-type]

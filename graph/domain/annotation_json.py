@@ -9,53 +9,105 @@ export is written back the same.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from sqlalchemy.orm import InstrumentedAttribute
 
 from graph.db.tables import Annotation
 from graph.domain.annotations import AnnotationSpec
 
-__all__ = ["from_dataloop", "to_dataloop"]
+__all__ = ["DATALOOP_COLUMNS", "dataloop_of", "from_dataloop", "to_dataloop"]
 
 # metadata.system keys that are columns here (parentId is resolved by the importer)
 _COLUMNS = ("frame", "endFrame", "objectId", "status", "model", "attributes", "parentId")
 
 
-def to_dataloop(row: Annotation) -> dict[str, Any]:
-    metadata = dict(row.metadata_ or {})
+# what an annotation is made of in Dataloop JSON, in the order dataloop_of takes their values
+DATALOOP_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
+    Annotation.id,
+    Annotation.type,
+    Annotation.label,
+    Annotation.coordinates,
+    Annotation.attributes,
+    Annotation.metadata_,
+    Annotation.frame,
+    Annotation.end_frame,
+    Annotation.object_id,
+    Annotation.parent_id,
+    Annotation.status,
+    Annotation.model_id,
+    Annotation.model_name,
+    Annotation.confidence,
+    Annotation.creator,
+    Annotation.created_at,
+    Annotation.updated_at,
+    Annotation.source,
+    Annotation.description,
+)
+
+
+def to_dataloop(annotation: Annotation) -> dict[str, Any]:
+    """An annotation as Dataloop JSON."""
+    return dataloop_of([getattr(annotation, column.key) for column in DATALOOP_COLUMNS])
+
+
+def dataloop_of(values: Sequence[Any]) -> dict[str, Any]:
+    """An annotation as Dataloop JSON from the values of :data:`DATALOOP_COLUMNS`, in their
+    order: a row of a select of them, unpacked at once (an export reads a million; a row's
+    attributes cost a third of a microsecond each to read, its tuple a fifth for all)."""
+    (
+        id,
+        type,
+        label,
+        coordinates,
+        attributes,
+        metadata,
+        frame,
+        end_frame,
+        object_id,
+        parent_id,
+        status,
+        model_id,
+        model_name,
+        confidence,
+        creator,
+        created_at,
+        updated_at,
+        source,
+        description,
+    ) = values
+    metadata = dict(metadata or {})
     system = dict(metadata.get("system") or {})
     for key, value in (
-        ("frame", row.frame),
-        ("endFrame", row.end_frame),
-        ("objectId", row.object_id),
-        ("parentId", row.parent_id),
-        ("status", row.status),
+        ("frame", frame),
+        ("endFrame", end_frame),
+        ("objectId", object_id),
+        ("parentId", parent_id),
+        ("status", status),
     ):
         if value is not None:
             system[key] = value
-    if row.model_id or row.model_name or row.confidence is not None:
-        system["model"] = {
-            "model_id": row.model_id,
-            "name": row.model_name,
-            "confidence": row.confidence,
-        }
-    if isinstance(row.attributes, dict):
-        system["attributes"] = row.attributes
+    if model_id or model_name or confidence is not None:
+        system["model"] = {"model_id": model_id, "name": model_name, "confidence": confidence}
+    if isinstance(attributes, dict):
+        system["attributes"] = attributes
     if system:
         metadata["system"] = system
     found: dict[str, Any] = {
-        "id": row.id,
-        "type": row.type,
-        "label": row.label,
-        "coordinates": row.coordinates,
-        "attributes": row.attributes if isinstance(row.attributes, list) else [],
+        "id": id,
+        "type": type,
+        "label": label,
+        "coordinates": coordinates,
+        "attributes": attributes if isinstance(attributes, list) else [],
         "metadata": metadata,
-        "creator": row.creator,
-        "createdAt": row.created_at.isoformat(),
-        "updatedAt": row.updated_at.isoformat(),
-        "source": row.source,
+        "creator": creator,
+        "createdAt": created_at.isoformat(),
+        "updatedAt": updated_at.isoformat(),
+        "source": source,
     }
-    if row.description is not None:
-        found["description"] = row.description
+    if description is not None:
+        found["description"] = description
     return found
 
 

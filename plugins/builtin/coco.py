@@ -16,7 +16,6 @@ the end (a label ``animal.dog`` is the category ``animal.dog`` with the supercat
 
 from __future__ import annotations
 
-import json
 import math
 import posixpath
 import tempfile
@@ -34,6 +33,7 @@ from plugins.converters import (
     Problem,
     Sizes,
     attributes_of,
+    json_bytes,
     json_files,
     with_attributes,
 )
@@ -247,21 +247,23 @@ class _Writer:
 
     def annotations(self, item: ItemAnnotations, image_id: int) -> Iterator[dict[str, Any]]:
         children: dict[Any, list[dict[str, Any]]] = {}
+        tops = []
         for annotation in item.annotations:
-            parent = _parent(annotation)
-            if parent is not None and annotation.get("type") == "point":
+            parent = _parent(annotation) if annotation.get("type") == "point" else None
+            if parent is None:
+                tops.append(annotation)
+            else:  # written with its pose
                 children.setdefault(parent, []).append(annotation)
-        for annotation in item.annotations:
-            if _parent(annotation) is not None and annotation.get("type") == "point":
-                continue  # written with its pose
+        for annotation in tops:
             category_id = self.category_ids.get(annotation.get("label") or "")
             shape = self.shape(annotation, children.get(annotation.get("id"), []))
             if category_id is None or shape is None:
                 self.left_out += 1
                 continue
             shape.update(id=self.next_id, image_id=image_id, category_id=category_id, iscrowd=0)
-            if attributes_of(annotation):
-                shape["attributes"] = attributes_of(annotation)
+            attributes = attributes_of(annotation)
+            if attributes:
+                shape["attributes"] = attributes
             self.next_id += 1
             yield shape
 
@@ -270,8 +272,10 @@ class _Writer:
     ) -> dict[str, Any] | None:
         kind, coordinates = annotation.get("type"), annotation.get("coordinates")
         if kind == "box" and isinstance(coordinates, list) and len(coordinates) == 2:
-            box = _bounds(coordinates)
-            return {"bbox": box, "area": box[2] * box[3], "segmentation": []}
+            (x1, y1), (x2, y2) = ((p["x"], p["y"]) for p in coordinates)
+            width, height = abs(x2 - x1), abs(y2 - y1)
+            box = [min(x1, x2), min(y1, y2), width, height]
+            return {"bbox": box, "area": width * height, "segmentation": []}
         if kind == "segment" and coordinates:
             flat = [[n for p in ring for n in (p["x"], p["y"])] for ring in coordinates]
             area = sum(_area(ring) for ring in coordinates)
@@ -331,15 +335,15 @@ def write(items: Iterable[ItemAnnotations], labels: Sequence[str], output: Outpu
                 "width": item.width or 0,
                 "height": item.height or 0,
             }
-            images.write((b"," if image_id > 1 else b"") + json.dumps(image).encode())
+            images.write((b"," if image_id > 1 else b"") + json_bytes(image))
             for shape in writer.annotations(item, image_id):
-                handle.write((b"" if first else b",") + json.dumps(shape).encode())
+                handle.write((b"" if first else b",") + json_bytes(shape))
                 first = False
         handle.write(b'], "images": [')
         images.seek(0)
         while chunk := images.read(1 << 20):
             handle.write(chunk)
-        handle.write(b'], "categories": ' + json.dumps(writer.categories()).encode() + b"}")
+        handle.write(b'], "categories": ' + json_bytes(writer.categories()) + b"}")
     return writer.left_out
 
 

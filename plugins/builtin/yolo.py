@@ -8,8 +8,17 @@ lists of image paths (``train.txt``) only tell the images' extensions. A label f
 the file of the same name beside it, or in ``images/`` for one in ``labels/``, or in the root for
 CVAT's ``obj_<subset>_data/``; pixels need the image's size, which the platform gives.
 
-Write: CVAT's YOLO 1.1 layout (``obj.names``, ``obj.data``, ``train.txt``,
-``obj_train_data/<image>.txt``), boxes with 6 decimals.
+Write, two formats, numbers with 6 decimals:
+
+- ``yolo``: CVAT's YOLO 1.1 layout (``obj.names``, ``obj.data``, ``train.txt``,
+  ``obj_train_data/<image>.txt``), boxes.
+- ``ultralytics``: the Ultralytics layout, boxes and polygons (a segment's rings, a line each):
+  ``labels/<split>/<image>.txt`` and ``data.yaml`` (``train``, ``val`` and ``test`` as
+  ``images/<split>``, ``nc``, ``names`` by class id), where the images go (an export holds
+  annotations, not images). An item's split is its top folder when that is ``train``, ``val``
+  or ``test`` (``/val/a/b.jpg``: ``labels/val/a/b.txt``), else ``train``; ``val`` is
+  ``images/train`` when no item is in ``val`` (Ultralytics requires one). Both read back with
+  either name.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import yaml
 from plugins.converters import ConverterType, Files, ItemAnnotations, Output, Problem, Sizes
 from plugins.hookspecs import hookimpl
 
-__all__ = ["read", "register_converters", "write"]
+__all__ = ["read", "register_converters", "write", "write_ultralytics"]
 
 _NAMES_FILES = ("labels.txt", "classes.txt")
 _CONTAINER = re.compile(r"obj_[A-Za-z0-9]+_data")
@@ -144,11 +153,37 @@ def read(files: Files, sizes: Sizes) -> Iterator[ItemAnnotations | Problem]:
         yield item
 
 
-def _box_line(annotation: dict[str, Any], class_id: int, width: int, height: int) -> str:
-    a, b = annotation["coordinates"][:2]
-    cx, cy = (a["x"] + b["x"]) / 2 / width, (a["y"] + b["y"]) / 2 / height
-    w, h = abs(b["x"] - a["x"]) / width, abs(b["y"] - a["y"]) / height
-    return f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n"
+_SPLITS = ("train", "val", "test")
+
+
+def _number(value: float) -> str:
+    return f"{min(max(value, 0.0), 1.0):.6f}"
+
+
+def _label_lines(
+    item: ItemAnnotations, class_ids: dict[str, int], types: frozenset[str]
+) -> tuple[list[str], int]:
+    """The lines of an item's label file (normalised to its size), and how many of its
+    annotations they cannot hold (another type, a label not in the list, an image of unknown
+    size)."""
+    lines: list[str] = []
+    left_out = 0
+    width, height = item.width, item.height
+    for annotation in item.annotations:
+        class_id = class_ids.get(annotation.get("label") or "")
+        kind, coordinates = annotation.get("type"), annotation.get("coordinates")
+        if kind not in types or class_id is None or not width or not height or not coordinates:
+            left_out += 1
+        elif kind == "box":
+            a, b = coordinates[:2]
+            cx, cy = (a["x"] + b["x"]) / 2 / width, (a["y"] + b["y"]) / 2 / height
+            w, h = abs(b["x"] - a["x"]) / width, abs(b["y"] - a["y"]) / height
+            lines.append(f"{class_id} {' '.join(_number(n) for n in (cx, cy, w, h))}\n")
+        else:  # a segment: a line per ring (YOLO's polygon has one)
+            for ring in coordinates:
+                numbers = (n for p in ring for n in (p["x"] / width, p["y"] / height))
+                lines.append(f"{class_id} {' '.join(_number(n) for n in numbers)}\n")
+    return lines, left_out
 
 
 def write(items: Iterable[ItemAnnotations], labels: Sequence[str], output: Output) -> int:
@@ -158,18 +193,8 @@ def write(items: Iterable[ItemAnnotations], labels: Sequence[str], output: Outpu
     for item in items:
         path = item.filename.lstrip("/")
         listed.append(f"data/obj_train_data/{path}\n")
-        lines = []
-        for annotation in item.annotations:
-            class_id = class_ids.get(annotation.get("label") or "")
-            if (
-                annotation.get("type") != "box"
-                or class_id is None
-                or not item.width
-                or not item.height
-            ):
-                left_out += 1
-                continue
-            lines.append(_box_line(annotation, class_id, item.width, item.height))
+        lines, missed = _label_lines(item, class_ids, frozenset({"box"}))
+        left_out += missed
         with output.open(f"obj_train_data/{posixpath.splitext(path)[0]}.txt") as handle:
             handle.write("".join(lines).encode())
     with output.open("obj.names") as handle:
@@ -184,14 +209,54 @@ def write(items: Iterable[ItemAnnotations], labels: Sequence[str], output: Outpu
     return left_out
 
 
+def _split(filename: str) -> tuple[str, str]:
+    """An item's split and its path within it (``/val/a/b.jpg``: ``val``, ``a/b.jpg``)."""
+    top, _, rest = filename.lstrip("/").partition("/")
+    return (top, rest) if top in _SPLITS and rest else ("train", filename.lstrip("/"))
+
+
+def write_ultralytics(
+    items: Iterable[ItemAnnotations], labels: Sequence[str], output: Output
+) -> int:
+    class_ids = {label: i for i, label in enumerate(labels)}
+    left_out = 0
+    splits: set[str] = set()
+    for item in items:
+        split, path = _split(item.filename)
+        splits.add(split)
+        lines, missed = _label_lines(item, class_ids, frozenset({"box", "segment"}))
+        left_out += missed
+        with output.open(f"labels/{split}/{posixpath.splitext(path)[0]}.txt") as handle:
+            handle.write("".join(lines).encode())
+    data: dict[str, Any] = {
+        "train": "images/train",
+        "val": "images/val" if "val" in splits else "images/train",
+    }
+    if "test" in splits:
+        data["test"] = "images/test"
+    data.update(nc=len(labels), names=dict(enumerate(labels)))
+    with output.open("data.yaml") as handle:
+        handle.write(yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode())
+    return left_out
+
+
 @hookimpl
 def register_converters() -> list[ConverterType]:
     return [
         ConverterType(
             name="yolo",
-            description="YOLO text files, normalised (reads YOLO 1.1 and Ultralytics layouts)",
+            description="YOLO text files, normalised (reads YOLO 1.1 and Ultralytics layouts; "
+            "writes YOLO 1.1 boxes)",
             types=frozenset({"box"}),
             read=read,
             write=write,
-        )
+        ),
+        ConverterType(
+            name="ultralytics",
+            description="YOLO in the Ultralytics layout (data.yaml, labels/<split>/): boxes "
+            "and polygons (reads YOLO 1.1 too)",
+            types=frozenset({"box", "segment"}),
+            read=read,
+            write=write_ultralytics,
+        ),
     ]

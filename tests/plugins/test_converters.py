@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from PIL import Image
 
 from plugins.builtin import coco, cvat, dataloop, voc, yolo
@@ -134,6 +135,74 @@ def test_each_format_round_trips(sample, sizes) -> None:
         for mine, theirs in zip(boxes, back[filename], strict=True):
             assert mine[0] == theirs[0]
             assert max(abs(a - b) for a, b in zip(mine[1:], theirs[1:], strict=True)) < 0.01
+
+
+def test_the_ultralytics_layout_round_trips(sample, sizes) -> None:
+    original, _ = _read(voc.read, FolderFiles(sample / "voc"), sizes)
+    # a third in val, the rest in train (as folders of the dataset)
+    for n, item in enumerate(original):
+        item.filename = ("/val" if n % 3 == 0 else "/train") + item.filename
+    labels = sorted({a["label"] for i in original for a in i.annotations})
+
+    archive, left_out = _written(yolo.write_ultralytics, original, labels)
+    assert left_out == 0
+    data = yaml.safe_load(archive.open("data.yaml"))
+    assert data == {
+        "train": "images/train",
+        "val": "images/val",
+        "nc": len(labels),
+        "names": dict(enumerate(labels)),
+    }
+    stem = original[0].filename[len("/val/") : -len(".jpg")]
+    assert f"labels/val/{stem}.txt" in set(archive.names())
+    # the reader finds each label file's image in images/<split>/ (no images in an export: the
+    # platform matches them to the dataset's files by name)
+    by_image = {"/images" + i.filename.rsplit(".", 1)[0]: (i.width, i.height) for i in original}
+    again, problems = _read(yolo.read, archive, by_image)
+    assert problems == []
+    back = {name.replace("/images", "", 1): boxes for name, boxes in _boxes(again).items()}
+    assert len(back) == len(original)
+    for filename, boxes in _boxes(original).items():
+        theirs = back[filename.rsplit(".", 1)[0]]
+        assert [b[0] for b in boxes] == [b[0] for b in theirs]
+        for mine, found in zip(boxes, theirs, strict=True):
+            assert max(abs(a - b) for a, b in zip(mine[1:], found[1:], strict=True)) < 0.01
+
+
+def test_ultralytics_writes_polygons_a_line_a_ring() -> None:
+    square = [{"x": 0, "y": 0}, {"x": 10, "y": 0}, {"x": 10, "y": 5}]
+    item = ItemAnnotations(
+        "/test/a/b.jpg",
+        [
+            {"type": "segment", "label": "cat", "coordinates": [square]},
+            {"type": "segment", "label": "dog", "coordinates": [square, square[::-1]]},
+            {"type": "box", "label": "dog", "coordinates": [{"x": 0, "y": 0}, {"x": 5, "y": 5}]},
+            {"type": "point", "label": "cat", "coordinates": {"x": 1, "y": 1}},
+        ],
+        10,
+        10,
+    )
+    archive, left_out = _written(yolo.write_ultralytics, [item], ["cat", "dog"])
+    assert left_out == 1  # the point
+    data = yaml.safe_load(archive.open("data.yaml"))
+    assert (data["val"], data["test"]) == ("images/train", "images/test")  # no val split
+    assert archive.open("labels/test/a/b.txt").read().decode().splitlines() == [
+        "0 0.000000 0.000000 1.000000 0.000000 1.000000 0.500000",
+        "1 0.000000 0.000000 1.000000 0.000000 1.000000 0.500000",
+        "1 1.000000 0.500000 1.000000 0.000000 0.000000 0.000000",
+        "1 0.250000 0.250000 0.500000 0.500000",
+    ]
+    [again], problems = _read(yolo.read, archive, {"/images/test/a/b": (10, 10)})
+    assert problems == []
+    assert [(a["type"], a["label"]) for a in again.annotations] == [
+        ("segment", "cat"),
+        ("segment", "dog"),
+        ("segment", "dog"),
+        ("box", "dog"),
+    ]
+    assert again.annotations[0]["coordinates"] == [
+        [{"x": 0.0, "y": 0.0}, {"x": 10.0, "y": 0.0}, {"x": 10.0, "y": 5.0}]
+    ]
 
 
 def test_what_a_format_cannot_hold_is_counted_not_written() -> None:
@@ -264,7 +333,7 @@ def test_converters_are_found_through_the_hook() -> None:
             return [ConverterType("voc", "another VOC", frozenset(), None, None)]
 
     plugins = Plugins(entry_points=False)
-    assert {"coco", "cvat", "dataloop", "voc", "yolo"} <= set(plugins.converters)
+    assert {"coco", "cvat", "dataloop", "ultralytics", "voc", "yolo"} <= set(plugins.converters)
     plugins.register(Csv(), "csv-plugin")
     plugins.register(Clash(), "clash-plugin")
     assert plugins.converters["csv"].description == "boxes as CSV"

@@ -154,7 +154,7 @@ def test_cli_lists_builtins_plugins_and_failures_as_json(install: Install) -> No
         assert rows[builtin]["builtin"] is True
         assert rows[builtin]["hooks"] == ["register_storage_drivers"]
     assert [r["name"] for r in report["plugins"]][: len(BUILTIN_PLUGINS)] == sorted(BUILTIN_PLUGINS)
-    assert report["converters"] == ["coco", "cvat", "dataloop", "voc", "yolo"]
+    assert report["converters"] == ["coco", "cvat", "dataloop", "ultralytics", "voc", "yolo"]
     assert rows["example"]["builtin"] is False and rows["example"]["version"] == "1.0"
     assert report["storageDrivers"] == ["local", "memory", "s3"]
     assert {f["name"] for f in report["failures"]} == {"broken", "impostor"}

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import zipfile
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -80,7 +82,7 @@ def _read(converter: Any, archive: ZipFiles, sizes: dict[str, tuple[int, int]]) 
     return [r for r in converter.read(archive, sizes.get) if isinstance(r, ItemAnnotations)]
 
 
-@pytest.mark.parametrize("name", ["voc", "coco", "cvat", "yolo", "dataloop"])
+@pytest.mark.parametrize("name", ["voc", "coco", "cvat", "yolo", "ultralytics", "dataloop"])
 async def test_each_format_gives_back_the_boxes(
     client, platform, owner, settings, dataset, ground_truth, name
 ) -> None:
@@ -98,9 +100,10 @@ async def test_each_format_gives_back_the_boxes(
         f"/{p}{r.filename}": (r.width, r.height) for r in ground_truth for p in ("train", "val")
     }
     sizes |= {
-        f"/{p}{r.filename[:-4]}": (r.width, r.height)
+        f"{folder}/{p}{r.filename[:-4]}": (r.width, r.height)
         for r in ground_truth
         for p in ("train", "val")
+        for folder in ("", "/images")  # YOLO 1.1's label files, Ultralytics' labels/<split>/
     }
     converter = platform.plugins.converters[name]
     exported = _read(converter, archive, sizes)
@@ -148,6 +151,59 @@ async def test_an_incremental_export_holds_what_changed(
     assert done.output["items"] == 1
 
 
+def _deleted(archive: ZipFiles) -> list[dict[str, Any]]:
+    with archive.open("deleted.jsonl") as handle:
+        return [json.loads(line) for line in handle]
+
+
+async def test_an_incremental_export_lists_what_was_deleted(
+    client, platform, owner, settings, dataset, project
+) -> None:
+    actor = owner[0]
+    files = (await items.list_items(platform, actor, dataset.id, dql='type = "file"')).rows
+    early, gone, trimmed = files[0], files[1], files[2]
+    await items.delete_items(platform, actor, [early.id])  # before the first export: not listed
+    other = await datasets.create_dataset(platform, actor, project.id, "other")
+    async with platform.db.write() as session:
+        (elsewhere, *_), _ = await items.insert_items(
+            session, actor, other, [items.ItemSpec(path="/x.jpg", url="https://x.test/x.jpg")]
+        )
+    first, archive = await _export(
+        client, platform, owner, settings, datasetId=dataset.id, format="dataloop"
+    )
+    assert "deleted.jsonl" not in archive.names() and "deleted" not in first.output
+    await asyncio.sleep(0.01)  # a later moment than the first export's beginning on every clock
+    await items.delete_items(platform, actor, [gone.id])
+    await items.delete_items(platform, actor, [elsewhere.item_id])  # another dataset's
+    doomed = (
+        await annotations.list_annotations(
+            platform, actor, dataset.id, dql=f'itemId = "{trimmed.id}"', first=1
+        )
+    ).rows[0]
+    await annotations.delete_annotations(platform, actor, [doomed.id])
+
+    done, archive = await _export(
+        client, platform, owner, settings, datasetId=dataset.id, format="dataloop", since=first.id
+    )
+    listed = _deleted(archive)
+    assert [{k: v for k, v in line.items() if k != "deletedAt"} for line in listed] == [
+        {"resource": "item", "id": gone.id, "filename": gone.filename},
+        {"resource": "annotation", "id": doomed.id},
+    ]
+    assert all(datetime.fromisoformat(line["deletedAt"]).tzinfo == UTC for line in listed)
+    assert done.output["deleted"] == {"items": 1, "annotations": 1}
+    # the file that lost an annotation is exported as it is now; the manifest is no item's
+    [changed] = _read(platform.plugins.converters["dataloop"], archive, {})
+    assert changed.filename == trimmed.filename
+    assert doomed.id not in {a["id"] for a in changed.annotations}
+
+    # the next one lists only what went after this one began
+    again, archive = await _export(
+        client, platform, owner, settings, datasetId=dataset.id, format="coco", since=done.id
+    )
+    assert _deleted(archive) == [] and again.output["deleted"] == {"items": 0, "annotations": 0}
+
+
 async def test_an_export_cut_short_resumes_after_its_checkpoint(
     platform, owner, settings, dataset, ground_truth, monkeypatch
 ) -> None:
@@ -174,7 +230,10 @@ async def test_an_export_cut_short_resumes_after_its_checkpoint(
         await running
     assert spooled[:3] == [4, 8, 12]
 
+    resumed_at = datetime.now(UTC)
     output = await exports.run_export(platform, owner[0], work, dict(started.input))
+    # an export began with its first attempt: the next incremental one reads from there
+    assert datetime.fromisoformat(output["began"]) < resumed_at
     assert output["resumedAfter"] in (12, 16)  # the page in flight may have been kept
     assert logged == [
         f"resuming after {output['resumedAfter']} files spooled by an earlier attempt"
@@ -226,8 +285,8 @@ async def test_a_since_that_is_no_export_fails_the_execution(
 async def test_over_graphql(client, platform, owner, settings, dataset) -> None:
     formats = await gql(client, "{ exportFormats importFormats }")
     assert formats == {
-        "exportFormats": ["coco", "cvat", "dataloop", "voc", "yolo"],
-        "importFormats": ["coco", "cvat", "dataloop", "voc", "yolo"],
+        "exportFormats": ["coco", "cvat", "dataloop", "ultralytics", "voc", "yolo"],
+        "importFormats": ["coco", "cvat", "dataloop", "ultralytics", "voc", "yolo"],
     }
     started = await gql(
         client,
