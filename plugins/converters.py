@@ -15,6 +15,7 @@ so an export holds one item in memory, not the dataset.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,6 +28,7 @@ from xml.etree import ElementTree
 __all__ = [
     "ConverterType",
     "Files",
+    "ImagePath",
     "ItemAnnotations",
     "Output",
     "Problem",
@@ -34,6 +36,7 @@ __all__ = [
     "Sizes",
     "Write",
     "attributes_of",
+    "images_below",
     "json_files",
     "with_attributes",
     "xml_files",
@@ -93,6 +96,9 @@ Read: TypeAlias = Callable[[Files, Sizes], Iterator[ItemAnnotations | Problem]]
 # the items to write, the labels in their order (class ids of formats that number classes);
 # returns how many annotations the format could not hold (left out)
 Write: TypeAlias = Callable[[Iterable[ItemAnnotations], Sequence[str], Output], int]
+# a file's name in an archive of the format -> the path of the item it is the image of, as the
+# format's annotations name it (``/a.jpg``), or None when the file is not one of its images
+ImagePath: TypeAlias = Callable[[str], str | None]
 
 
 @dataclass(frozen=True)
@@ -100,13 +106,15 @@ class ConverterType:
     """An annotation format: ``name`` (unique, lowercase: ``voc``) is what users pass to import
     and export; ``types`` the annotation types it can hold (others are left out of an export
     and counted; ``None``: every type); ``read`` and ``write`` as above (either may be ``None``
-    for a one-way format)."""
+    for a one-way format); ``images`` where an archive of the format keeps the images, for an
+    import that uploads them too (``None``: the format does not say)."""
 
     name: str
     description: str
     types: frozenset[str] | None
     read: Read | None
     write: Write | None
+    images: ImagePath | None = None
 
 
 def attributes_of(annotation: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +129,24 @@ def with_attributes(annotation: dict[str, Any], attributes: dict[str, Any]) -> d
         metadata = annotation.setdefault("metadata", {})
         metadata.setdefault("system", {})["attributes"] = attributes
     return annotation
+
+
+def images_below(*folders: str) -> ImagePath:
+    """The :data:`ImagePath` of a format that keeps its images below a folder named one of
+    ``folders`` (glob patterns: ``images``, ``obj_*_data``), at the archive's root or deeper:
+    ``images/train/a.jpg`` is the image of ``/train/a.jpg`` (the folder left out, what is above
+    and below it kept). Hidden files (``.DS_Store``) are no images."""
+
+    def image_path(name: str) -> str | None:
+        parts = name.split("/")
+        if parts[-1].startswith("."):
+            return None
+        for at, part in enumerate(parts[:-1]):
+            if any(fnmatch.fnmatchcase(part, folder) for folder in folders):
+                return "/" + "/".join(parts[:at] + parts[at + 1 :])
+        return None
+
+    return image_path
 
 
 def json_files(files: Files) -> Iterator[tuple[str, Any] | Problem]:
