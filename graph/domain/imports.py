@@ -217,6 +217,8 @@ async def run_import(
         return None if target is None else target.size
 
     async def write(records: list[ItemAnnotations]) -> None:
+        if not records:
+            return
         matched = await matcher.match(r.filename for r in records)
         chunk = []
         for record in records:
