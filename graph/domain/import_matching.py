@@ -58,9 +58,11 @@ class Matcher:
                 self._known.update(await _lookup(session, self.dataset_id, todo))
         return {n: self._known[n] for n in names}
 
-    def forget(self) -> None:
-        """Drop the answers (after each chunk: memory stays flat in the dataset's size)."""
-        self._known.clear()
+    def forget(self, filenames: Iterable[str]) -> None:
+        """Drop these answers (a chunk's, once matched: memory stays flat in the dataset's
+        size)."""
+        for filename in filenames:
+            self._known.pop(filename, None)
 
 
 def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:

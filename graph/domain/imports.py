@@ -191,6 +191,68 @@ def _take(
     return taken, True
 
 
+class _Import:
+    """One run of an import: what it found so far, and its reading and writing of records."""
+
+    def __init__(self, platform: Platform, actor: Actor, work: Work, input: dict[str, Any]):
+        self.platform, self.actor, self.work = platform, actor, work
+        self.dataset_id: str = input["datasetId"]
+        self.outside: Outside = "clip" if input.get("outOfBounds") == "clip" else "reject"
+        self.matcher = Matcher(platform, self.dataset_id)
+        self.loop = asyncio.get_running_loop()
+        self.problems: list[Problem] = []
+        self.counts = {"files": 0, "matched": 0, "annotations": 0}
+
+    def problem(self, found: Problem) -> None:
+        self.problems.append(found)
+        self.work.log(f"{found.where}: {found.message}")
+
+    def size(self, filename: str) -> tuple[int, int] | None:
+        """An image's size, for a converter (which calls from its thread)."""
+        found = asyncio.run_coroutine_threadsafe(self.matcher.item(filename), self.loop)
+        target = found.result()
+        return None if target is None else target.size
+
+    async def checked(self, taken: list[ItemAnnotations | Problem]) -> list[Image]:
+        """A chunk's records matched to files and made rows; what cannot be, reported."""
+        records = [r for r in taken if isinstance(r, ItemAnnotations)]
+        matched = await self.matcher.match(r.filename for r in records)
+        self.matcher.forget(matched)
+        images = []
+        for record in taken:
+            if isinstance(record, Problem):
+                self.problem(record)
+                continue
+            self.counts["files"] += 1
+            target = matched[record.filename]
+            if target is None:
+                self.problem(
+                    Problem(record.filename, "no file of the dataset has this path or name")
+                )
+                continue
+            self.counts["matched"] += 1
+            image = Image(self.counts["files"], record, target)
+            try:
+                prepare(image, self.dataset_id, self.actor, self.work.execution_id, self.outside)
+            except DomainError as error:
+                self.problem(Problem(image.where, error.message))
+                continue
+            images.append(image)
+        return images
+
+    async def read(self, records: Iterator[ItemAnnotations | Problem]) -> None:
+        """Read, check and write the records a chunk at a time."""
+        last = False
+        while not last:
+            taken, last = await asyncio.to_thread(_take, records)
+            images = await self.checked(taken)
+            if images:
+                self.counts["annotations"] += await write_chunk(
+                    self.platform, self.actor, self.dataset_id, images, self.problem
+                )
+            self.work.progress(self.counts["files"], None, "files read")
+
+
 async def run_import(
     platform: Platform, actor: Actor, work: Work, input: dict[str, Any]
 ) -> dict[str, Any]:
@@ -202,43 +264,7 @@ async def run_import(
     assert converter.read is not None
     folder = platform.settings.home / "imports" / work.execution_id
     folder.mkdir(parents=True, exist_ok=True)
-    loop = asyncio.get_running_loop()
-    matcher = Matcher(platform, dataset_id)
-    problems: list[Problem] = []
-    counts = {"files": 0, "matched": 0, "annotations": 0}
-    outside: Outside = "clip" if input.get("outOfBounds") == "clip" else "reject"
-
-    def problem(found: Problem) -> None:
-        problems.append(found)
-        work.log(f"{found.where}: {found.message}")
-
-    def size(filename: str) -> tuple[int, int] | None:  # called by the converter, off the loop
-        target = asyncio.run_coroutine_threadsafe(matcher.item(filename), loop).result()
-        return None if target is None else target.size
-
-    async def write(records: list[ItemAnnotations]) -> None:
-        if not records:
-            return
-        matched = await matcher.match(r.filename for r in records)
-        chunk = []
-        for record in records:
-            counts["files"] += 1
-            target = matched[record.filename]
-            if target is None:
-                problem(Problem(record.filename, "no file of the dataset has this path or name"))
-                continue
-            counts["matched"] += 1
-            image = Image(counts["files"], record, target)
-            try:
-                prepare(image, dataset_id, actor, work.execution_id, outside)
-            except DomainError as error:
-                problem(Problem(image.where, error.message))
-                continue
-            chunk.append(image)
-        counts["annotations"] += await write_chunk(platform, actor, dataset_id, chunk, problem)
-        matcher.forget()
-        work.progress(counts["files"], None, "files read")
-
+    run = _Import(platform, actor, work, input)
     images = Uploaded()
     try:
         async with _files(platform, actor, input, folder) as files:
@@ -250,23 +276,16 @@ async def run_import(
                     dataset_id,
                     files,
                     converter.images,
-                    problem,
+                    run.problem,
                     lambda done, total: work.progress(done, total, "images uploaded"),
                 )
-            records = converter.read(files, size)
-            last = False
-            while not last:
-                taken, last = await asyncio.to_thread(_take, records)
-                for found in taken:
-                    if isinstance(found, Problem):
-                        problem(found)
-                await write([r for r in taken if isinstance(r, ItemAnnotations)])
+            await run.read(converter.read(files, run.size))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {
-        **counts,
+        **run.counts,
         "imagesUploaded": images.uploaded,
         "imagesPresent": images.present,
-        "problemCount": len(problems),
-        "problems": [{"where": p.where, "message": p.message} for p in problems[:_REPORTED]],
+        "problemCount": len(run.problems),
+        "problems": [{"where": p.where, "message": p.message} for p in run.problems[:_REPORTED]],
     }
