@@ -322,6 +322,8 @@ async def _import(request: Request, platform: Platform) -> Response:
         "blobId": "pending",
     }
     imports.check_input(platform, input)  # before the bytes arrive
+    if input["withImages"]:  # uploading needs the developer role: refused before the bytes too
+        await uploads.writable_dataset(platform, actor, dataset_id)
     input["blobId"] = await _received(
         request,
         platform,

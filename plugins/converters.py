@@ -16,7 +16,6 @@ so an export holds one item in memory, not the dataset.
 from __future__ import annotations
 
 import fnmatch
-import json
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeAlias
 from xml.etree import ElementTree
+
+import orjson
 
 __all__ = [
     "ConverterType",
@@ -154,8 +155,9 @@ def json_files(files: Files) -> Iterator[tuple[str, Any] | Problem]:
     for name in sorted(n for n in files.names() if n.lower().endswith(".json")):
         try:
             with files.open(name) as handle:
-                yield name, json.load(handle)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                # orjson: a large COCO file parses in less than half the time of json's
+                yield name, orjson.loads(handle.read())
+        except orjson.JSONDecodeError as error:  # also bytes that are not UTF-8
             yield Problem(name, f"not JSON ({error})")
 
 

@@ -180,11 +180,26 @@ async def test_importing_images_needs_the_upload_role_and_a_format_that_keeps_th
     client, platform, owner, project, settings
 ) -> None:
     dataset = await datasets.create_dataset(platform, owner[0], project.id, "d")
-    manager, _ = await make_user(platform, "manager@example.com")
+    manager, token = await make_user(platform, "manager@example.com")
     await projects.add_member(platform, owner[0], project.id, manager.email, "annotationManager")
     start = {"datasetId": dataset.id, "format": "coco", "blobId": "x", "withImages": True}
     with pytest.raises(Forbidden):
         await operations.start(platform, manager, imports.FUNCTION, start)
+    refused = await client.post(
+        f"/datasets/{dataset.id}/imports",
+        params={"format": "coco", "withImages": "true"},
+        content=_archive({"images/a.jpg": IMAGES[0]}),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert refused.status_code == 403, refused.text
+    # without the images, an annotation manager imports
+    allowed = await client.post(
+        f"/datasets/{dataset.id}/imports",
+        params={"format": "coco"},
+        content=_archive({"annotations.json": SAMPLE / "coco" / "instances_default.json"}),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert allowed.status_code == 200, allowed.text
     response = await client.post(
         f"/datasets/{dataset.id}/imports", params={"format": "coco", "withImages": "yes"}
     )
