@@ -8,9 +8,10 @@
 - ``POST /projects/{id}/packages`` with a package archive (a zip with ``loopline.json``) as the
   raw body, or as the multipart part ``archive`` -> the package (``id``, ``name``, ``revision``).
   A bad archive answers 400 saying what is wrong and where; one over ``max_package_bytes``, 413.
-- ``POST /datasets/{id}/imports?format=coco&outOfBounds=clip`` with an annotation archive (a
-  zip) as the raw body, or as the multipart part ``archive`` -> the import's execution (``id``,
-  ``status``); over ``max_import_bytes``, 413; an unsafe archive, 400.
+- ``POST /datasets/{id}/imports?format=coco&outOfBounds=clip&withImages=true`` with an
+  annotation archive (a zip; with ``withImages``, its images too) as the raw body, or as the
+  multipart part ``archive`` -> the import's execution (``id``, ``status``); over
+  ``max_import_bytes``, 413; an unsafe archive, 400.
 - ``GET /items/{id}/stream`` -> the bytes, with ranges; a linked item redirects to its URL.
 - ``GET /items/{id}/thumbnail`` -> the JPEG thumbnail.
 - ``GET /executions/{id}/export`` -> the zip archive a finished export wrote, with ranges.
@@ -303,6 +304,13 @@ async def _received(
     return await store(_BodyReader(request))
 
 
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InvalidInput(f"{name} is true or false", field=name)
+    return value in ("true", "1")
+
+
 async def _import(request: Request, platform: Platform) -> Response:
     actor = await _actor(request, platform)
     dataset_id = request.path_params["dataset_id"]
@@ -310,9 +318,12 @@ async def _import(request: Request, platform: Platform) -> Response:
         "datasetId": dataset_id,
         "format": request.query_params.get("format", ""),
         "outOfBounds": request.query_params.get("outOfBounds", "reject"),
+        "withImages": _flag(request, "withImages"),
         "blobId": "pending",
     }
     imports.check_input(platform, input)  # before the bytes arrive
+    if input["withImages"]:  # uploading needs the developer role: refused before the bytes too
+        await uploads.writable_dataset(platform, actor, dataset_id)
     input["blobId"] = await _received(
         request,
         platform,

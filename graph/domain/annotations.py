@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from graph.db.bulk import insert_many
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
 from graph.domain import events, indexes, planning, queries, recipe_check
@@ -28,6 +30,10 @@ __all__ = [
     "listing",
     "AnnotationSpec",
     "check_status",
+    "checked",
+    "insert_rows",
+    "row",
+    "size_of",
     "count_annotations",
     "list_annotations",
     "create_annotations",
@@ -115,11 +121,17 @@ def _named_attributes(spec: AnnotationSpec, where: str) -> AnnotationSpec:
     )
 
 
-def _shaped(spec: AnnotationSpec, where: str, item: Item, outside: Outside) -> AnnotationSpec:
+def size_of(item: Item) -> tuple[int, int] | None:
+    """The item's ``(width, height)`` when both are known: what coordinates are checked in."""
+    return (item.width, item.height) if item.width and item.height else None
+
+
+def _shaped(
+    spec: AnnotationSpec, where: str, size: tuple[int, int] | None, outside: Outside
+) -> AnnotationSpec:
     """``spec`` with its coordinates (and its video keyframes') checked against its type's
     layout and the item's size, in their stored form; errors name places under ``where``."""
     spec = _named_attributes(spec, where)
-    size = (item.width, item.height) if item.width and item.height else None
     coordinates = check_coordinates(
         spec.type, spec.coordinates, f"{where}.coordinates", size, outside
     )
@@ -143,6 +155,17 @@ def _shaped(spec: AnnotationSpec, where: str, item: Item, outside: Outside) -> A
     return replace(spec, coordinates=coordinates, metadata=metadata)
 
 
+def checked(
+    specs: Sequence[AnnotationSpec], size: tuple[int, int] | None, outside: Outside
+) -> list[AnnotationSpec]:
+    """``specs`` checked (type, status, confidence, frames, metadata, coordinates against an
+    item of ``size``) in their stored form; the first error names its place
+    (``annotations[2].coordinates``). No database: the recipe is checked on write."""
+    for index, spec in enumerate(specs):
+        _check(spec, index)
+    return [_shaped(spec, f"annotations[{i}]", size, outside) for i, spec in enumerate(specs)]
+
+
 async def recount(session: AsyncSession, item_ids: set[str], dataset_id: str, delta: int) -> None:
     """Keep ``annotationsCount``/``annotated`` of items and the dataset's counter in step."""
     now = utcnow()
@@ -161,12 +184,22 @@ async def recount(session: AsyncSession, item_ids: set[str], dataset_id: str, de
     )
 
 
-def _row(spec: AnnotationSpec, annotation_id: str, item: Item, actor: Actor) -> dict[str, Any]:
-    now = utcnow()
+def row(
+    spec: AnnotationSpec,
+    annotation_id: str,
+    item_id: str,
+    dataset_id: str,
+    actor: Actor,
+    now: datetime,
+    *,
+    execution_id: str | None = None,
+    effect_key: str | None = None,
+) -> dict[str, Any]:
+    """The ``annotations`` row of a checked spec, keyed by column for :func:`insert_rows`."""
     return {
         "id": annotation_id,
-        "item_id": item.id,
-        "dataset_id": item.dataset_id,
+        "item_id": item_id,
+        "dataset_id": dataset_id,
         "type": spec.type,
         "label": spec.label,
         "coordinates": spec.coordinates,
@@ -182,10 +215,31 @@ def _row(spec: AnnotationSpec, annotation_id: str, item: Item, actor: Actor) -> 
         "model_name": spec.model_name,
         "confidence": spec.confidence,
         "description": spec.description,
-        "metadata_": spec.metadata,
+        "metadata": spec.metadata,
+        "execution_id": execution_id,
+        "effect_key": effect_key,
         "created_at": now,
         "updated_at": now,
     }
+
+
+async def insert_rows(
+    session: AsyncSession, actor: Actor, dataset: Dataset, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert checked rows of :func:`row` (parents before their children) into the dataset's
+    items, with the items' and dataset's counters and one ``created`` event each."""
+    if not rows:
+        return
+    await insert_many(session, Annotation.__table__, rows)
+    await recount(session, {r["item_id"] for r in rows}, dataset.id, len(rows))
+    await events.record_many(
+        session,
+        project_id=dataset.project_id,
+        resource="annotation",
+        action="created",
+        actor=actor.email,
+        changes=[(r["id"], {"itemId": r["item_id"], "datasetId": dataset.id}) for r in rows],
+    )
 
 
 async def create_annotations(
@@ -204,13 +258,11 @@ async def create_annotations(
     An execution passes its id and one ``effect_keys`` entry per annotation: an annotation whose
     key exists already (written by an earlier attempt of the same execution) is not written
     again, and the existing one is returned in its place."""
-    for index, spec in enumerate(specs):
-        _check(spec, index)
     async with platform.db.write() as session:
         item, dataset = await item_for(session, actor, item_id, Role.annotator, writing=True)
         if item.type != "file":
             raise InvalidInput("folders cannot be annotated", field="itemId")
-        specs = [_shaped(spec, f"annotations[{i}]", item, outside) for i, spec in enumerate(specs)]
+        specs = checked(specs, size_of(item), outside)
         await recipe_check.check_annotations(session, dataset, specs)
         parents = {s.parent_id for s in specs if s.parent_id}
         if parents:
@@ -226,7 +278,12 @@ async def create_annotations(
                     f"parent annotation {missing!r} is not on this item", field="parentId"
                 )
         ids = new_ids(len(specs))
-        rows = [_row(s, i, item, actor) for s, i in zip(specs, ids, strict=True)]
+        now = utcnow()
+        keys: Sequence[str | None] = [None] * len(specs) if effect_keys is None else effect_keys
+        rows = [
+            row(s, i, item.id, dataset.id, actor, now, execution_id=execution_id, effect_key=k)
+            for s, i, k in zip(specs, ids, keys, strict=True)
+        ]
         if effect_keys is not None:
             done: dict[str | None, str] = {
                 key: annotation_id
@@ -237,20 +294,8 @@ async def create_annotations(
                 )
             }
             ids = [done.get(k, i) for k, i in zip(effect_keys, ids, strict=True)]
-            for row, key in zip(rows, effect_keys, strict=True):
-                row.update(execution_id=execution_id, effect_key=key)
             rows = [r for r in rows if r["effect_key"] not in done]
-        if rows:
-            await session.execute(insert(Annotation), rows)
-            await recount(session, {item_id}, dataset.id, len(rows))
-            await events.record_many(
-                session,
-                project_id=dataset.project_id,
-                resource="annotation",
-                action="created",
-                actor=actor.email,
-                changes=[(r["id"], {"itemId": item_id, "datasetId": dataset.id}) for r in rows],
-            )
+        await insert_rows(session, actor, dataset, rows)
         found = {
             a.id: a for a in await session.scalars(select(Annotation).where(Annotation.id.in_(ids)))
         }
@@ -369,7 +414,7 @@ async def update_annotation(
         if {"coordinates", "metadata"} & set(changes):
             item = await session.get(Item, annotation.item_id)
             assert item is not None  # an annotation goes with its item
-            current = _shaped(current, "patch", item, outside)
+            current = _shaped(current, "patch", size_of(item), outside)
         await recipe_check.check_annotations(session, dataset, [current])
         for name in changes:
             setattr(annotation, "metadata_" if name == "metadata" else name, getattr(current, name))

@@ -53,6 +53,7 @@ async def record_many(
             "actor": actor,
             "payload": payload,
             "created_at": now,
+            "dispatched": False,  # every column with a default given: insert_many's fast path
         }
         for resource_id, payload in changes
     ]

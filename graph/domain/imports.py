@@ -3,21 +3,22 @@
 The files come from an archive, received first (:func:`receive_archive`: staged to the blob
 store while it arrives, refused past ``LOOPLINE_MAX_IMPORT_BYTES``, its names and unpacked size
 checked), or from a folder of one of the project's storage drivers (``driverId``, ``folder``).
-An execution of the platform function ``import_annotations`` (:mod:`operations`) imports them:
-the converter reads them one image at a time; each is matched to a file of the dataset by
-path, else by name when one file has it (``/2007_000027.jpg`` finds ``/train/2007_000027.jpg``),
-else by name without extension (YOLO's label files); its annotations are written all or none,
-checked as any annotation is (types, geometry, bounds: ``outOfBounds`` "clip" or "reject").
-Nothing stops at a bad record: what could not be read or written is reported with its place,
-in the output (the first 100) and the execution's log (all). The n-th annotation of the i-th
-image is keyed by the execution, so an import run again after a lost worker writes none twice.
+An execution of the platform function ``import_annotations`` (:mod:`operations`) imports them.
+With ``withImages``, the images among the files (where the format keeps them) are uploaded
+first (:mod:`import_images`). Then the converter reads the annotations one image at a time; the
+images are matched to the dataset's files a chunk at a time (:mod:`import_matching`: by path,
+else by name, else by name without extension) and each chunk's annotations written in one
+transaction (:mod:`import_writing`), each image's all or none, checked as any annotation is
+(types, geometry, bounds: ``outOfBounds`` "clip" or "reject", the recipe). Nothing stops at a
+bad record: what could not be read or written is reported with its place, in the output (the
+first 100) and the execution's log (all). The n-th annotation of the i-th image is keyed by the
+execution, so an import run again after a lost worker writes none twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import posixpath
 import shutil
 import zipfile
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -25,18 +26,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.db.tables import Blob, Item
-from graph.domain import annotations, blobs, storage
+from graph.db.tables import Blob
+from graph.domain import blobs, storage
 from graph.domain.access import Actor, Role
-from graph.domain.annotation_json import from_dataloop
 from graph.domain.archives import checked_members
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import DomainError, InvalidInput, NotFound
 from graph.domain.formats import converter_for
 from graph.domain.geometry import Outside
+from graph.domain.import_images import Uploaded, upload_images
+from graph.domain.import_matching import Matcher
+from graph.domain.import_writing import Image, prepare, write_chunk
 from graph.domain.platform import Platform
 from graph.domain.uploads import TooLarge
 from graph.domain.work import Work
@@ -48,13 +50,24 @@ __all__ = ["FUNCTION", "check_input", "check_start", "receive_archive", "run_imp
 FUNCTION = "import_annotations"
 _REPORTED = 100  # problems in the output; the log has them all
 _MAX_MEMBERS = 1_000_000
+# images per chunk written in one transaction, fewer when they hold this many annotations
+_CHUNK_IMAGES = 500
+_CHUNK_ANNOTATIONS = 20_000
 
 
 def check_input(platform: Platform, input: Mapping[str, Any]) -> None:
-    """A format that reads, and a known way to treat points outside an image."""
-    converter_for(platform, input.get("format") or "", "read")
+    """A format that reads (and says where its images are, to import them too), and a known
+    way to treat points outside an image."""
+    converter = converter_for(platform, input.get("format") or "", "read")
     if input.get("outOfBounds", "reject") not in ("reject", "clip"):
         raise InvalidInput('outOfBounds is "reject" or "clip"', field="outOfBounds")
+    if not isinstance(input.get("withImages", False), bool):
+        raise InvalidInput("withImages is true or false", field="withImages")
+    if input.get("withImages") and converter.images is None:
+        raise InvalidInput(
+            f"the format {converter.name!r} does not say where its images are",
+            field="withImages",
+        )
     if bool(input.get("blobId")) == bool(input.get("driverId")):
         raise InvalidInput(
             "import from an archive (send it) or from a storage driver's folder (driverId)",
@@ -69,9 +82,11 @@ async def check_start(
     project_id: str,
     input: Mapping[str, Any],
 ) -> None:
-    """:func:`check_input`, and that a driver to read from is one of the project's that the
-    actor may use."""
+    """:func:`check_input`, that a driver to read from is one of the project's that the actor
+    may use, and that one who imports images may upload them (a developer)."""
     check_input(platform, input)
+    if input.get("withImages"):
+        await dataset_for(session, actor, input["datasetId"], Role.developer, writing=True)
     if input.get("driverId"):
         driver, _ = await storage.driver_for(
             session, actor, input["driverId"], Role.annotationManager
@@ -110,42 +125,6 @@ async def receive_archive(
     finally:
         staged.discard()
     return blob_id
-
-
-class _Matcher:
-    """Finds the dataset's file a format's file name means, and an image's size."""
-
-    def __init__(self, platform: Platform, dataset_id: str) -> None:
-        self.platform, self.dataset_id = platform, dataset_id
-        # the last answer: a converter asks an image's size, then the import asks its file
-        self._last: tuple[str, Item | None] | None = None
-
-    async def item(self, filename: str) -> Item | None:
-        if self._last is None or self._last[0] != filename:
-            self._last = (filename, await self._find(filename))
-        return self._last[1]
-
-    async def _find(self, filename: str) -> Item | None:
-        files = [Item.dataset_id == self.dataset_id, Item.type == "file"]
-        name = posixpath.basename(filename)
-        async with self.platform.db.read() as session:
-            exact = await session.scalar(select(Item).where(*files, Item.filename == filename))
-            if exact is not None:
-                return exact
-            by_name = (
-                await session.scalars(select(Item).where(*files, Item.name == name).limit(2))
-            ).all()
-            if len(by_name) == 1:
-                return by_name[0]
-            if posixpath.splitext(name)[1]:
-                return None
-            stems = select(Item).where(*files, Item.name.like(_escaped(name) + ".%", escape="\\"))
-            by_stem = (await session.scalars(stems.limit(2))).all()
-            return by_stem[0] if len(by_stem) == 1 else None
-
-
-def _escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class _StoreFiles:
@@ -196,53 +175,82 @@ async def _files(
         )
 
 
-async def _write(
-    platform: Platform,
-    actor: Actor,
-    work: Work,
-    item: Item,
-    record: ItemAnnotations,
-    index: int,
-    outside: Outside,
-) -> int:
-    """Write one image's annotations (parents first, children pointing at them); how many."""
-    keys = [f"{work.execution_id}:{index}:{n}" for n in range(len(record.annotations))]
-    parents = [(a, k) for a, k in zip(record.annotations, keys, strict=True) if not _parent_of(a)]
-    children = [(a, k) for a, k in zip(record.annotations, keys, strict=True) if _parent_of(a)]
-    created = await annotations.create_annotations(
-        platform,
-        actor,
-        item.id,
-        [from_dataloop(a) for a, _ in parents],
-        execution_id=work.execution_id,
-        effect_keys=[k for _, k in parents],
-        outside=outside,
-    )
-    ids = {a.get("id"): row.id for (a, _), row in zip(parents, created, strict=True) if a.get("id")}
-    specs = []
-    for annotation, _ in children:
-        spec = from_dataloop(annotation)
-        spec.parent_id = ids.get(_parent_of(annotation))
-        if spec.parent_id is None:
-            raise InvalidInput(
-                f"the parent {_parent_of(annotation)!r} is not in the file", field="parentId"
-            )
-        specs.append(spec)
-    if specs:
-        await annotations.create_annotations(
-            platform,
-            actor,
-            item.id,
-            specs,
-            execution_id=work.execution_id,
-            effect_keys=[k for _, k in children],
-            outside=outside,
-        )
-    return len(record.annotations)
+def _take(
+    records: Iterator[ItemAnnotations | Problem],
+) -> tuple[list[ItemAnnotations | Problem], bool]:
+    """The converter's next records, up to a chunk (in a worker thread: converters block);
+    and whether they were the last."""
+    taken: list[ItemAnnotations | Problem] = []
+    images = annotations = 0
+    for record in records:
+        taken.append(record)
+        if isinstance(record, ItemAnnotations):
+            images, annotations = images + 1, annotations + len(record.annotations)
+            if images >= _CHUNK_IMAGES or annotations >= _CHUNK_ANNOTATIONS:
+                return taken, False
+    return taken, True
 
 
-def _parent_of(annotation: dict[str, Any]) -> Any:
-    return ((annotation.get("metadata") or {}).get("system") or {}).get("parentId")
+class _Import:
+    """One run of an import: what it found so far, and its reading and writing of records."""
+
+    def __init__(self, platform: Platform, actor: Actor, work: Work, input: dict[str, Any]):
+        self.platform, self.actor, self.work = platform, actor, work
+        self.dataset_id: str = input["datasetId"]
+        self.outside: Outside = "clip" if input.get("outOfBounds") == "clip" else "reject"
+        self.matcher = Matcher(platform, self.dataset_id)
+        self.loop = asyncio.get_running_loop()
+        self.problems: list[Problem] = []
+        self.counts = {"files": 0, "matched": 0, "annotations": 0}
+
+    def problem(self, found: Problem) -> None:
+        self.problems.append(found)
+        self.work.log(f"{found.where}: {found.message}")
+
+    def size(self, filename: str) -> tuple[int, int] | None:
+        """An image's size, for a converter (which calls from its thread)."""
+        found = asyncio.run_coroutine_threadsafe(self.matcher.item(filename), self.loop)
+        target = found.result()
+        return None if target is None else target.size
+
+    async def checked(self, taken: list[ItemAnnotations | Problem]) -> list[Image]:
+        """A chunk's records matched to files and made rows; what cannot be, reported."""
+        records = [r for r in taken if isinstance(r, ItemAnnotations)]
+        matched = await self.matcher.match(r.filename for r in records)
+        self.matcher.forget(matched)
+        images = []
+        for record in taken:
+            if isinstance(record, Problem):
+                self.problem(record)
+                continue
+            self.counts["files"] += 1
+            target = matched[record.filename]
+            if target is None:
+                self.problem(
+                    Problem(record.filename, "no file of the dataset has this path or name")
+                )
+                continue
+            self.counts["matched"] += 1
+            image = Image(self.counts["files"], record, target)
+            try:
+                prepare(image, self.dataset_id, self.actor, self.work.execution_id, self.outside)
+            except DomainError as error:
+                self.problem(Problem(image.where, error.message))
+                continue
+            images.append(image)
+        return images
+
+    async def read(self, records: Iterator[ItemAnnotations | Problem]) -> None:
+        """Read, check and write the records a chunk at a time."""
+        last = False
+        while not last:
+            taken, last = await asyncio.to_thread(_take, records)
+            images = await self.checked(taken)
+            if images:
+                self.counts["annotations"] += await write_chunk(
+                    self.platform, self.actor, self.dataset_id, images, self.problem
+                )
+            self.work.progress(self.counts["files"], None, "files read")
 
 
 async def run_import(
@@ -256,46 +264,28 @@ async def run_import(
     assert converter.read is not None
     folder = platform.settings.home / "imports" / work.execution_id
     folder.mkdir(parents=True, exist_ok=True)
-    loop = asyncio.get_running_loop()
-    matcher = _Matcher(platform, dataset_id)
-    problems: list[Problem] = []
-    counts = {"files": 0, "matched": 0, "annotations": 0}
-    outside: Outside = "clip" if input.get("outOfBounds") == "clip" else "reject"
-
-    def problem(found: Problem) -> None:
-        problems.append(found)
-        work.log(f"{found.where}: {found.message}")
-
-    def size(filename: str) -> tuple[int, int] | None:  # called by the converter, off the loop
-        item = asyncio.run_coroutine_threadsafe(matcher.item(filename), loop).result()
-        return (item.width, item.height) if item and item.width and item.height else None
-
+    run = _Import(platform, actor, work, input)
+    images = Uploaded()
     try:
         async with _files(platform, actor, input, folder) as files:
-            records: Iterator[ItemAnnotations | Problem] = converter.read(files, size)
-            while (record := await asyncio.to_thread(next, records, None)) is not None:
-                if isinstance(record, Problem):
-                    problem(record)
-                    continue
-                counts["files"] += 1
-                item = await matcher.item(record.filename)
-                if item is None:
-                    problem(
-                        Problem(record.filename, "no file of the dataset has this path or name")
-                    )
-                    continue
-                counts["matched"] += 1
-                try:
-                    counts["annotations"] += await _write(
-                        platform, actor, work, item, record, counts["files"], outside
-                    )
-                except DomainError as error:
-                    problem(Problem(f"{record.filename} ({item.filename})", error.message))
-                work.progress(counts["files"], None, "files read")
+            if input.get("withImages"):
+                assert converter.images is not None
+                images = await upload_images(
+                    platform,
+                    actor,
+                    dataset_id,
+                    files,
+                    converter.images,
+                    run.problem,
+                    lambda done, total: work.progress(done, total, "images uploaded"),
+                )
+            await run.read(converter.read(files, run.size))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {
-        **counts,
-        "problemCount": len(problems),
-        "problems": [{"where": p.where, "message": p.message} for p in problems[:_REPORTED]],
+        **run.counts,
+        "imagesUploaded": images.uploaded,
+        "imagesPresent": images.present,
+        "problemCount": len(run.problems),
+        "problems": [{"where": p.where, "message": p.message} for p in run.problems[:_REPORTED]],
     }

@@ -33,6 +33,7 @@ from plugins.converters import (
     Problem,
     Sizes,
     attributes_of,
+    images_below,
     json_bytes,
     json_files,
     with_attributes,
@@ -356,5 +357,6 @@ def register_converters() -> list[ConverterType]:
             types=frozenset({"box", "segment", "binary", "pose", "point"}),
             read=read,
             write=write,
+            images=images_below("images"),
         )
     ]

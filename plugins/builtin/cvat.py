@@ -31,6 +31,7 @@ from plugins.converters import (
     Problem,
     Sizes,
     attributes_of,
+    images_below,
     with_attributes,
     xml_files,
 )
@@ -329,5 +330,6 @@ def register_converters() -> list[ConverterType]:
             types=frozenset({"box", "segment", "polyline", "point", "ellipse", "binary", "class"}),
             read=read,
             write=write,
+            images=images_below("images"),
         )
     ]

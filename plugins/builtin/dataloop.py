@@ -24,6 +24,7 @@ from plugins.converters import (
     Output,
     Problem,
     Sizes,
+    images_below,
     json_files,
 )
 from plugins.hookspecs import hookimpl
@@ -98,5 +99,6 @@ def register_converters() -> list[ConverterType]:
             types=None,
             read=read,
             write=write,
+            images=images_below("items"),
         )
     ]

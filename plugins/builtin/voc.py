@@ -23,6 +23,7 @@ from plugins.converters import (
     Problem,
     Sizes,
     attributes_of,
+    images_below,
     with_attributes,
     xml_files,
 )
@@ -204,5 +205,6 @@ def register_converters() -> list[ConverterType]:
             types=frozenset({"box"}),
             read=read,
             write=write,
+            images=images_below("JPEGImages"),
         )
     ]

@@ -6,7 +6,10 @@ Read: the class names come from ``data.yaml`` (Ultralytics: ``names`` as a list 
 (a box) or ``class x1 y1 x2 y2 x3 y3 ...`` (a polygon, Ultralytics segments), numbers in [0, 1];
 lists of image paths (``train.txt``) only tell the images' extensions. A label file's image is
 the file of the same name beside it, or in ``images/`` for one in ``labels/``, or in the root for
-CVAT's ``obj_<subset>_data/``; pixels need the image's size, which the platform gives.
+CVAT's ``obj_<subset>_data/``; pixels need the image's size, which the platform gives. The
+images of an archive are those beside the label files in ``obj_<subset>_data/`` (the folder left
+out of their path, as the label files' images) and the files below an ``images/`` folder
+(Ultralytics: ``images/<split>/``, their path kept).
 
 Write, two formats, numbers with 6 decimals:
 
@@ -31,10 +34,18 @@ from typing import Any
 
 import yaml
 
-from plugins.converters import ConverterType, Files, ItemAnnotations, Output, Problem, Sizes
+from plugins.converters import (
+    ConverterType,
+    Files,
+    ItemAnnotations,
+    Output,
+    Problem,
+    Sizes,
+    images_below,
+)
 from plugins.hookspecs import hookimpl
 
-__all__ = ["read", "register_converters", "write", "write_ultralytics"]
+__all__ = ["image_path", "read", "register_converters", "write", "write_ultralytics"]
 
 _NAMES_FILES = ("labels.txt", "classes.txt")
 _CONTAINER = re.compile(r"obj_[A-Za-z0-9]+_data")
@@ -78,6 +89,16 @@ def _image_path(label_file: str) -> str:
         at = len(parts) - 2 - parts[-2::-1].index("labels")
         parts[at] = "images"
     return "/" + "/".join(parts)
+
+
+_BESIDE_LABELS = images_below("obj_*_data")
+
+
+def image_path(name: str) -> str | None:
+    """The item a file of an archive is the image of (see the module's docstring), or None."""
+    if "images" in name.split("/")[:-1] and not posixpath.basename(name).startswith("."):
+        return "/" + name
+    return _BESIDE_LABELS(name) if _IMAGE.search(name) else None
 
 
 def _numbers(line: str) -> list[float]:
@@ -250,6 +271,7 @@ def register_converters() -> list[ConverterType]:
             types=frozenset({"box"}),
             read=read,
             write=write,
+            images=image_path,
         ),
         ConverterType(
             name="ultralytics",
@@ -258,5 +280,6 @@ def register_converters() -> list[ConverterType]:
             types=frozenset({"box", "segment"}),
             read=read,
             write=write_ultralytics,
+            images=image_path,
         ),
     ]
