@@ -355,8 +355,12 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     )
     held = (
         select(func.count())
-        .select_from(items)
-        .where(items.c.task_id == Task.id, items.c.assignment_id == mine, items.c.status.is_(None))
+        .select_from(items.join(Assignment, Assignment.id == items.c.assignment_id))
+        .where(
+            items.c.task_id == Task.id,
+            Assignment.assignee_id == actor.user_id,
+            items.c.status.is_(None),
+        )
         .scalar_subquery()
     )
     async with platform.db.write() as session:
@@ -398,15 +402,19 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
             .order_by(items.c.item_id, items.c.copy)
             .limit(wanted)
         )
-        where = [items.c.task_id == task_id, items.c.assignment_id.is_(None)]
+        where = [items.c.task_id == task_id]
         if session.bind.dialect.name == "postgresql":
             # locked and limited once, in a materialized CTE (as an IN subquery PostgreSQL may
             # run it again per row, and skipping what it locked itself gives more rows each
             # time), then joined by key: the rows taken are found by their primary key
             chosen = free.with_for_update(skip_locked=True).cte("free")
             chosen = chosen.prefix_with("MATERIALIZED", dialect="postgresql")
-            where += [items.c.item_id == chosen.c.item_id, items.c.copy == chosen.c.copy]
-        else:
+            where += [
+                items.c.assignment_id.is_(None),  # checked again on the row it locks
+                items.c.item_id == chosen.c.item_id,
+                items.c.copy == chosen.c.copy,
+            ]
+        else:  # one writer at a time: the rows the subquery found are still free; found by key
             where.append(tuple_(items.c.item_id, items.c.copy).in_(free))
         taken = await session.execute(
             update(items)

@@ -11,8 +11,10 @@ times through the domain layer:
   split, one INSERT ... SELECT), beside the bare driver inserting the same number of rows from
   the same SELECT into a plain table (what the database costs to write that many rows);
 - ``--pullers`` annotators pulling batches of 10 at the same time, ``--pulls`` each, from a
-  pulling task over every file (latency of each pull as its caller sees it, p50 and p99; every
-  pulled item counted to show none went out twice), beside one bare UPDATE of a batch;
+  pulling task over every file: back to back (each pulls again as soon as it has its batch:
+  every pull waits for the others ahead of it) and paced (each waits up to half a second before
+  a pull, as annotators between batches do); latency of each pull as its caller sees it, p50
+  and p99, every pulled item counted to show none went out twice; beside one bare UPDATE;
 - the progress of the 100k-item task, beside the bare ``GROUP BY`` it runs.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import shutil
 import statistics
 import tempfile
@@ -40,6 +43,7 @@ from tests.servers import postgres_server_url
 
 ASSIGNEES = 10
 BATCH = 10
+THINK = 0.5  # seconds an annotator of the paced round may wait between pulls
 
 
 async def _members(platform: Platform, fixture: Fixture, prefix: str, n: int) -> list[Actor]:
@@ -127,36 +131,48 @@ async def measure(
         )
 
         people = await _members(platform, fixture, "puller", pullers)
-        pulling = await tasks.create_task(
-            platform,
-            actor,
-            dataset_id,
-            "pulling",
-            dql="",
-            pulling=assignments.Pulling([p.email for p in people], BATCH, BATCH * pulls),
-        )
-        latencies: list[float] = []
 
-        async def annotator(person: Actor) -> list[str]:
-            got: list[str] = []
-            for _ in range(pulls):
-                start = time.perf_counter()
-                got += await assignments.pull(platform, person, pulling.id)
-                latencies.append((time.perf_counter() - start) * 1000)
-            return got
-
-        start = time.perf_counter()
-        batches = await asyncio.gather(*(annotator(p) for p in people))
-        wall = time.perf_counter() - start
-        pulled = [item for batch in batches for item in batch]
-        async with platform.db.read() as session:
-            given = await session.scalar(
-                select(func.count())
-                .select_from(TaskItem)
-                .where(TaskItem.task_id == pulling.id, TaskItem.assignment_id.is_not(None))
+        async def round_of(name: str, think: float) -> tuple[list[float], list[str], float]:
+            """Every puller pulls ``pulls`` times from a new pulling task; between pulls (and
+            before the first) it waits up to ``think`` seconds. Latencies, items, seconds."""
+            pulling = await tasks.create_task(
+                platform,
+                actor,
+                dataset_id,
+                name,
+                dql="",
+                pulling=assignments.Pulling([p.email for p in people], BATCH, BATCH * pulls),
             )
-        twice = len(pulled) - len(set(pulled))
-        assert twice == 0 and given == len(pulled) == pullers * pulls * BATCH, (twice, given)
+            latencies: list[float] = []
+
+            async def annotator(person: Actor) -> list[str]:
+                got: list[str] = []
+                for _ in range(pulls):
+                    await asyncio.sleep(rng.uniform(0, think))
+                    start = time.perf_counter()
+                    got += await assignments.pull(platform, person, pulling.id)
+                    latencies.append((time.perf_counter() - start) * 1000)
+                return got
+
+            start = time.perf_counter()
+            batches = await asyncio.gather(*(annotator(p) for p in people))
+            wall = time.perf_counter() - start
+            pulled = [item for batch in batches for item in batch]
+            async with platform.db.read() as session:
+                given = await session.scalar(
+                    select(func.count())
+                    .select_from(TaskItem)
+                    .where(TaskItem.task_id == pulling.id, TaskItem.assignment_id.is_not(None))
+                )
+            twice = len(pulled) - len(set(pulled))
+            assert twice == 0 and given == len(pulled) == pullers * pulls * BATCH, (twice, given)
+            pulling_id.append(pulling.id)
+            return latencies, pulled, wall
+
+        rng = random.Random(7)
+        pulling_id: list[str] = []
+        burst = await round_of("burst", 0.0)
+        paced = await round_of("paced", THINK)
         one = _sql(
             platform,
             "UPDATE task_items SET assignment_id = NULL WHERE task_id = ? AND (item_id, copy) IN "
@@ -169,37 +185,37 @@ async def measure(
 
         async def pull_raw() -> None:  # written, then rolled back: the next run finds the same
             if platform.db.is_sqlite:
-                raw.connection.execute(one, (pulling.id, pulling.id))
+                raw.connection.execute(one, (pulling_id[0], pulling_id[0]))
                 raw.connection.rollback()
                 return
             try:
                 async with raw.connection.transaction():
-                    await raw.connection.execute(one, pulling.id)
+                    await raw.connection.execute(one, pulling_id[0])
                     raise _Rollback
             except _Rollback:
                 pass
 
         anchor, _ = await timed(pull_raw, repeat * 4)
-        p99 = statistics.quantiles(latencies, n=100)[98]
-        rows.append(
-            Row(
-                f"pull a batch of {BATCH}, {pullers} annotators at once (p50)",
-                statistics.median(latencies),
-                anchor,
-                "raw UPDATE, alone",
-                "-",
-                f"{len(pulled):,} items pulled, {twice} twice; {len(pulled) / wall:,.0f} items/s",
-            )
-        )
-        rows.append(
-            Row(
-                f"pull a batch of {BATCH}, {pullers} annotators at once (p99)",
-                p99,
-                anchor,
-                "raw UPDATE, alone",
-                "< 50",
-            )
-        )
+        for how, (latencies, pulled, wall) in (
+            ("back to back", burst),
+            (f"each waiting 0-{THINK * 1000:.0f} ms between pulls", paced),
+        ):
+            for share, figure, target in (
+                ("p50", statistics.median(latencies), "-"),
+                ("p99", statistics.quantiles(latencies, n=100)[98], "< 50"),
+            ):
+                rows.append(
+                    Row(
+                        f"pull {BATCH}, {pullers} annotators {how} ({share})",
+                        figure,
+                        anchor,
+                        "raw UPDATE, alone",
+                        target,
+                        f"{len(pulled):,} pulled, none twice; {len(pulled) / wall:,.0f} items/s"
+                        if share == "p50"
+                        else "",
+                    )
+                )
     return rows
 
 

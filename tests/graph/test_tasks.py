@@ -311,8 +311,16 @@ async def test_pulling_gives_batches_up_to_the_workload_limit(platform, team) ->
     assert len(await assignments.pull(platform, team.ann1, task.id)) == 3
     with pytest.raises(NotFound):  # not an assignee: the task is not its to see
         await assignments.pull(platform, team.ann3, task.id)
+    # work held in another task does not count against this one's limit
+    other = await _pulling_task(platform, team, "other", batch=2, most=2)
+    assert len(await assignments.pull(platform, team.ann1, other.id)) == 2
+    assert await assignments.pull(platform, team.ann1, other.id) == []
+    assert len(await assignments.pull(platform, team.ann2, task.id)) == 3
     await tasks.update_task(platform, team.manager, task.id, {"status": "paused"})
     with pytest.raises(Conflict, match="paused"):
+        await assignments.pull(platform, team.ann2, task.id)
+    await tasks.update_task(platform, team.manager, task.id, {"status": "completed"})
+    with pytest.raises(Conflict, match="completed"):
         await assignments.pull(platform, team.ann2, task.id)
 
 
