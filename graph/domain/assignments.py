@@ -355,10 +355,15 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     )
     held = (
         select(func.count())
-        .select_from(items.join(Assignment, Assignment.id == items.c.assignment_id))
+        .select_from(items)
         .where(
             items.c.task_id == Task.id,
-            Assignment.assignee_id == actor.user_id,
+            # correlated to the task of the outermost query, not to one of its own
+            items.c.assignment_id
+            == select(Assignment.id)
+            .where(Assignment.task_id == Task.id, Assignment.assignee_id == actor.user_id)
+            .correlate(Task)
+            .scalar_subquery(),
             items.c.status.is_(None),
         )
         .scalar_subquery()
