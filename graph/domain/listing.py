@@ -8,13 +8,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.domain import queries
 from graph.domain.access import Actor, Role, require_role
+from graph.domain.errors import Conflict
 from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
 
-__all__ = ["count_named", "list_named"]
+__all__ = ["check_free", "count_named", "list_named", "save_named"]
 
 
 async def list_named(
@@ -60,3 +63,27 @@ async def count_named(
         await require_role(session, actor, project_id, Role.annotator)
         query = select(func.count()).where(entity.project_id == project_id, *where, compiled.where)
         return int(await session.scalar(query, compiled.params) or 0)
+
+
+def _taken(noun: str, name: str) -> Conflict:
+    return Conflict(f"the project already has {noun} named {name!r}", field="name")
+
+
+async def check_free(
+    session: AsyncSession, entity: Any, project_id: str, name: str, noun: str
+) -> None:
+    """Refuse a name another ``entity`` row of the project has (``noun``: "a task")."""
+    taken = await session.scalar(
+        select(entity.id).where(entity.project_id == project_id, entity.name == name)
+    )
+    if taken is not None:
+        raise _taken(noun, name)
+
+
+async def save_named(session: AsyncSession, row: Any, noun: str) -> None:
+    """Flush a named row; a concurrent write that took its name between :func:`check_free` and
+    this flush is the same conflict."""
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise _taken(noun, row.name) from None

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, literal, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Annotation, Dataset, Ontology, Recipe, utcnow
@@ -139,23 +138,6 @@ async def _event(
     )
 
 
-async def _save(session: AsyncSession, ontology: Ontology) -> None:
-    try:
-        await session.flush()
-    except IntegrityError:  # a concurrent write took the name between our check and ours
-        raise Conflict(
-            f"the project already has an ontology named {ontology.name!r}", field="name"
-        ) from None
-
-
-async def _check_free(session: AsyncSession, project_id: str, name: str) -> None:
-    taken = await session.scalar(
-        select(Ontology.id).where(Ontology.project_id == project_id, Ontology.name == name)
-    )
-    if taken is not None:
-        raise Conflict(f"the project already has an ontology named {name!r}", field="name")
-
-
 async def insert_ontology(
     session: AsyncSession,
     actor: Actor,
@@ -170,7 +152,7 @@ async def insert_ontology(
     definitions = attributes.check_definitions(
         [] if given_attributes is None else given_attributes, flat
     )
-    await _check_free(session, project_id, name)
+    await listing.check_free(session, Ontology, project_id, name, "an ontology")
     ontology = Ontology(
         project_id=project_id,
         name=name,
@@ -179,7 +161,7 @@ async def insert_ontology(
         creator=actor.email,
     )
     session.add(ontology)
-    await _save(session, ontology)
+    await listing.save_named(session, ontology, "an ontology")
     await _event(session, actor, ontology, "created")
     return ontology
 
@@ -212,14 +194,16 @@ async def update_ontology(
         if "name" in changes:
             name = check_name(changes["name"], "an ontology")
             if name != ontology.name:
-                await _check_free(session, ontology.project_id, name)
+                await listing.check_free(
+                    session, Ontology, ontology.project_id, name, "an ontology"
+                )
             ontology.name = name
         if "attributes" in changes:
             ontology.attributes = attributes.check_definitions(
                 changes["attributes"], labels.flatten(ontology.labels)
             )
         ontology.updated_at = utcnow()
-        await _save(session, ontology)
+        await listing.save_named(session, ontology, "an ontology")
         await _event(session, actor, ontology, "updated", fields=sorted(changes))
     return ontology
 

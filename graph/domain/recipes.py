@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Dataset, Recipe, Task, utcnow
@@ -102,23 +101,6 @@ async def _event(
     )
 
 
-async def _check_free(session: AsyncSession, project_id: str, name: str) -> None:
-    taken = await session.scalar(
-        select(Recipe.id).where(Recipe.project_id == project_id, Recipe.name == name)
-    )
-    if taken is not None:
-        raise Conflict(f"the project already has a recipe named {name!r}", field="name")
-
-
-async def _save(session: AsyncSession, recipe: Recipe) -> None:
-    try:
-        await session.flush()
-    except IntegrityError:  # a concurrent write took the name between our check and ours
-        raise Conflict(
-            f"the project already has a recipe named {recipe.name!r}", field="name"
-        ) from None
-
-
 # --- reading --------------------------------------------------------------------------------------
 
 
@@ -173,7 +155,7 @@ async def create_recipe(
     kept_instructions = _check_instructions(instructions)
     async with platform.db.write() as session:
         await require_role(session, actor, project_id, EDITOR)
-        await _check_free(session, project_id, name)
+        await listing.check_free(session, Recipe, project_id, name, "a recipe")
         if ontology_id is None:
             made = await ontologies.insert_ontology(
                 session, actor, project_id, name, labels, attributes
@@ -190,7 +172,7 @@ async def create_recipe(
             creator=actor.email,
         )
         session.add(recipe)
-        await _save(session, recipe)
+        await listing.save_named(session, recipe, "a recipe")
         await _event(session, actor, recipe, "created")
     return recipe
 
@@ -208,7 +190,7 @@ async def update_recipe(
         if "name" in changes:
             name = ontologies.check_name(changes["name"], "a recipe")
             if name != recipe.name:
-                await _check_free(session, recipe.project_id, name)
+                await listing.check_free(session, Recipe, recipe.project_id, name, "a recipe")
             recipe.name = name
         if "ontology_id" in changes:
             if changes["ontology_id"] is None:
@@ -220,7 +202,7 @@ async def update_recipe(
         if "statuses" in changes:
             recipe.statuses = _check_statuses(changes["statuses"])
         recipe.updated_at = utcnow()
-        await _save(session, recipe)
+        await listing.save_named(session, recipe, "a recipe")
         await _event(session, actor, recipe, "updated", fields=sorted(changes))
     return recipe
 

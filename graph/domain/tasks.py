@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.ast import Query
@@ -113,23 +112,6 @@ def _check_description(given: Any) -> str | None:
 
 
 # --- access ---------------------------------------------------------------------------------------
-
-
-async def _save(session: AsyncSession, task: Task) -> None:
-    try:
-        await session.flush()
-    except IntegrityError:  # a concurrent write took the name between our check and ours
-        raise Conflict(
-            f"the project already has a task named {task.name!r}", field="name"
-        ) from None
-
-
-async def _check_free(session: AsyncSession, project_id: str, name: str) -> None:
-    taken = await session.scalar(
-        select(Task.id).where(Task.project_id == project_id, Task.name == name)
-    )
-    if taken is not None:
-        raise Conflict(f"the project already has a task named {name!r}", field="name")
 
 
 async def _check_recipe(session: AsyncSession, dataset: Dataset, recipe_id: str | None) -> None:
@@ -253,7 +235,7 @@ async def _new_task(
     dataloop: Mapping[str, Any] | None = None,
     parent: Task | None = None,
 ) -> Task:
-    await _check_free(session, dataset.project_id, name)
+    await listing.check_free(session, Task, dataset.project_id, name, "a task")
     recipe = recipe_id if recipe_id is not None else dataset.recipe_id
     await _check_recipe(session, dataset, recipe)
     task = Task(
@@ -273,7 +255,7 @@ async def _new_task(
         creator=actor.email,
     )
     session.add(task)
-    await _save(session, task)
+    await listing.save_named(session, task, "a task")
     return task
 
 
@@ -415,7 +397,7 @@ async def update_task(
         if "name" in changes:
             name = _check_name(changes["name"])
             if name != task.name:
-                await _check_free(session, task.project_id, name)
+                await listing.check_free(session, Task, task.project_id, name, "a task")
             task.name = name
         if "owner" in changes:
             task.owner = _check_name(changes["owner"])
@@ -444,7 +426,7 @@ async def update_task(
                 )
             task.statuses = wanted
         task.updated_at = utcnow()
-        await _save(session, task)
+        await listing.save_named(session, task, "a task")
         await task_event(session, actor, task, "updated")
     return task
 
