@@ -23,6 +23,8 @@ Compiled expressions are kept per query *shape* (:mod:`dql.shapes`: the query wi
 replaced by their types) and field map, and their parameters carry no values: a query of a known
 shape costs a dictionary lookup and its values, which :attr:`Compiled.params` holds and the
 statement is run with. The parameter names are those of the shape's first compilation.
+A shape not seen before is compiled from the conditions earlier shapes held (each kept with
+the paths of its parameters), so only its new conditions cost SQLAlchemy's construction.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from sqlalchemy.types import Float, String
 
 from dql import ast
 from dql.errors import DQLError, DQLFieldError, DQLTypeError
-from dql.shapes import Path, shape, value_at
+from dql.shapes import Path, clause_shape, shape, value_at
 
 __all__ = [
     "Compiled",
@@ -168,7 +170,26 @@ class _Template:
 
 _TEMPLATES: dict[Hashable, _Template] = {}
 _TEMPLATE_LIMIT = 1024  # a 10-clause shape holds some 30 KB of expressions
-_SERIALS = serials()  # one a shape: parameter names differ between shapes in one statement
+_SERIALS = serials()  # one a compilation: parameter names differ between shapes in one statement
+
+
+@dataclass(frozen=True)
+class _Clause:
+    """What one condition compiles to, kept for the shapes that hold it: a query of a new shape
+    compiles only the conditions no earlier query held. ``binds`` are its parameters, their
+    paths relative to the condition. ``fields`` (the condition's resource) and ``root`` (the
+    query's) are kept alive as for :class:`_Template`; conditions are shared only between
+    queries over one root, so queries over two resources combined in one statement (an export's
+    items and annotations) never share a parameter name."""
+
+    fields: FieldMap
+    root: FieldMap
+    element: ColumnElement[bool]
+    binds: tuple[_Bind, ...]
+
+
+_CLAUSES: dict[Hashable, _Clause] = {}
+_CLAUSE_LIMIT = 8192
 
 
 def compile_query(
@@ -186,7 +207,7 @@ def compile_query(
     key = (shape(query), id(fields), dialect, correlated)
     template = _TEMPLATES.get(key)
     if template is None:
-        compiler = _Compiler(dialect, correlated)  # type: ignore[arg-type]
+        compiler = _Compiler(dialect, correlated, fields)  # type: ignore[arg-type]
         where = true() if query.where is None else compiler.expr(query.where, fields, 0, ("where",))
         order = tuple(compiler.sort_key(o, fields) for o in query.order)
         template = _Template(fields, where, order, tuple(compiler.binds))
@@ -325,8 +346,9 @@ def _check_text(node: ast.Expr, name: str) -> None:
 
 
 def _check_nul(values: tuple[ast.Value, ...], name: str) -> None:
-    if any(isinstance(v, str) and "\x00" in v for v in values):
-        raise DQLTypeError(f"{name}: text values may not contain NUL characters", field=name)
+    for value in values:
+        if isinstance(value, str) and "\x00" in value:
+            raise DQLTypeError(f"{name}: text values may not contain NUL characters", field=name)
 
 
 def _glob_regex(pattern: str) -> str:
@@ -362,14 +384,18 @@ class _Resolved:
 
 
 class _Compiler:
-    def __init__(self, dialect: Dialect, correlated: bool = False) -> None:
+    def __init__(
+        self, dialect: Dialect, correlated: bool = False, root: FieldMap | None = None
+    ) -> None:
         self.dialect = dialect
+        self.root = root  # the field map of the query being compiled
         self.correlated = correlated  # the outermost quantifiers compile to a correlated EXISTS
         self.nesting = 0  # how many related resources' filters are being compiled
         # (JSON column, inner path) -> the path's stored expressions, as resolved field maps say
         self.stored: dict[tuple[Any, tuple[str, ...]], Mapping[str, Any]] = {}
         self.serial = next(_SERIALS)
         self.binds: list[_Bind] = []
+        self.names: set[str] = set()  # of self.binds
 
     def bind(
         self,
@@ -386,6 +412,7 @@ class _Compiler:
         ``path``). It has no value: every query of the shape brings its own."""
         name = f"dql{self.serial}_{len(self.binds)}"
         self.binds.append(_Bind(name, path, field, convert))
+        self.names.add(name)
         type_ = left.type.coerce_compared_value(op, sample[0] if expanding else sample)
         return BindParameter(name, type_=type_, expanding=expanding, required=True)
 
@@ -518,6 +545,34 @@ class _Compiler:
         if depth > _MAX_DEPTH:
             raise DQLError(f"the query is nested more than {_MAX_DEPTH} levels deep")
         depth += 1
+        if isinstance(node, ast.And | ast.Or | ast.Not):
+            return self.junction(node, fields, depth, at)
+        # a condition: as an earlier shape compiled it, unless this query holds it twice (one
+        # parameter name would then stand for two values)
+        correlated = self.correlated and self.nesting == 0
+        key = (clause_shape(node), id(fields), id(self.root), self.dialect, correlated)
+        clause = _CLAUSES.get(key)
+        if clause is not None and clause.fields is fields and clause.root is self.root:
+            names = [bind.name for bind in clause.binds]
+            if self.names.isdisjoint(names):
+                self.names.update(names)
+                self.binds.extend(
+                    _Bind(b.name, (*at, *b.path), b.field, b.convert) for b in clause.binds
+                )
+                return clause.element
+        first = len(self.binds)
+        element = self.condition(node, fields, depth, at)
+        binds = tuple(
+            _Bind(b.name, b.path[len(at) :], b.field, b.convert) for b in self.binds[first:]
+        )
+        if len(_CLAUSES) >= _CLAUSE_LIMIT:
+            _CLAUSES.clear()
+        _CLAUSES[key] = _Clause(fields, self.root, element, binds)
+        return element
+
+    def junction(
+        self, node: ast.And | ast.Or | ast.Not, fields: FieldMap, depth: int, at: Path
+    ) -> ColumnElement[bool]:
         if isinstance(node, ast.And):
             return and_(
                 *(
@@ -532,8 +587,11 @@ class _Compiler:
                     for i, item in enumerate(node.items)
                 )
             )
-        if isinstance(node, ast.Not):
-            return not_(self.expr(node.item, fields, depth, (*at, "item")))
+        return not_(self.expr(node.item, fields, depth, (*at, "item")))
+
+    def condition(
+        self, node: ast.Expr, fields: FieldMap, depth: int, at: Path
+    ) -> ColumnElement[bool]:
         if isinstance(node, ast.Quantified):
             return self.quantified(node, fields, depth, (*at, "where"))
         if isinstance(node, ast.Count):

@@ -17,14 +17,14 @@ from typing import Any, TypeAlias
 
 from dql import ast
 
-__all__ = ["Path", "shape", "value_at"]
+__all__ = ["Path", "clause_shape", "shape", "value_at"]
 
 Path: TypeAlias = tuple[str | int, ...]
 
 
 def shape(query: ast.Query) -> Hashable:
     """The shape of ``query``: equal for queries that differ only in bound values."""
-    where = None if query.where is None else _expr(query.where)
+    where = None if query.where is None else clause_shape(query.where)
     return where, tuple((o.field.path, o.descending) for o in query.order)
 
 
@@ -43,11 +43,12 @@ def _tag(value: ast.Value) -> Hashable:
     return kind
 
 
-def _expr(node: ast.Expr) -> Hashable:
+def clause_shape(node: ast.Expr) -> Hashable:
+    """The shape of one condition (or junction) of a query, as :func:`shape` is of a query."""
     if isinstance(node, ast.Compare):
         return ast.Compare, node.field.path, node.op, _tag(node.value)
     if isinstance(node, ast.And | ast.Or):
-        return type(node), tuple(_expr(item) for item in node.items)
+        return type(node), tuple(clause_shape(item) for item in node.items)
     if isinstance(node, ast.In):
         values = node.values
         if values and all(type(v) is str for v in values):
@@ -61,8 +62,8 @@ def _expr(node: ast.Expr) -> Hashable:
     if isinstance(node, ast.Exists):
         return ast.Exists, node.field.path
     if isinstance(node, ast.Not):
-        return ast.Not, _expr(node.item)
-    inner = None if node.where is None else _expr(node.where)
+        return ast.Not, clause_shape(node.item)
+    inner = None if node.where is None else clause_shape(node.where)
     if isinstance(node, ast.Quantified):
         return ast.Quantified, node.relation, node.quantifier, inner
     if isinstance(node, ast.Count):

@@ -302,6 +302,43 @@ async def test_in_lists_of_any_length(platform, owner, data, dql, expected) -> N
     assert await _names(platform, owner, dataset_id, dql) == expected
 
 
+async def test_shapes_share_compiled_conditions_and_keep_their_values(
+    platform, owner, data
+) -> None:
+    dataset_id, _ = data
+    dialect = platform.db.dialect
+    # a new shape made of conditions compiled before reuses them (and a condition held twice in
+    # one query is compiled again, each with its own value)
+    first = 'width >= 640 and dir = "/train"'
+    shared = queries.compile_for(parse(first), "items", dialect, dataset_id)
+    queries.compile_for(parse('metadata.user.camera = "back"'), "items", dialect, dataset_id)
+    combined = 'width >= 100 and dir = "/val" or metadata.user.camera = "back"'
+    compiled = queries.compile_for(parse(combined), "items", dialect, dataset_id)
+    width_and_dir = compiled.where.clauses[0]  # (the query's `and`, first term of its `or`)
+    assert list(width_and_dir.clauses) == list(shared.where.clauses)
+    cases = [
+        (first, {"/train/a.jpg", "/train/b.jpg"}),
+        (combined, {"/val/d.jpg", "/val/e.jpg", "/train/b.jpg"}),
+        ('dir = "/val" or dir = "/test"', {"/val/d.jpg", "/val/e.jpg", "/test/f.jpg"}),
+        ('(dir = "/val" or dir = "/test") and not dir = "/val"', {"/test/f.jpg"}),
+        (
+            'annotations.any(label = "cat") and not annotations.any(label = "dog")',
+            {"/val/d.jpg"},
+        ),
+    ]
+    for _round in range(2):
+        for dql, expected in cases:
+            assert await _names(platform, owner, dataset_id, dql) == expected, dql
+
+
+def test_queries_over_two_resources_never_share_a_parameter() -> None:
+    # an export runs an item query and an annotation query in one statement
+    on_annotations = queries.compile_for(parse('label = "dog"'), "annotations", "sqlite", "d1")
+    on_items = queries.compile_for(parse('annotations.any(label = "cat")'), "items", "sqlite", "d1")
+    assert on_items.params.keys().isdisjoint(on_annotations.params)
+    assert set(on_items.params.values()) | set(on_annotations.params.values()) == {"cat", "dog"}
+
+
 async def test_a_value_of_another_type_is_another_shape(platform, owner, data) -> None:
     dataset_id, _ = data
     text, number = 'metadata.user.score = "high"', "metadata.user.score = 2"
