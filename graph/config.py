@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from graph.db.sqlite_driver import on_this_driver
+
 __all__ = ["Settings"]
 
 
@@ -63,9 +65,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         home = Path(env.get("LOOPLINE_HOME") or "loopline-data").absolute()
-        database_url = (
-            env.get("LOOPLINE_DATABASE_URL") or f"sqlite+aiosqlite:///{home / 'loopline.db'}"
-        )
+        database_url = env.get("LOOPLINE_DATABASE_URL") or f"sqlite:///{home / 'loopline.db'}"
         return cls(
             home=home,
             database_url=normalise_database_url(database_url),
@@ -92,6 +92,6 @@ def normalise_database_url(url: str) -> str:
         url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
         return "postgresql+asyncpg://" + url[len("postgresql://") :]
-    if url.startswith("sqlite://"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if url.startswith("sqlite"):
+        return on_this_driver(url)
     return url

@@ -38,7 +38,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
 
     async def migrate() -> None:
-        db = Database(f"sqlite+aiosqlite:///{path}")
+        db = Database(f"sqlite:///{path}")
         await upgrade(db)
         await db.dispose()
 
@@ -65,7 +65,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         path = tmp_path / "loopline.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
+        return f"sqlite:///{path}"
     return str(request.getfixturevalue("postgres_url"))
 
 

@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from graph.db import sqlite_driver
+
 __all__ = ["SQLITE_MMAP_BYTES", "Database", "dialect_insert"]
 
 _WRITE = "loopline_write"
@@ -85,8 +87,10 @@ class Database:
     """One engine and its session factory; ``read()`` and ``write()`` open a transaction each."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
-        self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            url = sqlite_driver.on_this_driver(url)
+        self.url = url
         options: dict[str, Any] = {
             "echo": echo,
             "json_serializer": json_dumps,

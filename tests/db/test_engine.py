@@ -14,7 +14,7 @@ from graph.domain.errors import Conflict
 
 
 async def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(tmp_path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     try:
         async with db.read() as session:
             assert (await session.execute(text("PRAGMA journal_mode"))).scalar() == "wal"

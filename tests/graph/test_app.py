@@ -69,7 +69,7 @@ async def test_wrong_variable_type_is_a_user_error(client) -> None:
 def test_settings_defaults_work_with_nothing_set(tmp_path: Path) -> None:
     settings = Settings.from_env({})
     assert settings.host == "127.0.0.1"
-    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.database_url.startswith("sqlite+threaded:///")
     assert settings.database_url.endswith("loopline-data/loopline.db")
     env = {"LOOPLINE_HOME": str(tmp_path), "LOOPLINE_DATABASE_URL": "postgresql://u@h/db"}
     configured = Settings.from_env(env)
