@@ -18,7 +18,7 @@ from graph.domain.tasks import Progress
 if TYPE_CHECKING:
     from graph.api.items import Item
 
-__all__ = ["ItemTaskStatus", "Task", "TaskMutations", "TaskQueries"]
+__all__ = ["ItemTaskStatus", "MyAssignment", "Task", "TaskMutations", "TaskQueries"]
 
 _SELECTION = strawberry.argument(
     description='The dataset\'s files to take: DQL text (`dir = "/day"`; `""` takes all), '
@@ -187,6 +187,15 @@ class MyAssignment:
     held: int = strawberry.field(description="Items given to the caller in the task.")
     done: int = strawberry.field(description="Of those, items with a status.")
 
+    @classmethod
+    def of(cls, mine: assignments.Mine) -> MyAssignment:
+        return cls(
+            task=Task.of(mine.task),
+            assignment_id=strawberry.ID(mine.assignment.id),
+            held=mine.held,
+            done=mine.done,
+        )
+
 
 @strawberry.type(description="One change of an item's status in a task (null status: cleared).")
 class StatusRecord:
@@ -349,15 +358,7 @@ class TaskQueries:
     async def my_assignments(self, info: Info, project_id: strawberry.ID) -> list[MyAssignment]:
         ctx = info.context
         found = await assignments.my_assignments(ctx.platform, await ctx.actor(), project_id)
-        return [
-            MyAssignment(
-                task=Task.of(m.task),
-                assignment_id=strawberry.ID(m.assignment.id),
-                held=m.held,
-                done=m.done,
-            )
-            for m in found
-        ]
+        return [MyAssignment.of(m) for m in found]
 
     @strawberry.field(
         description="A consensus task's scored items (every copy done), lowest agreement "
