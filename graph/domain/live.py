@@ -29,10 +29,11 @@ from graph.db.tables import Assignment, Execution, Item, Member, TaskItem
 from graph.domain import assignments, queries, tasks
 from graph.domain.access import Actor, Role, project_role, require_role
 from graph.domain.assignments import Mine
-from graph.domain.datasets import Scope, dataset_and_scope, given_to
+from graph.domain.datasets import Scope, dataset_and_scope
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.executions import get_execution
 from graph.domain.platform import Platform
+from graph.domain.reach import Viewer, given_to
 from graph.domain.services import service_for
 from graph.domain.task_rows import task_and_role
 from graph.domain.tasks import Progress
@@ -242,15 +243,16 @@ class _ItemEvents(_Feed):
         self, changes: list[tuple[str, str]], subscribers: Collection[_Watch]
     ) -> None:
         wanted = {item_id for action, item_id in changes if action != "deleted"}
-        filters = {s.dql: s.where for s in subscribers if s.where is not None}
+        # an annotator's filter sees only the annotations it sees: one per filter and viewer
+        filters = {_filter_key(s): s.where for s in subscribers if s.where is not None}
         rows: dict[str, Item] = {}
-        matching: dict[str | None, set[str]] = {}
+        matching: dict[Any, set[str]] = {}
         if wanted:
             ours = (Item.dataset_id == self.dataset_id, Item.id.in_(wanted))
             async with self.platform.db.read() as session:
                 rows = {r.id: r for r in await session.scalars(select(Item).where(*ours))}
-                for dql, where in filters.items():
-                    matching[dql] = set(
+                for key, where in filters.items():
+                    matching[key] = set(
                         await session.scalars(
                             select(Item.id).where(*ours, where.where), where.params
                         )
@@ -263,7 +265,7 @@ class _ItemEvents(_Feed):
             for action, item_id in changes
         ]
         for watch in subscribers:
-            chosen = matching.get(watch.dql if watch.where is not None else None, set())
+            chosen = matching.get(_filter_key(watch) if watch.where is not None else None, set())
             if watch.scope is not None and watch.scope.limited:
                 chosen = chosen & reached[watch.actor.user_id]
             for event in made:
@@ -285,6 +287,10 @@ class _ItemEvents(_Feed):
                 user: set(await session.scalars(given_to(user).where(TaskItem.item_id.in_(wanted))))
                 for user in users
             }
+
+
+def _filter_key(watch: _Watch) -> tuple[str | None, Viewer | None]:
+    return watch.dql, None if watch.scope is None else watch.scope.viewer
 
 
 async def _role(
@@ -363,13 +369,14 @@ async def item_events(
 ) -> AsyncIterator[tuple[Role, ItemEvent]]:
     """Items of a dataset as they are created, updated and deleted; with ``dql``, only created
     and updated items it matches (and every deletion: a deleted item can no longer be tested)."""
-    where = None
-    if dql:
-        query = queries.parse_query(dql, resource="items")
-        where = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
+    query = queries.parse_query(dql, resource="items") if dql else None
     async with platform.db.read() as session:
         dataset, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         role = await _role(session, actor, dataset.project_id, "dataset", dataset_id)
+    where = None
+    if query is not None:
+        dialect = platform.db.dialect
+        where = queries.compile_for(query, "items", dialect, dataset_id, viewer=scope.viewer)
     project_id = dataset.project_id
     watch = _Watch(actor, role, Mailbox(limit), dql, where, scope)
     stream = _stream(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from graph.db.tables import Event, TaskItem
+from graph.db.tables import Event, Item, TaskItem
 from graph.domain import (
     assignments,
     datasets,
@@ -694,3 +694,84 @@ async def test_consensus_items_are_copied_scored_and_merged(platform, team) -> N
             workload=_workload((team.ann1, 100)),
             consensus=assignments.Consensus(percentage=50, copies=2),
         )
+
+
+async def test_an_annotator_learns_nothing_of_another_copy_through_dql(platform, team) -> None:
+    """On a consensus copy an annotator's DQL reaches only its own annotations, whatever the
+    form (quantifiers any/none/count, Dataloop JSON joins, an annotation's item, facets,
+    histograms, correlated plans); on an item given to it alone it reaches them all."""
+    from graph.domain import annotations, explain, facets, queries
+    from graph.domain.reach import Viewer
+
+    await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "agree",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 50), (team.ann2, 50)),
+        consensus=assignments.Consensus(percentage=100, copies=2),
+    )
+    alone = team.ids["/night/10.jpg"]
+    await _task(platform, team, "alone", f'id = "{alone}"', (team.ann2, 100))
+    shared = team.ids["/day/03.jpg"]
+    await annotations.create_annotations(platform, team.ann1, shared, [_box(0, 0, "dog")])
+    await annotations.create_annotations(platform, team.ann2, shared, [_box(1, 1, "cat")])
+    await annotations.create_annotations(platform, team.owner, alone, [_box(5, 5, "dog")])
+    dataset = team.dataset.id
+
+    async def found(actor: Any, dql: str | None = None, dataloop: Any = None) -> set[str]:
+        page = await items.list_items(platform, actor, dataset, dql=dql, dataloop=dataloop)
+        count = await items.count_items(platform, actor, dataset, dql=dql, dataloop=dataloop)
+        assert count == len(page.rows)
+        return {row.id for row in page.rows}
+
+    day = {team.ids[f"/day/{i:02d}.jpg"] for i in range(10)}
+    dog = 'annotations.any(label = "dog")'
+    for actor, seen in ((team.manager, {shared, alone}), (team.ann2, {alone})):
+        assert await found(actor, dog) == seen
+        assert await found(actor, 'annotations.count(label = "dog") >= 1') == seen
+    assert await found(team.ann2, f'dir = "/day" and not {dog}') == day
+    assert await found(team.ann2, 'dir = "/day" and annotations.none(label = "dog")') == day
+    assert await found(team.ann2, 'dir = "/day" and annotations.count() = 1') == {shared}
+    assert await found(team.ann2, "annotations.count() >= 2") == set()
+    assert await found(team.manager, "annotations.count() >= 2") == {shared}
+    assert await found(team.ann2, 'annotations.any(creator = "ann1@example.com")') == set()
+    join = {
+        "filter": {"dir": "/day"},
+        "join": {"on": {"resource": "annotations"}, "filter": {"label": "dog"}},
+    }
+    assert await found(team.ann2, dataloop=join) == set()
+    assert await found(team.manager, dataloop=join) == {shared}
+    # from the annotations: an annotation's item's other annotations
+    nested = 'item.any(annotations.any(label = "dog"))'
+    mine = await annotations.list_annotations(platform, team.ann2, dataset, dql=nested)
+    assert [(a.item_id, a.label) for a in mine.rows] == [(alone, "dog")]
+    assert await annotations.count_annotations(platform, team.ann2, dataset, dql=nested) == 1
+    # facets and histograms count what the list shows
+    facet = await facets.item_facet(platform, team.ann2, dataset, "dir", dql=dog)
+    assert (facet.total, [(v.value, v.count) for v in facet.values]) == (1, [("/night", 1)])
+    labels = await facets.annotation_facet(platform, team.ann2, dataset, "label", item_dql=dog)
+    assert [(v.value, v.count) for v in labels.values] == [("dog", 1)]
+    histogram = await facets.item_histogram(
+        platform, team.ann2, dataset, "metadata.user.n", dql=dog
+    )
+    assert histogram.total == 1
+    # the other way of running a quantifier (a correlated EXISTS, for common matches)
+    viewer = Viewer(team.ann2.user_id, team.ann2.email)
+    for correlated in (False, True):
+        compiled = queries.compile_for(
+            queries.parse_query(dog),
+            "items",
+            platform.db.dialect,
+            dataset,
+            correlated=correlated,
+            viewer=viewer,
+        )
+        async with platform.db.read() as session:
+            hits = set(
+                await session.scalars(select(Item.id).where(compiled.where), compiled.params)
+            )
+        assert hits == {alone}
+    plan = await explain.explain(platform, team.ann2, "items", dataset, dog)
+    assert plan.sql and plan.plan

@@ -568,3 +568,48 @@ async def test_my_assignments_as_work_is_given_done_and_taken(
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
         errors = message["payload"].get("errors", message["payload"])
         assert errors[0]["extensions"]["code"] == "NOT_FOUND", message
+
+
+async def test_an_annotators_filter_sees_only_its_own_work_on_a_consensus_copy(
+    platform, owner, project, api
+) -> None:
+    from graph.domain import annotations
+    from graph.domain.annotations import AnnotationSpec
+
+    actor, _ = owner
+    people = []
+    for email in ("one@example.com", "two@example.com"):
+        person, token = await make_user(platform, email)
+        await projects.add_member(platform, actor, project.id, email, "annotator")
+        people.append((person, token))
+    (one, _), (two, two_token) = people
+    dataset = await datasets.create_dataset(platform, actor, project.id, "copies")
+    (shared,) = await add(platform, actor, dataset, ["/shared.jpg"])
+    await tasks.create_task(
+        platform,
+        actor,
+        dataset.id,
+        "agree",
+        dql="",
+        workload=[(one.email, 50), (two.email, 50)],
+        consensus=assignments.Consensus(percentage=100, copies=2),
+    )
+    corners = [{"x": 1, "y": 1}, {"x": 5, "y": 5}]
+    for person, label in ((one, "dog"), (two, "cat")):
+        spec = AnnotationSpec(type="box", label=label, coordinates=corners)
+        await annotations.create_annotations(platform, person, shared, [spec])
+    await dispatch(platform)
+    dogs = subscribed(
+        api, two_token, ITEMS, {"datasetId": dataset.id, "dql": 'annotations.any(label = "dog")'}
+    )
+    cats = subscribed(
+        api, two_token, ITEMS, {"datasetId": dataset.id, "dql": 'annotations.any(label = "cat")'}
+    )
+    async with dogs as dog_ws, cats as cat_ws:
+        await until_subscribed(api, items_channel(dataset.id), 2)
+        await items.update_item(platform, actor, shared, description="changed")
+        await dispatch(platform)
+        event = (await receive(cat_ws))["itemEvents"]
+        assert (event["action"], event["itemId"]) == ("updated", shared)
+        with pytest.raises(TimeoutError):  # the other copy's dog is none of its business
+            await receive(dog_ws, timeout=0.5)
