@@ -52,7 +52,10 @@ class ItemAgreement:
     item_id: strawberry.ID
     overall: float
     label: float | None
-    iou: float | None = strawberry.field(description="Mean IoU of the matched shapes' bounds.")
+    iou: float | None = strawberry.field(
+        description="Mean geometric agreement of the matched shapes: IoU of areas (boxes, "
+        "polygons, masks), distance similarity of points."
+    )
     attributes: float | None
 
     @classmethod
@@ -594,9 +597,11 @@ class TaskMutations:
         return Task.of(await tasks.get_task(ctx.platform, actor, id))
 
     @strawberry.mutation(
-        description="Write the consensus annotations of a consensus task's scored items: per "
-        "object a majority drew, the most common label and the mean box (source `consensus`); "
-        "a later call writes only what is new. Returns how many were written."
+        description="Write the consensus annotations of a consensus task's scored items: the "
+        "annotations of all annotators grouped into objects by IoU (points by distance); per "
+        "object a majority drew, the most common label and attributes, and the mean box (mean "
+        "point; else the shape agreeing best with the others), source `consensus`. A later call "
+        "writes only what is new. Returns how many were written."
     )
     async def merge_consensus(self, info: Info, task_id: strawberry.ID) -> int:
         ctx = info.context

@@ -5,6 +5,7 @@ with rework, DQL over task membership, roles, and the bad inputs the issue names
 from __future__ import annotations
 
 import asyncio
+import math
 from types import SimpleNamespace
 from typing import Any
 
@@ -775,3 +776,79 @@ async def test_an_annotator_learns_nothing_of_another_copy_through_dql(platform,
         assert hits == {alone}
     plan = await explain.explain(platform, team.ann2, "items", dataset, dog)
     assert plan.sql and plan.plan
+
+
+def _square(x: float, size: float, label: str) -> Any:
+    from graph.domain.annotations import AnnotationSpec
+
+    ring = [{"x": x, "y": 0}, {"x": x + size, "y": 0}, {"x": x + size, "y": size}]
+    ring.append({"x": x, "y": size})
+    return AnnotationSpec(type="segment", label=label, coordinates=[ring])
+
+
+def _point(x: float, y: float, label: str) -> Any:
+    from graph.domain.annotations import AnnotationSpec
+
+    return AnnotationSpec(type="point", label=label, coordinates={"x": x, "y": y})
+
+
+async def test_consensus_scores_real_shapes_and_merges_what_any_majority_drew(
+    platform, team
+) -> None:
+    """Three annotators: polygons scored by their area (a square shifted by a tenth of its side
+    has IoU 90/110 with it), points by distance, boxes exactly; the merge groups the objects of
+    all three, so one the first annotator missed is merged too."""
+    from graph.domain import annotations, consensus
+
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "shapes",
+        dql='dir = "/day" and metadata.user.n < 2',
+        workload=_workload((team.ann1, 34), (team.ann2, 33), (team.ann3, 33)),
+        consensus=assignments.Consensus(percentage=100, copies=3),
+    )
+    item = team.ids["/day/00.jpg"]
+    drawn = {
+        # squares 100 wide at x = 0, 10, 20: IoU 9000/11000 next to each other, 8000/12000 apart
+        team.ann1: [_square(0, 100, "cat"), _box(900, 900, "far"), _point(500, 500, "eye")],
+        team.ann2: [_square(10, 100, "cat"), _box(300, 300, "dog")],
+        team.ann3: [_square(20, 100, "dog"), _box(301, 300, "dog"), _point(503, 504, "eye")],
+    }
+    for person, specs in drawn.items():
+        await annotations.create_annotations(platform, person, item, specs)
+        await item_statuses.set_status(platform, person, task.id, [item], "completed")
+    (score,) = await consensus.item_scores(platform, team.manager, task.id)
+    pairs = {(p["a"], p["b"]): p for p in score.scores["pairs"]}
+    near, apart = 9000 / 11000, 8000 / 12000
+    one_two = pairs[("ann1@example.com", "ann2@example.com")]
+    assert one_two["iou"] == pytest.approx(near, abs=0.01)  # the squares; nothing else matches
+    assert one_two["label"] == pytest.approx(1 / 3)  # 1 agreed of 3 drawn
+    two_three = pairs[("ann2@example.com", "ann3@example.com")]
+    boxes = 9 * 10 / (2 * 100 - 9 * 10)  # 10-wide boxes one apart: exactly
+    assert two_three["iou"] == pytest.approx((near + boxes) / 2, abs=0.01)
+    one_three = pairs[("ann1@example.com", "ann3@example.com")]
+    eyes = math.exp(-25 / 200)  # 5 pixels apart
+    assert one_three["iou"] == pytest.approx((apart + eyes) / 2, abs=0.01)
+    assert one_three["label"] == pytest.approx(1 / 3)  # the eye; the squares' labels differ
+
+    assert await consensus.merge(platform, team.manager, task.id) == 3
+    merged = sorted(
+        (
+            a
+            for a in (
+                await annotations.list_annotations(platform, team.manager, team.dataset.id)
+            ).rows
+            if a.source == "consensus"
+        ),
+        key=lambda a: a.type,
+    )
+    box, point, segment = merged
+    # the square drawn by all three: the middle one (best mean IoU), the majority's label
+    assert (segment.label, segment.coordinates[0][0]["x"]) == ("cat", 10)
+    # the box only the second and third drew: their mean
+    assert box.label == "dog"
+    assert box.coordinates[:2] == [{"x": 300.5, "y": 300}, {"x": 310.5, "y": 310}]
+    # the points: their mean
+    assert (point.label, point.coordinates["x"], point.coordinates["y"]) == ("eye", 501.5, 502)
