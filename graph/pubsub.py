@@ -28,6 +28,7 @@ __all__ = [
     "Feed",
     "Hub",
     "Mailbox",
+    "assignments_channel",
     "execution_channel",
     "items_channel",
     "service_channel",
@@ -62,6 +63,12 @@ def items_channel(dataset_id: str) -> str:
 def task_channel(task_id: str) -> str:
     """A task's progress: its items' statuses and assignments."""
     return f"{_PREFIX}task:{task_id}"
+
+
+def assignments_channel(project_id: str) -> str:
+    """The project's tasks whose work changed for their assignees (items given or taken,
+    statuses, the tasks themselves)."""
+    return f"{_PREFIX}assignments:{project_id}"
 
 
 class Mailbox(Generic[T]):

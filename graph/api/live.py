@@ -1,5 +1,5 @@
-"""Subscriptions (graphql-transport-ws on /graphql): executions, item events and task progress
-as they happen."""
+"""Subscriptions (graphql-transport-ws on /graphql): executions, item events, task progress and
+an assignee's work as they happen."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from graph.api.context import Info
 from graph.api.executions import Execution
 from graph.api.fanout import shared
 from graph.api.items import Item
-from graph.api.tasks import TaskProgress
+from graph.api.tasks import MyAssignment, TaskProgress
 from graph.domain import live
 from graph.domain.access import Role
 
@@ -98,3 +98,19 @@ class LiveSubscriptions:
         async with aclosing(updates):
             async for role, event in updates:
                 yield _view(event, role, TaskProgress.of_event)
+
+    @strawberry.subscription(
+        description="The caller's assignments in a project, as `myAssignments` has them: now, "
+        "then again after each change (items given, pulled or taken, statuses set or cleared, "
+        "work redistributed or reassigned, tasks created, paused, completed or deleted); a slow "
+        "reader receives the latest."
+    )
+    async def my_assignments_updated(
+        self, info: Info, project_id: strawberry.ID
+    ) -> AsyncGenerator[list[MyAssignment], None]:
+        ctx = info.context
+        updates = live.my_assignments_updates(ctx.platform, await ctx.actor(), project_id)
+        async with aclosing(updates):
+            async for _, event in updates:
+                ctx.forget_loaders()  # its tasks' progress is read anew each time
+                yield [MyAssignment.of(m) for m in event.assignments]

@@ -18,7 +18,7 @@ from graph.domain.tasks import Progress
 if TYPE_CHECKING:
     from graph.api.items import Item
 
-__all__ = ["ItemTaskStatus", "Task", "TaskMutations", "TaskQueries"]
+__all__ = ["ItemTaskStatus", "MyAssignment", "Task", "TaskMutations", "TaskQueries"]
 
 _SELECTION = strawberry.argument(
     description='The dataset\'s files to take: DQL text (`dir = "/day"`; `""` takes all), '
@@ -52,7 +52,10 @@ class ItemAgreement:
     item_id: strawberry.ID
     overall: float
     label: float | None
-    iou: float | None = strawberry.field(description="Mean IoU of the matched shapes' bounds.")
+    iou: float | None = strawberry.field(
+        description="Mean geometric agreement of the matched shapes: IoU of areas (boxes, "
+        "polygons, masks), distance similarity of points."
+    )
     attributes: float | None
 
     @classmethod
@@ -186,6 +189,15 @@ class MyAssignment:
     assignment_id: strawberry.ID
     held: int = strawberry.field(description="Items given to the caller in the task.")
     done: int = strawberry.field(description="Of those, items with a status.")
+
+    @classmethod
+    def of(cls, mine: assignments.Mine) -> MyAssignment:
+        return cls(
+            task=Task.of(mine.task),
+            assignment_id=strawberry.ID(mine.assignment.id),
+            held=mine.held,
+            done=mine.done,
+        )
 
 
 @strawberry.type(description="One change of an item's status in a task (null status: cleared).")
@@ -349,15 +361,7 @@ class TaskQueries:
     async def my_assignments(self, info: Info, project_id: strawberry.ID) -> list[MyAssignment]:
         ctx = info.context
         found = await assignments.my_assignments(ctx.platform, await ctx.actor(), project_id)
-        return [
-            MyAssignment(
-                task=Task.of(m.task),
-                assignment_id=strawberry.ID(m.assignment.id),
-                held=m.held,
-                done=m.done,
-            )
-            for m in found
-        ]
+        return [MyAssignment.of(m) for m in found]
 
     @strawberry.field(
         description="A consensus task's scored items (every copy done), lowest agreement "
@@ -593,9 +597,11 @@ class TaskMutations:
         return Task.of(await tasks.get_task(ctx.platform, actor, id))
 
     @strawberry.mutation(
-        description="Write the consensus annotations of a consensus task's scored items: per "
-        "object a majority drew, the most common label and the mean box (source `consensus`); "
-        "a later call writes only what is new. Returns how many were written."
+        description="Write the consensus annotations of a consensus task's scored items: the "
+        "annotations of all annotators grouped into objects by IoU (points by distance); per "
+        "object a majority drew, the most common label and attributes, and the mean box (mean "
+        "point; else the shape agreeing best with the others), source `consensus`. A later call "
+        "writes only what is new. Returns how many were written."
     )
     async def merge_consensus(self, info: Info, task_id: strawberry.ID) -> int:
         ctx = info.context

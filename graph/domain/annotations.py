@@ -345,6 +345,7 @@ async def list_annotations(
             LISTING,
             size,
             after,
+            scope.viewer,
         )
         return finish((await session.execute(statement, params)).all())
 
@@ -362,7 +363,12 @@ async def count_annotations(
         _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         stored = await indexes.stored(session)
         compiled = queries.compile_for(
-            query, "annotations", platform.db.dialect, dataset_id, stored=stored
+            query,
+            "annotations",
+            platform.db.dialect,
+            dataset_id,
+            stored=stored,
+            viewer=scope.viewer,
         )
         statement = select(func.count()).where(
             *listing(dataset_id), *scope.annotations(), compiled.where

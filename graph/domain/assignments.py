@@ -12,7 +12,7 @@ the same instant never get the same item.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ from graph.domain.task_rows import task_event, task_for
 __all__ = [
     "Pulling",
     "assignments_of",
+    "assignments_of_users",
     "check_distribution",
     "give_out",
     "Consensus",
@@ -314,29 +315,45 @@ class Mine:
 async def my_assignments(platform: Platform, actor: Actor, project_id: str) -> list[Mine]:
     """The actor's assignments in the project's active and paused tasks, by task priority
     (highest first), then due date; one query."""
+    async with platform.db.read() as session:
+        await require_role(session, actor, project_id, Role.annotator)
+        return (await assignments_of_users(session, project_id, [actor.user_id]))[actor.user_id]
+
+
+async def assignments_of_users(
+    session: AsyncSession, project_id: str, user_ids: Collection[str]
+) -> dict[str, list[Mine]]:
+    """Each user's assignments as :func:`my_assignments` has them, with one query."""
+    theirs = select(Assignment.id, Assignment.task_id).where(Assignment.assignee_id.in_(user_ids))
     counts = (
         select(
             TaskItem.assignment_id,
             func.count().label("held"),
             func.count(TaskItem.status).label("done"),
         )
+        # only their assignments' rows, read through the (task, assignment, status) index
+        .where(
+            TaskItem.task_id.in_(theirs.with_only_columns(Assignment.task_id)),
+            TaskItem.assignment_id.in_(theirs.with_only_columns(Assignment.id)),
+        )
         .group_by(TaskItem.assignment_id)
         .subquery()
     )
-    async with platform.db.read() as session:
-        await require_role(session, actor, project_id, Role.annotator)
-        rows = await session.execute(
-            select(Task, Assignment, counts.c.held, counts.c.done)
-            .join(Assignment, Assignment.task_id == Task.id)
-            .outerjoin(counts, counts.c.assignment_id == Assignment.id)
-            .where(
-                Task.project_id == project_id,
-                Task.status != "completed",
-                Assignment.assignee_id == actor.user_id,
-            )
-            .order_by(Task.priority.desc(), Task.due_date, Task.name)
+    rows = await session.execute(
+        select(Task, Assignment, counts.c.held, counts.c.done)
+        .join(Assignment, Assignment.task_id == Task.id)
+        .outerjoin(counts, counts.c.assignment_id == Assignment.id)
+        .where(
+            Task.project_id == project_id,
+            Task.status != "completed",
+            Assignment.assignee_id.in_(user_ids),
         )
-        return [Mine(t, a, held or 0, done or 0) for t, a, held, done in rows.all()]
+        .order_by(Task.priority.desc(), Task.due_date, Task.name)
+    )
+    found: dict[str, list[Mine]] = {user_id: [] for user_id in user_ids}
+    for task, assignment, held, done in rows.all():
+        found[assignment.assignee_id].append(Mine(task, assignment, held or 0, done or 0))
+    return found
 
 
 # --- pulling --------------------------------------------------------------------------------------
@@ -372,6 +389,7 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
         row = (
             await session.execute(
                 select(
+                    Task.project_id,
                     Task.name,
                     Task.distribution,
                     Task.status,
@@ -385,7 +403,7 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
         ).first()
         if row is None:
             raise NotFound("task", task_id)
-        name, distribution, state, batch, most, role, assignment, holding = row
+        project_id, name, distribution, state, batch, most, role, assignment, holding = row
         if assignment is None:
             if role is None or (role == Role.annotator.name and not actor.is_admin):
                 raise NotFound("task", task_id)  # as the task is to those not working on it
@@ -428,7 +446,7 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
             .returning(items.c.item_id)
         )
         pulled = sorted(row[0] for row in taken.all())
-    notify.tasks_changed(platform, [task_id])
+    notify.tasks_changed(platform, project_id, [task_id])
     return pulled
 
 
@@ -479,7 +497,7 @@ async def redistribute(
                 )
             start = last
         await task_event(session, actor, task, "updated")
-    notify.tasks_changed(platform, [task_id])
+    notify.tasks_changed(platform, task.project_id, [task_id])
 
 
 async def reassign(
@@ -520,5 +538,5 @@ async def reassign(
             .values(assignment_id=target.id, assigned_at=utcnow())
         )
         await task_event(session, actor, task, "updated")
-    notify.tasks_changed(platform, [task_id])
+    notify.tasks_changed(platform, task.project_id, [task_id])
     return int(moved.rowcount or 0)

@@ -3,27 +3,33 @@
 A consensus task gives a share of its items to several annotators each (graph/domain/
 assignments.py); each annotates its copy, and an annotator's annotations are those it created.
 When every copy of an item has a status, the item is scored: for each pair of its annotators,
-their annotations are matched one to one (the same type; shapes by the overlap of their bounds,
-IoU >= :data:`MATCH`, highest first; shapeless ones such as classes by label), then
+their annotations are matched one to one, most similar first: shapes that agree by at least
+:data:`MATCH` (graph/domain/overlap.py: the IoU of areas, a box with a polygon or a mask alike;
+the distance similarity of points), shapeless ones of the same type (classes) by label. Then
 
 - ``label``: matched pairs with the same label over the larger of the two sets (1 when both
   are empty: they agree there is nothing),
-- ``iou``: the mean IoU of the matched shapes' bounds (None without shapes),
+- ``iou``: the mean similarity of the matched shapes (None without shapes),
 - ``attributes``: matched pairs with equal attributes over the matched pairs (None without),
 
 and ``overall`` is the mean of those a pair has. An item's scores are its pairs' means; an
-annotator's, the mean overall of the pairs it is in. ``merge`` writes, per item, one annotation
-for each annotation of the first annotator (by email) that a majority of the annotators drew
-(it and its matches): the most common label, the mean box (other shapes: the first
-annotator's), the first one's attributes. An object the first annotator missed is not merged.
+annotator's, the mean overall of the pairs it is in.
+
+``merge`` groups the annotations of all an item's annotators into objects, most similar pairs
+first: two groups join when no annotator is in both and every member of one matches every
+member of the other. Each object a majority of the annotators drew becomes one annotation: the
+most common label and attributes (a tie: its most central member's), and the mean box when all
+are unrotated boxes, the mean point when all are points, else the shape of its most central
+member (the best mean similarity to the others).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,16 +38,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.bulk import insert_many
 from graph.db.tables import Annotation, Assignment, Task, TaskItem, TaskItemScore, User, utcnow
-from graph.domain import annotations
+from graph.domain import annotations, overlap
 from graph.domain.access import Actor, Role
 from graph.domain.annotations import AnnotationSpec
+from graph.domain.overlap import Shape
 from graph.domain.platform import Platform
 from graph.domain.task_rows import task_for
 
 __all__ = ["MATCH", "AnnotatorScore", "agreement", "annotator_scores", "merge", "score_done"]
 
 MATCH = 0.5
-"""The least IoU of two shapes' bounds that makes them the same object."""
+"""The least similarity (graph/domain/overlap.py) that makes two shapes the same object."""
 
 
 @dataclass(frozen=True)
@@ -51,61 +58,49 @@ class AnnotatorScore:
     overall: float | None
 
 
-def _points(coordinates: Any) -> Iterator[tuple[float, float]]:
-    if isinstance(coordinates, dict):
-        if isinstance(coordinates.get("x"), int | float) and isinstance(
-            coordinates.get("y"), int | float
-        ):
-            yield float(coordinates["x"]), float(coordinates["y"])
-        for value in coordinates.values():
-            if isinstance(value, dict | list):
-                yield from _points(value)
-    elif isinstance(coordinates, list):
-        for value in coordinates:
-            yield from _points(value)
+@dataclass(frozen=True, eq=False)
+class _Mark:
+    """An annotator's annotation on the item, with its shape read once."""
+
+    annotator: str
+    annotation: Annotation
+    shape: Shape | None
 
 
-def _bounds(annotation: Annotation) -> tuple[float, float, float, float] | None:
-    points = list(_points(annotation.coordinates))
-    if not points:
+def _marks(annotator: str, found: Sequence[Annotation]) -> list[_Mark]:
+    return [_Mark(annotator, a, overlap.shape_of(a.type, a.coordinates)) for a in found]
+
+
+def _agree(a: _Mark, b: _Mark) -> tuple[float, float | None] | None:
+    """Whether two annotations can be the same object: (how well they match, the geometry's
+    share of it, None for shapeless ones); None when they cannot."""
+    if a.shape is None or b.shape is None:
+        if a.shape is None and b.shape is None:
+            same = (
+                a.annotation.type == b.annotation.type and a.annotation.label == b.annotation.label
+            )
+            return (1.0, None) if same else None
         return None
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    # a point or a line has no area: half a pixel around it
-    return min(xs) - 0.5, min(ys) - 0.5, max(xs) + 0.5, max(ys) + 0.5
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    common = width * height
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - common
-    return common / area
+    found = overlap.similarity(a.shape, b.shape, MATCH)
+    return (found, found) if found >= MATCH else None
 
 
 def _matches(
-    first: Sequence[Annotation], second: Sequence[Annotation]
+    first: Sequence[_Mark], second: Sequence[_Mark]
 ) -> list[tuple[Annotation, Annotation, float | None]]:
-    """One-to-one matches of two annotators' annotations, best first: (a, b, IoU or None)."""
+    """One-to-one matches of two annotators' annotations, best first: (a, b, similarity of
+    their shapes or None)."""
     candidates = []
     for a, b in itertools.product(first, second):
-        if a.type != b.type:
-            continue
-        box_a, box_b = _bounds(a), _bounds(b)
-        if box_a is None or box_b is None:
-            if box_a is None and box_b is None and a.label == b.label:
-                candidates.append((1.0, a, b, None))
-            continue
-        iou = _iou(box_a, box_b)
-        if iou >= MATCH:
-            candidates.append((iou, a, b, iou))
+        agreed = _agree(a, b)
+        if agreed is not None:
+            candidates.append((agreed[0], a.annotation, b.annotation, agreed[1]))
     taken: set[str] = set()
     out = []
-    for _, a, b, iou in sorted(candidates, key=lambda c: -c[0]):
+    for _, a, b, geometry in sorted(candidates, key=lambda c: -c[0]):
         if a.id not in taken and b.id not in taken:
             taken.update((a.id, b.id))
-            out.append((a, b, iou))
+            out.append((a, b, geometry))
     return out
 
 
@@ -116,8 +111,9 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 def agreement(by_annotator: dict[str, list[Annotation]]) -> dict[str, Any]:
     """An item's scores from each annotator's annotations on it (see the module)."""
+    marks = {who: _marks(who, found) for who, found in by_annotator.items()}
     pairs = []
-    for (x, first), (y, second) in itertools.combinations(sorted(by_annotator.items()), 2):
+    for (x, first), (y, second) in itertools.combinations(sorted(marks.items()), 2):
         matched = _matches(first, second)
         larger = max(len(first), len(second))
         label = sum(a.label == b.label for a, b, _ in matched) / larger if larger else 1.0
@@ -277,40 +273,92 @@ async def merge(platform: Platform, actor: Actor, task_id: str) -> int:
 
 
 def _merged(by_annotator: dict[str, list[Annotation]]) -> list[AnnotationSpec]:
-    """The groups of matched annotations a majority drew, one annotation each."""
-    annotators = sorted(by_annotator)
-    if not annotators:
-        return []
-    seeds = by_annotator[annotators[0]]
-    groups: dict[str, list[Annotation]] = {a.id: [a] for a in seeds}
-    for other in annotators[1:]:
-        for seed, match, _ in _matches(seeds, by_annotator[other]):
-            groups[seed.id].append(match)
-    majority = len(annotators) // 2 + 1
-    out = []
-    for seed in seeds:
-        group = groups[seed.id]
-        if len(group) < majority:
+    """The objects a majority of the annotators drew, one annotation each (see the module)."""
+    marks = [m for who in sorted(by_annotator) for m in _marks(who, by_annotator[who])]
+    majority = len(by_annotator) // 2 + 1
+    scores = _scores(marks)
+    return [
+        _object([marks[k] for k in group], _central(group, scores))
+        for group in _objects(marks, scores)
+        if len(group) >= majority
+    ]
+
+
+def _scores(marks: Sequence[_Mark]) -> dict[tuple[int, int], float]:
+    """How well each pair of marks (by position, of different annotators) matches, for those
+    that can be the same object."""
+    scores = {}
+    for i, j in itertools.combinations(range(len(marks)), 2):
+        if marks[i].annotator != marks[j].annotator:
+            agreed = _agree(marks[i], marks[j])
+            if agreed is not None:
+                scores[i, j] = agreed[0]
+    return scores
+
+
+def _objects(marks: Sequence[_Mark], scores: dict[tuple[int, int], float]) -> list[list[int]]:
+    """The marks (by position) grouped into objects, best matching pairs first; the groups in
+    the order of their first member."""
+    group_of = {i: [i] for i in range(len(marks))}
+    for i, j in sorted(scores, key=lambda pair: (-scores[pair], pair)):
+        one, other = group_of[i], group_of[j]
+        if one is other:
             continue
-        label = Counter(a.label for a in group).most_common(1)[0][0]
-        coordinates = seed.coordinates
-        if seed.type == "box":
-            corners = [list(_points(a.coordinates)) for a in group]
-            if all(len(c) == 2 for c in corners):
-                coordinates = [
-                    {
-                        "x": statistics.fmean(c[k][0] for c in corners),
-                        "y": statistics.fmean(c[k][1] for c in corners),
-                    }
-                    for k in range(2)
-                ]
-        out.append(
-            AnnotationSpec(
-                type=seed.type,
-                label=label,
-                coordinates=coordinates,
-                attributes=seed.attributes,
-                source="consensus",
-            )
-        )
-    return out
+        if {marks[k].annotator for k in one} & {marks[k].annotator for k in other}:
+            continue
+        if any((min(x, y), max(x, y)) not in scores for x in one for y in other):
+            continue  # complete linkage: every member matches every other
+        one.extend(other)
+        for k in other:
+            group_of[k] = one
+    groups = {id(g): sorted(g) for g in group_of.values()}
+    return sorted(groups.values())
+
+
+def _central(group: list[int], scores: dict[tuple[int, int], float]) -> int:
+    """The member (its place in ``group``) with the best mean score with the others; the first
+    of equals."""
+    if len(group) == 1:
+        return 0
+
+    def closeness(k: int) -> float:
+        return statistics.fmean(scores[min(k, o), max(k, o)] for o in group if o != k)
+
+    return max(range(len(group)), key=lambda place: (closeness(group[place]), -place))
+
+
+def _object(members: list[_Mark], central_at: int) -> AnnotationSpec:
+    """One annotation for a group of matched marks."""
+    central = members[central_at].annotation
+    annotations = [m.annotation for m in members]
+    label = _commonest([a.label for a in annotations], central.label)
+    attributes = _commonest([a.attributes or {} for a in annotations], central.attributes or {})
+    shape_type, coordinates = central.type, central.coordinates
+    boxes = [m.shape.box for m in members if m.annotation.type == "box" and m.shape is not None]
+    points = [m.shape.point for m in members if m.shape is not None]
+    if len(boxes) == len(members) and all(boxes):
+        mean = [statistics.fmean(b[k] for b in boxes if b) for k in range(4)]
+        shape_type = "box"
+        coordinates = [{"x": mean[0], "y": mean[1]}, {"x": mean[2], "y": mean[3]}]
+    elif len(points) == len(members) and all(points):
+        shape_type = "point"
+        coordinates = {
+            "x": statistics.fmean(p[0] for p in points if p),
+            "y": statistics.fmean(p[1] for p in points if p),
+        }
+    return AnnotationSpec(
+        type=shape_type,
+        label=label,
+        coordinates=coordinates,
+        attributes=attributes or None,
+        source="consensus",
+    )
+
+
+def _commonest(values: list[Any], central: Any) -> Any:
+    """The most common of ``values`` (compared as JSON); a tie goes to ``central``'s."""
+    counts = Counter(json.dumps(v, sort_keys=True) for v in values)
+    best = max(counts.values())
+    if counts[json.dumps(central, sort_keys=True)] == best:
+        return central
+    return next(v for v in values if counts[json.dumps(v, sort_keys=True)] == best)

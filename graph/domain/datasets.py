@@ -5,23 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.compiler import Compiled
-from graph.db.tables import Annotation, Assignment, Dataset, Driver, Item, Task, TaskItem
+from graph.db.tables import Annotation, Dataset, Driver, Item, TaskItem
 from graph.domain import blobs, events, queries
 from graph.domain.access import Actor, Role, check_role, member_role, require_role
 from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
+from graph.domain.reach import Viewer, consensus_copies_of, given_to, own_work
 
 T = TypeVar("T")
 
 __all__ = [
     "Scope",
-    "consensus_copies_of",
     "count_datasets",
     "dataset_and_scope",
     "create_dataset",
@@ -29,7 +29,6 @@ __all__ = [
     "dataset_for",
     "delete_dataset",
     "get_dataset",
-    "given_to",
     "list_datasets",
     "row_in_dataset",
     "update_dataset",
@@ -86,11 +85,13 @@ async def dataset_and_scope(
 
 class Scope:
     """The items of a dataset an actor reaches: annotators the items given to them in tasks
-    (and those items' annotations), every other role all of them."""
+    (and those items' annotations, :mod:`graph.domain.reach`), every other role all of them."""
 
     def __init__(self, actor: Actor, role: Role | None) -> None:
         self.limited = not actor.is_admin and role == Role.annotator
         self._user_id, self._email = actor.user_id, actor.email
+        # what DQL over its rows may reach through their relations (queries.compile_for)
+        self.viewer = Viewer(actor.user_id, actor.email) if self.limited else None
 
     def items(self, item_id: Any) -> list[ColumnElement[bool]]:
         """Conditions keeping the rows whose item (``item_id``, a column) the actor reaches."""
@@ -101,34 +102,11 @@ class Scope:
         item it annotates as a consensus copy only its own (the copies stay independent)."""
         if not self.limited:
             return []
-        return [
-            *self.items(Annotation.item_id),
-            or_(
-                Annotation.creator == self._email,
-                Annotation.item_id.not_in(consensus_copies_of(self._user_id)),
-            ),
-        ]
+        return [*self.items(Annotation.item_id), own_work(self._user_id, self._email)]
 
-
-def consensus_copies_of(user_id: str) -> Select[Any]:
-    """The ids of the items a user annotates as one of several copies in a consensus task."""
-    return (
-        given_to(user_id)
-        .join(Task, Task.id == TaskItem.task_id)
-        .where(Task.consensus_copies.is_not(None))
-    )
-
-
-def given_to(user_id: str) -> Select[Any]:
-    """The ids of the items given to a user in tasks."""
-    return (
-        select(TaskItem.item_id)
-        .join(
-            Assignment,
-            (Assignment.id == TaskItem.assignment_id) & (Assignment.task_id == TaskItem.task_id),
-        )
-        .where(Assignment.assignee_id == user_id)
-    )
+    def rows(self, resource: str) -> list[ColumnElement[bool]]:
+        """The conditions of :meth:`items` or :meth:`annotations`, by DQL resource name."""
+        return self.items(Item.id) if resource == "items" else self.annotations()
 
 
 async def _own(session: AsyncSession, actor: Actor, annotation: Annotation) -> bool:

@@ -24,7 +24,7 @@ from dql import ast
 from graph.db.tables import MetadataIndex
 from graph.domain import annotations, indexes, items, planning, queries
 from graph.domain.access import Actor, Role
-from graph.domain.datasets import dataset_for
+from graph.domain.datasets import dataset_and_scope
 from graph.domain.errors import InvalidInput
 from graph.domain.paging import page_size
 from graph.domain.platform import Platform
@@ -91,17 +91,19 @@ async def explain(
         )
     query = queries.parse_query(dql, dataloop, resource=resource)
     async with platform.db.read() as session:
-        dataset = await dataset_for(session, actor, dataset_id, Role.annotator)
+        # an annotator's list: the rows it reaches, planned without the dataset's counts
+        dataset, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         statement, params, _ = await planning.page_select(
             session,
             query,
             resource,
             dataset_id,
-            listing.scope(dataset_id),
-            getattr(dataset, listing.rows),
+            [*listing.scope(dataset_id), *scope.rows(resource)],
+            None if scope.limited else getattr(dataset, listing.rows),
             listing.listing,
             page_size(None, platform.settings.max_page_size),
             None,
+            scope.viewer,
         )
         plan = await _plan(session, statement, params)
         declared = list(await session.scalars(select(MetadataIndex)))

@@ -31,10 +31,11 @@ from dql.compiler import FieldMap, index_expressions
 from graph.db.tables import Annotation, Item
 from graph.domain import indexes, items, queries
 from graph.domain.access import Actor, Role
-from graph.domain.datasets import Scope, dataset_and_scope
+from graph.domain.datasets import dataset_and_scope
 from graph.domain.errors import InvalidInput
 from graph.domain.label_counts import label_counts
 from graph.domain.platform import Platform
+from graph.domain.reach import Viewer
 
 __all__ = [
     "DEFAULT_BINS",
@@ -186,28 +187,28 @@ async def _facet(
     key = _key(_FIELDS[resource](dataset_id), resource, field, platform.db.dialect, dataset_id)
     async with platform.db.read() as session:
         _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
-        where, params = rows(await indexes.stored(session))
-        where = [*where, *_reached(scope, resource)]
+        where, params = rows(await indexes.stored(session), scope.viewer)
+        where = [*where, *scope.rows(resource)]
         statement, read = _statement(key, where, size)
         values, missing, distinct, total = read((await session.execute(statement, params)).all())
     return Facet(field, values, missing, total, distinct)
 
 
-def _reached(scope: Scope, resource: str) -> list[ColumnElement[bool]]:
-    """The rows of ``resource`` the scope's actor reaches."""
-    return scope.items(Item.id) if resource == "items" else scope.annotations()
-
-
 Matched: TypeAlias = tuple[list[ColumnElement[bool]], Mapping[str, Any]]
-Rows: TypeAlias = Callable[[queries.Stored], Matched]
+Rows: TypeAlias = Callable[[queries.Stored, Viewer | None], Matched]
 """The conditions that select the rows counted and the values of the queries' parameters among
 them, given the JSON paths the database stores in columns (``indexes.stored``, read in the
-counting transaction)."""
+counting transaction) and the annotator counting (``Scope.viewer``), whose queries reach only
+the annotations it sees."""
 
 
-def _files(dataset_id: str, query: Query, dialect: str, stored: queries.Stored) -> Matched:
+def _files(
+    dataset_id: str, query: Query, dialect: str, stored: queries.Stored, viewer: Viewer | None
+) -> Matched:
     """The dataset's files (folders are not data) matching an item query, as lists select them."""
-    compiled = queries.compile_for(query, "items", dialect, dataset_id, stored=stored)
+    compiled = queries.compile_for(
+        query, "items", dialect, dataset_id, stored=stored, viewer=viewer
+    )
     return [*items.listing(dataset_id, folders=False), compiled.where], compiled.params
 
 
@@ -215,7 +216,7 @@ def _item_rows(
     dataset_id: str, dql: str | None, dataloop: Mapping[str, Any] | None, dialect: str
 ) -> Rows:
     query = queries.parse_query(dql, dataloop, resource="items")
-    return lambda stored: _files(dataset_id, query, dialect, stored)
+    return lambda stored, viewer: _files(dataset_id, query, dialect, stored, viewer)
 
 
 def _annotation_rows(
@@ -230,13 +231,15 @@ def _annotation_rows(
     query = queries.parse_query(dql, dataloop, resource="annotations")
     on_items = None if item_dql is None else queries.parse_query(item_dql, resource="items")
 
-    def rows(stored: queries.Stored) -> Matched:
-        compiled = queries.compile_for(query, "annotations", dialect, dataset_id, stored=stored)
+    def rows(stored: queries.Stored, viewer: Viewer | None) -> Matched:
+        compiled = queries.compile_for(
+            query, "annotations", dialect, dataset_id, stored=stored, viewer=viewer
+        )
         where = [Annotation.dataset_id == dataset_id, compiled.where]
         if on_items is None:
             return where, compiled.params
         # the two queries compile over different field maps, so their parameters' names differ
-        files, params = _files(dataset_id, on_items, dialect, stored)
+        files, params = _files(dataset_id, on_items, dialect, stored, viewer)
         where.append(Annotation.item_id.in_(select(Item.id).where(*files)))
         return where, {**compiled.params, **params}
 
@@ -365,8 +368,8 @@ async def _histogram(
     x = _number(_FIELDS[resource](dataset_id), field, dialect)
     async with platform.db.read() as session:
         _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
-        where, params = rows(await indexes.stored(session))
-        where = [*where, *_reached(scope, resource)]
+        where, params = rows(await indexes.stored(session), scope.viewer)
+        where = [*where, *scope.rows(resource)]
         stats = select(func.count(), func.count(x), func.min(x), func.max(x)).where(*where)
         total, numbers, smallest, largest = (await session.execute(stats, params)).one()
         low = float(smallest) if low is None and smallest is not None else low

@@ -67,7 +67,7 @@ async def set_status(
         elif status == REWORK and task.parent_task_id is not None:
             await _send_back(session, actor, task, [c.item_id for c in changes], note)
             changed.append(task.parent_task_id)
-    notify.tasks_changed(platform, changed)
+    notify.tasks_changed(platform, task.project_id, changed)
     return changes
 
 
@@ -83,7 +83,7 @@ async def clear_status(
     async with platform.db.write() as session:
         task, role = await task_and_role(session, actor, task_id, Role.annotator)
         changes = await _change(session, actor, task, role, item_ids, None, note)
-    notify.tasks_changed(platform, [task_id])
+    notify.tasks_changed(platform, task.project_id, [task_id])
     return changes
 
 

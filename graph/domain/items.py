@@ -210,6 +210,7 @@ async def list_items(
             LISTING,
             size,
             after,
+            scope.viewer,
         )
         return finish((await session.execute(statement, params)).all())
 
@@ -229,7 +230,12 @@ async def count_items(
     async with platform.db.read() as session:
         _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         compiled = queries.compile_for(
-            query, "items", platform.db.dialect, dataset_id, stored=await indexes.stored(session)
+            query,
+            "items",
+            platform.db.dialect,
+            dataset_id,
+            stored=await indexes.stored(session),
+            viewer=scope.viewer,
         )
         statement = select(func.count()).where(
             *listing(dataset_id, dir, recursive, folders), *scope.items(Item.id), compiled.where

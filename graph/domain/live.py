@@ -1,5 +1,5 @@
 """Live updates as subscribers see them: executions as they change, a dataset's item events,
-a task's progress.
+a task's progress, an assignee's work.
 
 A subscription is checked like a read (a non-member is told the execution, service or dataset
 does not exist). While it lasts, each channel's feed checks again, every ``_RECHECK_SECONDS``
@@ -18,26 +18,43 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.compiler import Compiled
-from graph.db.tables import Execution, Item, Member, TaskItem
-from graph.domain import queries, tasks
-from graph.domain.access import Actor, Role, project_role
-from graph.domain.datasets import Scope, dataset_and_scope, given_to
+from graph.db.tables import Assignment, Execution, Item, Member, TaskItem
+from graph.domain import assignments, queries, tasks
+from graph.domain.access import Actor, Role, project_role, require_role
+from graph.domain.assignments import Mine
+from graph.domain.datasets import Scope, dataset_and_scope
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.executions import get_execution
 from graph.domain.platform import Platform
+from graph.domain.reach import Viewer, given_to
 from graph.domain.services import service_for
 from graph.domain.task_rows import task_and_role
 from graph.domain.tasks import Progress
-from graph.pubsub import Mailbox, execution_channel, items_channel, service_channel, task_channel
+from graph.pubsub import (
+    Mailbox,
+    assignments_channel,
+    execution_channel,
+    items_channel,
+    service_channel,
+    task_channel,
+)
 
-__all__ = ["ItemEvent", "TaskProgress", "execution_updates", "item_events", "task_progress"]
+__all__ = [
+    "ItemEvent",
+    "MyAssignments",
+    "TaskProgress",
+    "execution_updates",
+    "item_events",
+    "my_assignments_updates",
+    "task_progress",
+]
 
 # What the subscription functions yield: the subscriber's role in the project (results of
 # subscribers with the same role may be shared) and what it receives.
@@ -60,6 +77,14 @@ class TaskProgress:
     progress: Progress
 
 
+@dataclass(frozen=True, eq=False)
+class MyAssignments:
+    """A user's assignments in a project, as ``assignments.my_assignments`` has them."""
+
+    user_id: str
+    assignments: list[Mine]
+
+
 @dataclass(eq=False)
 class _Watch:
     """One subscriber: who, with which role, and what it waits to receive."""
@@ -71,6 +96,9 @@ class _Watch:
     where: Compiled | None = None
     # an annotator's item events: only of the items given to it (datasets.Scope)
     scope: Scope | None = None
+    # an assignee's work: what it was last sent, and the tasks of those assignments
+    seen: tuple[Any, ...] | None = None
+    tasks: set[str] = field(default_factory=set)
 
 
 class _Feed:
@@ -150,6 +178,54 @@ class _TaskProgress(_Feed):
             watch.mailbox.put(event)
 
 
+class _Assignments(_Feed):
+    """Assignees' work in a project: on a batch of messages naming tasks, each subscriber with
+    an assignment in one of them now, or given one of them before (a task deleted, an
+    assignment gone), gets its assignments again; one query for who, one for what."""
+
+    async def fan_out(self, messages: list[Any], subscribers: Collection[_Watch]) -> None:
+        changed = list(dict.fromkeys(t for m in messages for t in m["tasks"]))
+        users = {w.actor.user_id for w in subscribers}
+        async with self.platform.db.read() as session:
+            touched = {w.actor.user_id for w in subscribers if w.tasks.intersection(changed)}
+            for start in range(0, len(changed), _IDS):
+                chunk = changed[start : start + _IDS]
+                touched.update(
+                    await session.scalars(
+                        select(Assignment.assignee_id)
+                        .where(Assignment.task_id.in_(chunk), Assignment.assignee_id.in_(users))
+                        .distinct()
+                    )
+                )
+            if not touched:
+                return
+            assert self.project_id is not None
+            found = await assignments.assignments_of_users(session, self.project_id, touched)
+        made = {user: MyAssignments(user, work) for user, work in found.items()}
+        for watch in subscribers:
+            event = made.get(watch.actor.user_id)
+            if event is not None:
+                _give(watch, event)
+
+
+def _give(watch: _Watch, event: MyAssignments) -> None:
+    """Send the subscriber its work unless it is what it was last sent (another assignee of
+    the same task pulled, say)."""
+    seen = _fingerprint(event.assignments)
+    if seen != watch.seen:
+        watch.seen, watch.tasks = seen, {m.task.id for m in event.assignments}
+        watch.mailbox.put(event)
+
+
+def _fingerprint(work: list[Mine]) -> tuple[Any, ...]:
+    # a task's changes all move its updated_at
+    return tuple(
+        (m.task.id, m.task.updated_at, m.task.status, m.assignment.id, m.assignment.load)
+        + (m.held, m.done)
+        for m in work
+    )
+
+
 class _ItemEvents(_Feed):
     """A dataset's item events: the items read once per batch, each distinct filter evaluated
     once per batch in SQL."""
@@ -167,15 +243,16 @@ class _ItemEvents(_Feed):
         self, changes: list[tuple[str, str]], subscribers: Collection[_Watch]
     ) -> None:
         wanted = {item_id for action, item_id in changes if action != "deleted"}
-        filters = {s.dql: s.where for s in subscribers if s.where is not None}
+        # an annotator's filter sees only the annotations it sees: one per filter and viewer
+        filters = {_filter_key(s): s.where for s in subscribers if s.where is not None}
         rows: dict[str, Item] = {}
-        matching: dict[str | None, set[str]] = {}
+        matching: dict[Any, set[str]] = {}
         if wanted:
             ours = (Item.dataset_id == self.dataset_id, Item.id.in_(wanted))
             async with self.platform.db.read() as session:
                 rows = {r.id: r for r in await session.scalars(select(Item).where(*ours))}
-                for dql, where in filters.items():
-                    matching[dql] = set(
+                for key, where in filters.items():
+                    matching[key] = set(
                         await session.scalars(
                             select(Item.id).where(*ours, where.where), where.params
                         )
@@ -188,7 +265,7 @@ class _ItemEvents(_Feed):
             for action, item_id in changes
         ]
         for watch in subscribers:
-            chosen = matching.get(watch.dql if watch.where is not None else None, set())
+            chosen = matching.get(_filter_key(watch) if watch.where is not None else None, set())
             if watch.scope is not None and watch.scope.limited:
                 chosen = chosen & reached[watch.actor.user_id]
             for event in made:
@@ -210,6 +287,10 @@ class _ItemEvents(_Feed):
                 user: set(await session.scalars(given_to(user).where(TaskItem.item_id.in_(wanted))))
                 for user in users
             }
+
+
+def _filter_key(watch: _Watch) -> tuple[str | None, Viewer | None]:
+    return watch.dql, None if watch.scope is None else watch.scope.viewer
 
 
 async def _role(
@@ -288,13 +369,14 @@ async def item_events(
 ) -> AsyncIterator[tuple[Role, ItemEvent]]:
     """Items of a dataset as they are created, updated and deleted; with ``dql``, only created
     and updated items it matches (and every deletion: a deleted item can no longer be tested)."""
-    where = None
-    if dql:
-        query = queries.parse_query(dql, resource="items")
-        where = queries.compile_for(query, "items", platform.db.dialect, dataset_id)
+    query = queries.parse_query(dql, resource="items") if dql else None
     async with platform.db.read() as session:
         dataset, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
         role = await _role(session, actor, dataset.project_id, "dataset", dataset_id)
+    where = None
+    if query is not None:
+        dialect = platform.db.dialect
+        where = queries.compile_for(query, "items", dialect, dataset_id, viewer=scope.viewer)
     project_id = dataset.project_id
     watch = _Watch(actor, role, Mailbox(limit), dql, where, scope)
     stream = _stream(
@@ -328,6 +410,37 @@ async def task_progress(
         lambda: _TaskProgress(platform, project_id, task_id),
         watch,
         NotFound("task", task_id),
+        current,
+    )
+    async with aclosing(stream):
+        async for seen in stream:
+            yield seen
+
+
+async def my_assignments_updates(
+    platform: Platform, actor: Actor, project_id: str, *, limit: int = LIMIT
+) -> AsyncIterator[tuple[Role, MyAssignments]]:
+    """The actor's assignments in the project now, then again after each change of them: items
+    given, pulled or taken, statuses set or cleared, work redistributed or reassigned, tasks
+    created, changed (paused, completed) or deleted (a slow reader gets the latest)."""
+    async with platform.db.read() as session:
+        role = await require_role(session, actor, project_id, Role.annotator)
+    watch = _Watch(actor, role, Mailbox(limit, key=lambda event: event.user_id))
+
+    async def current() -> MyAssignments:
+        async with platform.db.read() as session:
+            found = await assignments.assignments_of_users(session, project_id, [actor.user_id])
+        event = MyAssignments(actor.user_id, found[actor.user_id])
+        watch.seen = _fingerprint(event.assignments)
+        watch.tasks = {m.task.id for m in event.assignments}
+        return event
+
+    stream = _stream(
+        platform,
+        assignments_channel(project_id),
+        lambda: _Assignments(platform, project_id),
+        watch,
+        NotFound("project", project_id),
         current,
     )
     async with aclosing(stream):

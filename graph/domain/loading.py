@@ -10,13 +10,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from graph.db.tables import Annotation, Assignment, PackageRevision, TaskItem
 from graph.domain import assignments, tasks
 from graph.domain.access import Actor
-from graph.domain.datasets import consensus_copies_of
 from graph.domain.platform import Platform
+from graph.domain.reach import own_work
 from graph.domain.tasks import Progress
 
 __all__ = [
@@ -47,8 +47,7 @@ async def annotations_of_items(
     grouped: dict[str, list[Annotation]] = defaultdict(list)
     where = [Annotation.item_id.in_(item_ids)]
     if viewer is not None:
-        copies = consensus_copies_of(viewer.user_id)
-        where.append(or_(Annotation.creator == viewer.email, Annotation.item_id.not_in(copies)))
+        where.append(own_work(viewer.user_id, viewer.email))
     async with platform.db.read() as session:
         rows = await session.scalars(
             select(Annotation).where(*where).order_by(Annotation.item_id, Annotation.id)

@@ -12,7 +12,13 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from graph.domain.platform import Platform
-from graph.pubsub import execution_channel, items_channel, service_channel, task_channel
+from graph.pubsub import (
+    assignments_channel,
+    execution_channel,
+    items_channel,
+    service_channel,
+    task_channel,
+)
 
 __all__ = ["executions_changed", "items_changed", "tasks_changed"]
 
@@ -59,6 +65,16 @@ async def items_changed(platform: Platform, changes: Iterable[tuple[str, str, st
     )
 
 
-def tasks_changed(platform: Platform, task_ids: Iterable[str]) -> None:
-    """Tasks whose progress changed (statuses, items, assignments)."""
-    platform.hub.publish_soon([(task_channel(t), {"ids": [t]}) for t in dict.fromkeys(task_ids)])
+def tasks_changed(
+    platform: Platform, project_id: str, task_ids: Iterable[str], *, progress: bool = True
+) -> None:
+    """Tasks of a project whose work changed: their items' statuses or assignments, or (with
+    ``progress`` False) only the tasks themselves (created, paused, renamed, deleted), which
+    their assignees' lists of work show."""
+    ids = list(dict.fromkeys(task_ids))
+    messages: list[tuple[str, dict[str, list[str]]]] = [
+        (assignments_channel(project_id), {"tasks": ids})
+    ]
+    if progress:
+        messages.extend((task_channel(t), {"ids": [t]}) for t in ids)
+    platform.hub.publish_soon(messages)

@@ -38,6 +38,7 @@ from dql import ast
 from graph.db.tables import MetadataIndex
 from graph.domain import indexes, queries
 from graph.domain.paging import Order, Page
+from graph.domain.reach import Viewer
 
 __all__ = ["Listing", "Plan", "enough", "page_select", "plan"]
 
@@ -79,6 +80,7 @@ async def page_select(
     listing: Listing,
     page: int,
     after: str | None,
+    viewer: Viewer | None = None,
 ) -> tuple[Select[Any], Mapping[str, Any], Callable[[Sequence[Any]], Page[Any]]]:
     """``queries.keyset_select`` of a page of ``resource`` in the dataset (``rows`` of them,
     ``scope`` the list's conditions) matching ``query``, compiled and ordered as planned, and the
@@ -86,8 +88,8 @@ async def page_select(
 
     ``rows`` None: the list is narrowed further than the dataset (to a folder), which neither
     the probes' dataset-wide counts nor a walk's rate of finding matches describe, so the
-    database plans alone."""
-    chosen = await plan(session, query, resource, dataset_id, scope, rows, page)
+    database plans alone. ``viewer``: an annotator, as ``queries.compile_for`` has it."""
+    chosen = await plan(session, query, resource, dataset_id, scope, rows, page, viewer)
     dialect = session.bind.dialect.name
     compiled = queries.compile_for(
         query,
@@ -96,6 +98,7 @@ async def page_select(
         dataset_id,
         correlated=chosen.correlated,
         stored=await indexes.stored(session),
+        viewer=viewer,
     )
     statement, finish = queries.keyset_select(
         listing.entity,
@@ -123,6 +126,7 @@ async def plan(
     scope: Sequence[ColumnElement[bool]],
     rows: int | None,
     page: int,
+    viewer: Viewer | None = None,
 ) -> Plan:
     """The plan for a page of ``page`` rows of ``resource`` in the dataset (``rows`` of them,
     ``scope`` the listing's conditions) matching ``query``; see :func:`page_select`."""
@@ -150,7 +154,7 @@ async def plan(
             return Plan(sort_matches=True)
     for conjunct in conjuncts:
         if isinstance(conjunct, ast.Quantified) and conjunct.quantifier == "any":
-            if await _related(session, conjunct, resource, dataset_id, bound) >= bound:
+            if await _related(session, conjunct, resource, dataset_id, bound, viewer) >= bound:
                 return Plan(correlated=True)
     return Plan()
 
@@ -168,17 +172,25 @@ def _range_path(node: ast.Expr) -> str | None:
 
 
 async def _related(
-    session: AsyncSession, node: ast.Quantified, resource: str, dataset_id: str, bound: int
+    session: AsyncSession,
+    node: ast.Quantified,
+    resource: str,
+    dataset_id: str,
+    bound: int,
+    viewer: Viewer | None,
 ) -> int:
-    """Rows with a related row matching the quantifier's filter, counted up to ``bound``."""
-    relation = queries.fields_for(resource, dataset_id).relations.get(node.relation)
+    """Rows with a related row matching the quantifier's filter (among those ``viewer`` sees),
+    counted up to ``bound``."""
+    relation = queries.fields_for(resource, dataset_id, viewer).relations.get(node.relation)
     target = _RELATED.get(resource, {}).get(node.relation)
     if relation is None or target is None:
         return 0  # an unknown relation: compiling the query says so
     where: list[ColumnElement[bool]] = [] if relation.where is None else [relation.where]
-    params: Mapping[str, Any] = {}
+    params: Mapping[str, Any] = {} if viewer is None else viewer.params
     if node.where is not None:
-        inner = queries.compile_for(ast.Query(node.where), target, "sqlite", dataset_id)
+        inner = queries.compile_for(
+            ast.Query(node.where), target, "sqlite", dataset_id, viewer=viewer
+        )
         where.append(inner.where)
         params = inner.params
     return await _count(session, where, params, bound, relation.remote, distinct=True) or 0

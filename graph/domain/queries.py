@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Select, Table, column, select
+from sqlalchemy import ColumnElement, Select, Table, and_, column, select
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 from sqlalchemy.types import Float, String
@@ -40,6 +40,7 @@ from graph.db.tables import (
     Trigger,
     User,
 )
+from graph.domain import reach
 from graph.domain.errors import InvalidInput
 from graph.domain.paging import Order, Page, keyset_page
 
@@ -95,9 +96,13 @@ def _stored_column(table: Table, name: str, expression: str) -> ColumnElement[An
 
 
 @lru_cache(maxsize=256)
-def item_fields(dataset_id: str | None = None, stored: Stored = frozenset()) -> FieldMap:
+def item_fields(
+    dataset_id: str | None = None, stored: Stored = frozenset(), viewed: bool = False
+) -> FieldMap:
     """Items; ``annotations`` is the relation to their annotations (in the same dataset);
-    ``stored`` the JSON paths held in columns, which comparisons on them read instead."""
+    ``stored`` the JSON paths held in columns, which comparisons on them read instead;
+    ``viewed``: the relation reaches only the annotations a viewer sees (``reach.Viewer``,
+    whose ``params`` the statement runs with)."""
     columns = {
         "id": Scalar(_I.c.id, "string"),
         "datasetId": Scalar(_I.c.dataset_id, "string"),
@@ -121,13 +126,16 @@ def item_fields(dataset_id: str | None = None, stored: Stored = frozenset()) -> 
     }
     for name in ("mimetype", "size", "width", "height"):
         columns[f"metadata.system.{name}"] = columns[name]
-    scope = None if dataset_id is None else _A.c.dataset_id == dataset_id
+    narrowed = [] if dataset_id is None else [_A.c.dataset_id == dataset_id]
+    if viewed:
+        narrowed.append(reach.own_work_of_viewer())
+    scope = None if not narrowed else and_(*narrowed)
     return FieldMap(
         fields=columns,
         json={"metadata": _json(_I, "metadata", "items", stored)},
         relations={
             "annotations": Relation(
-                lambda: annotation_fields(dataset_id, stored), _I.c.id, _A.c.item_id, scope
+                lambda: annotation_fields(dataset_id, stored, viewed), _I.c.id, _A.c.item_id, scope
             ),
             "tasks": Relation(task_item_fields, _I.c.id, TaskItem.__table__.c.item_id),
         },
@@ -135,9 +143,11 @@ def item_fields(dataset_id: str | None = None, stored: Stored = frozenset()) -> 
 
 
 @lru_cache(maxsize=256)
-def annotation_fields(dataset_id: str | None = None, stored: Stored = frozenset()) -> FieldMap:
-    """Annotations; ``item`` is the relation to the item each is on; ``stored`` as
-    :func:`item_fields` has it."""
+def annotation_fields(
+    dataset_id: str | None = None, stored: Stored = frozenset(), viewed: bool = False
+) -> FieldMap:
+    """Annotations; ``item`` is the relation to the item each is on; ``stored`` and ``viewed``
+    as :func:`item_fields` has them (the item's own ``annotations`` are the viewer's too)."""
     columns = {
         "id": Scalar(_A.c.id, "string"),
         "itemId": Scalar(_A.c.item_id, "string"),
@@ -184,7 +194,9 @@ def annotation_fields(dataset_id: str | None = None, stored: Stored = frozenset(
             for name in ("metadata", "attributes", "coordinates")
         },
         relations={
-            "item": Relation(lambda: item_fields(dataset_id, stored), _A.c.item_id, _I.c.id, scope)
+            "item": Relation(
+                lambda: item_fields(dataset_id, stored, viewed), _A.c.item_id, _I.c.id, scope
+            )
         },
     )
 
@@ -471,22 +483,23 @@ def _unindexed(column: Any) -> Any:
     return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
 
 
-_FIELDS: dict[str, Callable[[str | None, Stored], FieldMap]] = {
+# each resource's field map: of a dataset's relations, with the JSON paths stored, as viewed
+_FIELDS: dict[str, Callable[[str | None, Stored, bool], FieldMap]] = {
     "items": item_fields,
     "annotations": annotation_fields,
-    "datasets": lambda _, __: dataset_fields(),
-    "executions": lambda _, __: execution_fields(),
-    "services": lambda _, __: service_fields(),
-    "triggers": lambda _, __: trigger_fields(),
-    "packages": lambda _, __: package_fields(),
-    "projects": lambda _, __: project_fields(),
-    "members": lambda _, __: member_fields(),
-    "integrations": lambda _, __: integration_fields(),
-    "drivers": lambda _, __: driver_fields(),
-    "savedQueries": lambda _, __: saved_query_fields(),
-    "ontologies": lambda _, __: ontology_fields(),
-    "recipes": lambda _, __: recipe_fields(),
-    "tasks": lambda _, __: task_fields(),
+    "datasets": lambda *_: dataset_fields(),
+    "executions": lambda *_: execution_fields(),
+    "services": lambda *_: service_fields(),
+    "triggers": lambda *_: trigger_fields(),
+    "packages": lambda *_: package_fields(),
+    "projects": lambda *_: project_fields(),
+    "members": lambda *_: member_fields(),
+    "integrations": lambda *_: integration_fields(),
+    "drivers": lambda *_: driver_fields(),
+    "savedQueries": lambda *_: saved_query_fields(),
+    "ontologies": lambda *_: ontology_fields(),
+    "recipes": lambda *_: recipe_fields(),
+    "tasks": lambda *_: task_fields(),
 }
 
 
@@ -498,16 +511,20 @@ def _compiled(
     dialect: str,
     correlated: bool,
     stored: Stored,
+    viewed: bool,
 ) -> Compiled:
     # ASTs are frozen and hashable, and compiled clauses are immutable: a query a UI pages
-    # through, or a trigger evaluates on every event, is compiled once
-    fields = _FIELDS[resource](dataset_id, stored)
+    # through, or a trigger evaluates on every event, is compiled once (for every viewer)
+    fields = _FIELDS[resource](dataset_id, stored, viewed)
     return compile_query(query, fields, dialect, correlated=correlated)
 
 
-def fields_for(resource: str, dataset_id: str | None = None) -> FieldMap:
-    """The field map of ``resource`` (its relations scoped to one dataset if given)."""
-    return _FIELDS[resource](dataset_id, frozenset())
+def fields_for(
+    resource: str, dataset_id: str | None = None, viewer: reach.Viewer | None = None
+) -> FieldMap:
+    """The field map of ``resource`` (its relations scoped to one dataset if given, and to what
+    ``viewer`` sees: run statements made with them with ``viewer.params``)."""
+    return _FIELDS[resource](dataset_id, frozenset(), viewer is not None)
 
 
 def compile_for(
@@ -518,15 +535,23 @@ def compile_for(
     *,
     correlated: bool = False,
     stored: Stored = frozenset(),
+    viewer: reach.Viewer | None = None,
 ) -> Compiled:
     """``query`` compiled over ``resource`` (scoped to one dataset's relations if given);
     ``correlated`` as :func:`dql.compiler.compile_query` has it; ``stored`` the JSON paths
     the database holds in columns (``await indexes.stored(session)``), which it then reads:
-    the same rows, through their indexes."""
+    the same rows, through their indexes. With ``viewer`` (an annotator: ``Scope.viewer``),
+    quantifiers over annotations (``annotations.any(...)``, ``.count(...)``, and those of an
+    annotation's ``item``) reach only the annotations it sees, as its lists do."""
     try:
-        return _compiled(query, resource, dataset_id, dialect, correlated, stored)
+        compiled = _compiled(
+            query, resource, dataset_id, dialect, correlated, stored, viewer is not None
+        )
     except DQLError as exc:
         raise _invalid(exc) from None
+    if viewer is None:
+        return compiled
+    return Compiled(compiled.where, compiled.order, {**compiled.params, **viewer.params})
 
 
 def compile_text(dql: str | None, resource: str, dialect: str) -> Compiled:

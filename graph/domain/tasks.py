@@ -215,6 +215,7 @@ async def create_task(
         where, params = await _files(session, dataset_id, query)
         task.items_count = await _add(session, task, where, params)
         await task_event(session, actor, task, "created")
+    notify.tasks_changed(platform, task.project_id, [task.id], progress=False)
     return task
 
 
@@ -304,6 +305,7 @@ async def create_qa_task(
         )
         task.items_count = await _add(session, task, [Item.dataset_id == dataset.id, done], {})
         await task_event(session, actor, task, "created")
+    notify.tasks_changed(platform, task.project_id, [task.id], progress=False)
     return task
 
 
@@ -428,6 +430,7 @@ async def update_task(
         task.updated_at = utcnow()
         await listing.save_named(session, task, "a task")
         await task_event(session, actor, task, "updated")
+    notify.tasks_changed(platform, task.project_id, [task.id], progress=False)
     return task
 
 
@@ -449,7 +452,7 @@ async def add_items(
         where, params = await _files(session, task.dataset_id, query)
         added = await _add(session, task, where, params)
         await task_event(session, actor, task, "updated")
-    notify.tasks_changed(platform, [task_id])
+    notify.tasks_changed(platform, task.project_id, [task_id])
     return added
 
 
@@ -489,7 +492,7 @@ async def remove_items(
                 )
             )
             await task_event(session, actor, task, "updated")
-    notify.tasks_changed(platform, [task_id])
+    notify.tasks_changed(platform, task.project_id, [task_id])
     return count
 
 
@@ -516,5 +519,9 @@ async def delete_task(
                     "delete it with force to drop that work",
                     id=task.id,
                 )
+        # its QA tasks go with it (the foreign key cascades)
+        qa = await session.scalars(select(Task.id).where(Task.parent_task_id == task.id))
+        project_id, gone = task.project_id, [task.id, *qa]
         await task_event(session, actor, task, "deleted")
         await session.delete(task)
+    notify.tasks_changed(platform, project_id, gone, progress=False)

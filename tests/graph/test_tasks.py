@@ -5,13 +5,14 @@ with rework, DQL over task membership, roles, and the bad inputs the issue names
 from __future__ import annotations
 
 import asyncio
+import math
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from graph.db.tables import Event, TaskItem
+from graph.db.tables import Event, Item, TaskItem
 from graph.domain import (
     assignments,
     datasets,
@@ -694,3 +695,160 @@ async def test_consensus_items_are_copied_scored_and_merged(platform, team) -> N
             workload=_workload((team.ann1, 100)),
             consensus=assignments.Consensus(percentage=50, copies=2),
         )
+
+
+async def test_an_annotator_learns_nothing_of_another_copy_through_dql(platform, team) -> None:
+    """On a consensus copy an annotator's DQL reaches only its own annotations, whatever the
+    form (quantifiers any/none/count, Dataloop JSON joins, an annotation's item, facets,
+    histograms, correlated plans); on an item given to it alone it reaches them all."""
+    from graph.domain import annotations, explain, facets, queries
+    from graph.domain.reach import Viewer
+
+    await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "agree",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 50), (team.ann2, 50)),
+        consensus=assignments.Consensus(percentage=100, copies=2),
+    )
+    alone = team.ids["/night/10.jpg"]
+    await _task(platform, team, "alone", f'id = "{alone}"', (team.ann2, 100))
+    shared = team.ids["/day/03.jpg"]
+    await annotations.create_annotations(platform, team.ann1, shared, [_box(0, 0, "dog")])
+    await annotations.create_annotations(platform, team.ann2, shared, [_box(1, 1, "cat")])
+    await annotations.create_annotations(platform, team.owner, alone, [_box(5, 5, "dog")])
+    dataset = team.dataset.id
+
+    async def found(actor: Any, dql: str | None = None, dataloop: Any = None) -> set[str]:
+        page = await items.list_items(platform, actor, dataset, dql=dql, dataloop=dataloop)
+        count = await items.count_items(platform, actor, dataset, dql=dql, dataloop=dataloop)
+        assert count == len(page.rows)
+        return {row.id for row in page.rows}
+
+    day = {team.ids[f"/day/{i:02d}.jpg"] for i in range(10)}
+    dog = 'annotations.any(label = "dog")'
+    for actor, seen in ((team.manager, {shared, alone}), (team.ann2, {alone})):
+        assert await found(actor, dog) == seen
+        assert await found(actor, 'annotations.count(label = "dog") >= 1') == seen
+    assert await found(team.ann2, f'dir = "/day" and not {dog}') == day
+    assert await found(team.ann2, 'dir = "/day" and annotations.none(label = "dog")') == day
+    assert await found(team.ann2, 'dir = "/day" and annotations.count() = 1') == {shared}
+    assert await found(team.ann2, "annotations.count() >= 2") == set()
+    assert await found(team.manager, "annotations.count() >= 2") == {shared}
+    assert await found(team.ann2, 'annotations.any(creator = "ann1@example.com")') == set()
+    join = {
+        "filter": {"dir": "/day"},
+        "join": {"on": {"resource": "annotations"}, "filter": {"label": "dog"}},
+    }
+    assert await found(team.ann2, dataloop=join) == set()
+    assert await found(team.manager, dataloop=join) == {shared}
+    # from the annotations: an annotation's item's other annotations
+    nested = 'item.any(annotations.any(label = "dog"))'
+    mine = await annotations.list_annotations(platform, team.ann2, dataset, dql=nested)
+    assert [(a.item_id, a.label) for a in mine.rows] == [(alone, "dog")]
+    assert await annotations.count_annotations(platform, team.ann2, dataset, dql=nested) == 1
+    # facets and histograms count what the list shows
+    facet = await facets.item_facet(platform, team.ann2, dataset, "dir", dql=dog)
+    assert (facet.total, [(v.value, v.count) for v in facet.values]) == (1, [("/night", 1)])
+    labels = await facets.annotation_facet(platform, team.ann2, dataset, "label", item_dql=dog)
+    assert [(v.value, v.count) for v in labels.values] == [("dog", 1)]
+    histogram = await facets.item_histogram(
+        platform, team.ann2, dataset, "metadata.user.n", dql=dog
+    )
+    assert histogram.total == 1
+    # the other way of running a quantifier (a correlated EXISTS, for common matches)
+    viewer = Viewer(team.ann2.user_id, team.ann2.email)
+    for correlated in (False, True):
+        compiled = queries.compile_for(
+            queries.parse_query(dog),
+            "items",
+            platform.db.dialect,
+            dataset,
+            correlated=correlated,
+            viewer=viewer,
+        )
+        async with platform.db.read() as session:
+            hits = set(
+                await session.scalars(select(Item.id).where(compiled.where), compiled.params)
+            )
+        assert hits == {alone}
+    plan = await explain.explain(platform, team.ann2, "items", dataset, dog)
+    assert plan.sql and plan.plan
+
+
+def _square(x: float, size: float, label: str) -> Any:
+    from graph.domain.annotations import AnnotationSpec
+
+    ring = [{"x": x, "y": 0}, {"x": x + size, "y": 0}, {"x": x + size, "y": size}]
+    ring.append({"x": x, "y": size})
+    return AnnotationSpec(type="segment", label=label, coordinates=[ring])
+
+
+def _point(x: float, y: float, label: str) -> Any:
+    from graph.domain.annotations import AnnotationSpec
+
+    return AnnotationSpec(type="point", label=label, coordinates={"x": x, "y": y})
+
+
+async def test_consensus_scores_real_shapes_and_merges_what_any_majority_drew(
+    platform, team
+) -> None:
+    """Three annotators: polygons scored by their area (a square shifted by a tenth of its side
+    has IoU 90/110 with it), points by distance, boxes exactly; the merge groups the objects of
+    all three, so one the first annotator missed is merged too."""
+    from graph.domain import annotations, consensus
+
+    task = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "shapes",
+        dql='dir = "/day" and metadata.user.n < 2',
+        workload=_workload((team.ann1, 34), (team.ann2, 33), (team.ann3, 33)),
+        consensus=assignments.Consensus(percentage=100, copies=3),
+    )
+    item = team.ids["/day/00.jpg"]
+    drawn = {
+        # squares 100 wide at x = 0, 10, 20: IoU 9000/11000 next to each other, 8000/12000 apart
+        team.ann1: [_square(0, 100, "cat"), _box(900, 900, "far"), _point(500, 500, "eye")],
+        team.ann2: [_square(10, 100, "cat"), _box(300, 300, "dog")],
+        team.ann3: [_square(20, 100, "dog"), _box(301, 300, "dog"), _point(503, 504, "eye")],
+    }
+    for person, specs in drawn.items():
+        await annotations.create_annotations(platform, person, item, specs)
+        await item_statuses.set_status(platform, person, task.id, [item], "completed")
+    (score,) = await consensus.item_scores(platform, team.manager, task.id)
+    pairs = {(p["a"], p["b"]): p for p in score.scores["pairs"]}
+    near, apart = 9000 / 11000, 8000 / 12000
+    one_two = pairs[("ann1@example.com", "ann2@example.com")]
+    assert one_two["iou"] == pytest.approx(near, abs=0.01)  # the squares; nothing else matches
+    assert one_two["label"] == pytest.approx(1 / 3)  # 1 agreed of 3 drawn
+    two_three = pairs[("ann2@example.com", "ann3@example.com")]
+    boxes = 9 * 10 / (2 * 100 - 9 * 10)  # 10-wide boxes one apart: exactly
+    assert two_three["iou"] == pytest.approx((near + boxes) / 2, abs=0.01)
+    one_three = pairs[("ann1@example.com", "ann3@example.com")]
+    eyes = math.exp(-25 / 200)  # 5 pixels apart
+    assert one_three["iou"] == pytest.approx((apart + eyes) / 2, abs=0.01)
+    assert one_three["label"] == pytest.approx(1 / 3)  # the eye; the squares' labels differ
+
+    assert await consensus.merge(platform, team.manager, task.id) == 3
+    merged = sorted(
+        (
+            a
+            for a in (
+                await annotations.list_annotations(platform, team.manager, team.dataset.id)
+            ).rows
+            if a.source == "consensus"
+        ),
+        key=lambda a: a.type,
+    )
+    box, point, segment = merged
+    # the square drawn by all three: the middle one (best mean IoU), the majority's label
+    assert (segment.label, segment.coordinates[0][0]["x"]) == ("cat", 10)
+    # the box only the second and third drew: their mean
+    assert box.label == "dog"
+    assert box.coordinates[:2] == [{"x": 300.5, "y": 300}, {"x": 310.5, "y": 310}]
+    # the points: their mean
+    assert (point.label, point.coordinates["x"], point.coordinates["y"]) == ("eye", 501.5, 502)

@@ -21,6 +21,7 @@ from graph.app import create_app
 from graph.config import Settings
 from graph.db.tables import Execution
 from graph.domain import (
+    assignments,
     datasets,
     executions,
     item_statuses,
@@ -35,7 +36,14 @@ from graph.domain import (
 from graph.domain.dispatch import dispatch
 from graph.domain.platform import Platform
 from graph.domain.users import authenticate
-from graph.pubsub import Mailbox, execution_channel, items_channel, service_channel, task_channel
+from graph.pubsub import (
+    Mailbox,
+    assignments_channel,
+    execution_channel,
+    items_channel,
+    service_channel,
+    task_channel,
+)
 from plugins.manager import Plugins
 from tests.conftest import make_user
 from tests.workers.conftest import burst
@@ -459,3 +467,149 @@ async def test_an_annotator_hears_only_of_the_items_given_to_it(
         assert (event["action"], event["itemId"]) == ("updated", mine)
         with pytest.raises(TimeoutError):
             await receive(ws, timeout=0.5)
+
+
+MY_WORK = """
+subscription ($projectId: ID!) {
+  myAssignmentsUpdated(projectId: $projectId) {
+    assignmentId held done task { id name status progress { done } }
+  }
+}
+"""
+
+
+async def _until(ws: ClientConnection, wanted: Any) -> list[dict[str, Any]]:
+    """The caller's work as next received in the state ``wanted`` (a function of the list)
+    accepts; a state in between (a change not yet read when the next came) may be passed."""
+    while True:
+        work = (await receive(ws))["myAssignmentsUpdated"]
+        if wanted(work):
+            return work
+
+
+def _held(work: list[dict[str, Any]]) -> dict[str, tuple[int, int, str]]:
+    return {w["task"]["name"]: (w["held"], w["done"], w["task"]["status"]) for w in work}
+
+
+async def test_my_assignments_as_work_is_given_done_and_taken(
+    platform, owner, project, api
+) -> None:
+    actor, _ = owner
+    ann, token = await make_user(platform, "mine@example.com")
+    other, other_token = await make_user(platform, "other@example.com")
+    for person in (ann, other):
+        await projects.add_member(platform, actor, project.id, person.email, "annotator")
+    dataset = await datasets.create_dataset(platform, actor, project.id, "work")
+    ids = await add(platform, actor, dataset, [f"/{n}.jpg" for n in range(4)])
+    async with (
+        subscribed(api, token, MY_WORK, {"projectId": project.id}) as ws,
+        subscribed(api, other_token, MY_WORK, {"projectId": project.id}) as other_ws,
+    ):
+        assert (await receive(ws))["myAssignmentsUpdated"] == []
+        assert (await receive(other_ws))["myAssignmentsUpdated"] == []
+        await until_subscribed(api, assignments_channel(project.id), 2)
+        # given: a workload task
+        labelling = await tasks.create_task(
+            platform, actor, dataset.id, "label", dql="", workload=[(ann.email, 100)]
+        )
+        (work,) = (await receive(ws))["myAssignmentsUpdated"]
+        assert work["held"] == 4 and work["done"] == 0
+        assert work["task"] == {
+            "id": labelling.id,
+            "name": "label",
+            "status": "active",
+            "progress": {"done": 0},
+        }
+        # statuses set and cleared
+        await item_statuses.set_status(platform, ann, labelling.id, ids[:3], "completed")
+        work = await _until(ws, lambda w: _held(w) == {"label": (4, 3, "active")})
+        assert work[0]["task"]["progress"] == {"done": 3}  # read anew, not from a stale loader
+        await item_statuses.clear_status(platform, ann, labelling.id, ids[2:3])
+        await _until(ws, lambda w: _held(w) == {"label": (4, 2, "active")})
+        # pulled: a pulling task for both
+        pulling = await tasks.create_task(
+            platform,
+            actor,
+            dataset.id,
+            "pull",
+            dql="",
+            pulling=assignments.Pulling([ann.email, other.email], 2, 2),
+        )
+        await _until(ws, lambda w: _held(w).get("pull") == (0, 0, "active"))
+        await _until(other_ws, lambda w: _held(w) == {"pull": (0, 0, "active")})
+        assert len(await assignments.pull(platform, ann, pulling.id)) == 2
+        await _until(ws, lambda w: _held(w).get("pull") == (2, 0, "active"))
+        # the other's work moves on without a word to this one
+        assert len(await assignments.pull(platform, other, pulling.id)) == 2
+        await _until(other_ws, lambda w: _held(w) == {"pull": (2, 0, "active")})
+        with pytest.raises(TimeoutError):
+            await receive(ws, timeout=0.5)
+        # reassigned and redistributed: the items not done move, the done ones stay
+        assert await assignments.reassign(platform, actor, labelling.id, ann.email, other.email)
+        await _until(ws, lambda w: _held(w)["label"] == (2, 2, "active"))
+        await _until(other_ws, lambda w: _held(w).get("label") == (2, 0, "active"))
+        await assignments.redistribute(platform, actor, labelling.id, [(ann.email, 100)])
+        await _until(ws, lambda w: _held(w)["label"] == (4, 2, "active"))
+        await _until(other_ws, lambda w: _held(w).get("label") == (0, 0, "active"))
+        # paused, completed (out of the list), deleted
+        await tasks.update_task(platform, actor, labelling.id, {"status": "paused"})
+        await _until(ws, lambda w: _held(w)["label"] == (4, 2, "paused"))
+        await tasks.update_task(platform, actor, labelling.id, {"status": "completed"})
+        await _until(ws, lambda w: set(_held(w)) == {"pull"})
+        await _until(other_ws, lambda w: set(_held(w)) == {"pull"})
+        await tasks.delete_task(platform, actor, pulling.id, force=True)
+        assert await _until(ws, lambda w: w == []) == []
+        assert await _until(other_ws, lambda w: w == []) == []
+    # the query agrees with what was last sent
+    assert await assignments.my_assignments(platform, ann, project.id) == []
+    # a stranger is told the project does not exist
+    _, stranger = await make_user(platform, "nobody@example.com")
+    async with subscribed(api, stranger, MY_WORK, {"projectId": project.id}) as ws:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        errors = message["payload"].get("errors", message["payload"])
+        assert errors[0]["extensions"]["code"] == "NOT_FOUND", message
+
+
+async def test_an_annotators_filter_sees_only_its_own_work_on_a_consensus_copy(
+    platform, owner, project, api
+) -> None:
+    from graph.domain import annotations
+    from graph.domain.annotations import AnnotationSpec
+
+    actor, _ = owner
+    people = []
+    for email in ("one@example.com", "two@example.com"):
+        person, token = await make_user(platform, email)
+        await projects.add_member(platform, actor, project.id, email, "annotator")
+        people.append((person, token))
+    (one, _), (two, two_token) = people
+    dataset = await datasets.create_dataset(platform, actor, project.id, "copies")
+    (shared,) = await add(platform, actor, dataset, ["/shared.jpg"])
+    await tasks.create_task(
+        platform,
+        actor,
+        dataset.id,
+        "agree",
+        dql="",
+        workload=[(one.email, 50), (two.email, 50)],
+        consensus=assignments.Consensus(percentage=100, copies=2),
+    )
+    corners = [{"x": 1, "y": 1}, {"x": 5, "y": 5}]
+    for person, label in ((one, "dog"), (two, "cat")):
+        spec = AnnotationSpec(type="box", label=label, coordinates=corners)
+        await annotations.create_annotations(platform, person, shared, [spec])
+    await dispatch(platform)
+    dogs = subscribed(
+        api, two_token, ITEMS, {"datasetId": dataset.id, "dql": 'annotations.any(label = "dog")'}
+    )
+    cats = subscribed(
+        api, two_token, ITEMS, {"datasetId": dataset.id, "dql": 'annotations.any(label = "cat")'}
+    )
+    async with dogs as dog_ws, cats as cat_ws:
+        await until_subscribed(api, items_channel(dataset.id), 2)
+        await items.update_item(platform, actor, shared, description="changed")
+        await dispatch(platform)
+        event = (await receive(cat_ws))["itemEvents"]
+        assert (event["action"], event["itemId"]) == ("updated", shared)
+        with pytest.raises(TimeoutError):  # the other copy's dog is none of its business
+            await receive(dog_ws, timeout=0.5)
