@@ -163,16 +163,23 @@ def _valid(definition: Mapping[str, Any], value: Any) -> bool:
     return isinstance(value, str)
 
 
-def check_value(definition: Mapping[str, Any], value: Any, label: str | None, where: str) -> None:
+def check_value(
+    definition: Mapping[str, Any],
+    value: Any,
+    label: str | None,
+    where: str,
+    field: str | None = None,
+) -> None:
     """Refuse a value ``definition`` does not allow (``None`` and other empty values pass);
-    ``where`` names the annotation (``annotations[2]``)."""
+    ``where`` names the annotation (``annotations[2]``), ``field`` where its values are (its
+    ``attributes`` unless given)."""
     if is_empty(value) or _valid(definition, value):
         return
     key = definition["key"]
     raise InvalidInput(
         f"{where}: attribute {key!r} of label {label!r} must be {_allowed(definition)}; "
         f"got {value!r}",
-        field=f"{where}.attributes.{key}",
+        field=f"{field or where + '.attributes'}.{key}",
         attribute=key,
         label=label,
     )

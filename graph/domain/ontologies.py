@@ -8,7 +8,8 @@ the annotations of the datasets whose recipe uses the ontology:
 - adding touches no annotation;
 - renaming (``animal.dog`` to ``animal.canine``) relabels those annotations of the label and of
   its sub-labels (``animal.dog.puppy`` becomes ``animal.canine.puppy``) in one statement, in the
-  same transaction, with an ``annotation updated`` event each; attribute scopes follow;
+  same transaction, with an ``annotation updated`` event each, and the labels of their video
+  keyframes; attribute scopes follow;
 - deleting a label (with its sub-labels) is refused while such annotations use it, unless
   ``on_annotations`` says ``delete`` (they go, with their child annotations) or ``keep`` (they
   stay as they are, and an update of one must then give a label the ontology has). Attribute
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Annotation, Dataset, Ontology, Recipe, utcnow
@@ -294,6 +295,23 @@ async def add_labels(
     return ontology
 
 
+def _keyframes_relabelled(metadata: Any, old: str, new: str) -> dict[str, Any] | None:
+    """``metadata`` with its video keyframes of label ``old`` (or under it) renamed, or None when
+    it has none (recipe checks of later writes look at keyframes' labels too)."""
+    system = metadata.get("system") if isinstance(metadata, dict) else None
+    snapshots = system.get("snapshots_") if isinstance(system, dict) else None
+    if not isinstance(snapshots, list):
+        return None
+    renamed, changed = [], False
+    for snapshot in snapshots:
+        label = snapshot.get("label") if isinstance(snapshot, dict) else None
+        if isinstance(label, str) and labels.within(label, old):
+            snapshot = {**snapshot, "label": new + label[len(old) :]}
+            changed = True
+        renamed.append(snapshot)
+    return {**metadata, "system": {**system, "snapshots_": renamed}} if changed else None
+
+
 async def rename_label(
     platform: Platform, actor: Actor, ontology_id: str, label: str, new_label: str
 ) -> LabelChange:
@@ -316,10 +334,19 @@ async def rename_label(
                         label=literal(new) + func.substr(_A.c.label, len(old) + 1),
                         updated_at=utcnow(),
                     )
-                    .returning(_A.c.id, _A.c.item_id)
+                    .returning(_A.c.id, _A.c.item_id, _A.c.metadata)
                 )
             ).all()
             relabelled = len(rows)
+            keyframes = [
+                {"annotation_id": row.id, "metadata": metadata}
+                for row in rows
+                if (metadata := _keyframes_relabelled(row.metadata, old, new)) is not None
+            ]
+            if keyframes:
+                await session.execute(
+                    update(_A).where(_A.c.id == bindparam("annotation_id")), keyframes
+                )
             await events.record_many(
                 session,
                 project_id=ontology.project_id,

@@ -1,10 +1,15 @@
 """Annotations written to a dataset with a recipe are checked against its ontology: the label is
 one of the ontology's dot paths, and the attribute values by name (v2: ``attributes``, where
-Dataloop's ``metadata.system.attributes`` are kept) are defined, apply to the label and are allowed, with every required attribute given.
+Dataloop's ``metadata.system.attributes`` are kept) are defined, apply to the label and are
+allowed, with every required attribute given. A video annotation's keyframes
+(``metadata.system.snapshots_``) are checked the same way: each one's ``label`` (the
+annotation's when it gives none) and ``namedAttributes`` (when it gives them: a keyframe without
+keeps the frame before's).
 
 The recipe is read once per write, whatever the number of annotations. A dataset with no recipe
-accepts any label. Not checked: the legacy attribute list (top-level ``attributes``, kept as
-given), notes and item descriptions (not labels of the ontology), video snapshots.
+accepts any label. Not checked: the legacy attribute lists (top-level ``attributes``, a
+keyframe's ``attributes``, kept as given), notes and item descriptions (not labels of the
+ontology).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Labelled(Protocol):
     type: str
     label: str | None
     attributes: Any
+    metadata: dict[str, Any]
 
 
 @dataclass
@@ -81,13 +87,10 @@ def check_label(rules: Rules, label: str | None, where: str, field: str) -> None
     )
 
 
-def _check_one(rules: Rules, annotation: Labelled, where: str) -> None:
-    if annotation.type in UNLABELLED_TYPES:
-        return
-    label = annotation.label
-    check_label(rules, label, where, f"{where}.label")
-    # attributes by name (v2); a list is the legacy form, kept as given
-    given = annotation.attributes if isinstance(annotation.attributes, dict) else {}
+def _check_attributes(
+    rules: Rules, label: str | None, given: dict[str, Any], where: str, field: str
+) -> None:
+    """Attribute values by name (``field``: where they are, ``annotations[2].attributes``)."""
     applying = {d["key"]: d for d in rules.attributes_of(label)}
     for key, value in given.items():
         definition = applying.get(key)
@@ -97,19 +100,40 @@ def _check_one(rules: Rules, annotation: Labelled, where: str) -> None:
             raise InvalidInput(
                 f"{where}: attribute {key!r} {reason} in ontology {rules.ontology!r}; "
                 f"attributes of this label: {', '.join(applying) or 'none'}",
-                field=f"{where}.attributes.{key}",
+                field=f"{field}.{key}",
                 attribute=key,
                 label=label,
             )
-        attributes.check_value(definition, value, label, where)
+        attributes.check_value(definition, value, label, where, field)
     for key, definition in applying.items():
         if not definition["optional"] and attributes.is_empty(given.get(key)):
             raise InvalidInput(
                 f"{where}: attribute {key!r} is required for label {label!r}",
-                field=f"{where}.attributes.{key}",
+                field=f"{field}.{key}",
                 attribute=key,
                 label=label,
             )
+
+
+def _check_one(rules: Rules, annotation: Labelled, where: str) -> None:
+    if annotation.type in UNLABELLED_TYPES:
+        return
+    label = annotation.label
+    check_label(rules, label, where, f"{where}.label")
+    # attributes by name (v2); a list is the legacy form, kept as given
+    given = annotation.attributes if isinstance(annotation.attributes, dict) else {}
+    _check_attributes(rules, label, given, where, f"{where}.attributes")
+    system = annotation.metadata.get("system")
+    snapshots = system.get("snapshots_") if isinstance(system, dict) else None
+    for index, snapshot in enumerate(snapshots if isinstance(snapshots, list) else []):
+        if not isinstance(snapshot, dict):  # refused by the geometry check of a write
+            continue
+        place = f"{where}.metadata.system.snapshots_[{index}]"
+        frame_label = snapshot.get("label", label)
+        check_label(rules, frame_label, place, f"{place}.label")
+        named = snapshot.get("namedAttributes")
+        if isinstance(named, dict):
+            _check_attributes(rules, frame_label, named, place, f"{place}.namedAttributes")
 
 
 async def check_annotations(

@@ -63,6 +63,20 @@ def box(label: str | None, **attributes: Any) -> AnnotationSpec:
     return AnnotationSpec(type="box", label=label, coordinates=coordinates, metadata=metadata)
 
 
+def track(label: str, *snapshots: dict[str, Any], **attributes: Any) -> AnnotationSpec:
+    """A video annotation of ``label`` from frame 0 with a keyframe per snapshot (frames 1, 2,
+    ...), each given as its label and/or namedAttributes."""
+    spec = box(label, **attributes)
+    keyframes = [
+        {"frame": n, "fixed": True, "type": "box", "data": spec.coordinates, **given}
+        for n, given in enumerate(snapshots, start=1)
+    ]
+    system = {**spec.metadata.get("system", {}), "snapshots_": keyframes}
+    spec.metadata = {"system": system}
+    spec.frame, spec.end_frame, spec.object_id = 0, len(snapshots), "1"
+    return spec
+
+
 async def _dataset(platform, actor, project_id: str, name: str) -> SimpleNamespace:
     dataset = await datasets.create_dataset(platform, actor, project_id, name)
     async with platform.db.write() as session:
@@ -373,6 +387,14 @@ async def test_valid_annotations_are_written(platform, zoo) -> None:
             box("animal.cat", color=None, tags=[]),  # empty values are no values
             box("vehicle.car", plate="AB-123", tags=["b"]),
             box("animal"),
+            # keyframes without attributes keep the frame before's (the plate); v1 lists are
+            # kept as given
+            track(
+                "vehicle.car",
+                {"label": "vehicle.car", "attributes": ["whatever"]},
+                {"namedAttributes": {"plate": "CD-456", "tags": ["a"]}},
+                plate="AB-123",
+            ),
             box(None),  # no label
             # an item description is not a label of the ontology
             AnnotationSpec(type="item_description", label="sunny", coordinates={"text": "x"}),
@@ -436,6 +458,33 @@ BAD = [
         "attribute 'plate' is required for label 'vehicle.car'",
     ),
     (box("vehicle.car", plate="  "), "annotations[1].attributes.plate", "required"),
+    # video keyframes: their labels and attributes are the recipe's too
+    (
+        track("animal.cat", {"label": "animal.dog"}, {"label": "animal.cow"}),
+        "annotations[1].metadata.system.snapshots_[1].label",
+        "snapshots_[1]: label 'animal.cow' is not in ontology 'zoo'",
+    ),
+    (
+        track(
+            "animal",
+            {"namedAttributes": {"color": "black"}},
+            {"namedAttributes": {"color": "pink"}},
+        ),
+        "annotations[1].metadata.system.snapshots_[1].namedAttributes.color",
+        "attribute 'color' of label 'animal' must be one of",
+    ),
+    (
+        track(
+            "animal", {"label": "vehicle.car", "namedAttributes": {"plate": "X", "color": "black"}}
+        ),
+        "annotations[1].metadata.system.snapshots_[0].namedAttributes.color",
+        "does not apply to label 'vehicle.car'",
+    ),
+    (
+        track("vehicle.car", {"namedAttributes": {}}, plate="X"),
+        "annotations[1].metadata.system.snapshots_[0].namedAttributes.plate",
+        "attribute 'plate' is required for label 'vehicle.car'",
+    ),
     (
         AnnotationSpec(
             type="box",
@@ -457,8 +506,21 @@ async def test_bad_annotations_are_refused(platform, zoo, spec, field, says) -> 
         )
     assert refused.value.details["field"] == field
     assert says in refused.value.message
-    assert refused.value.message.startswith("annotations[1]: ")
+    assert refused.value.message.startswith(("annotations[1]: ", "annotations[1].metadata"))
     assert await _labels_of(platform, zoo.id) == []  # all or none
+
+
+async def test_keyframes_of_updates_are_checked(platform, zoo) -> None:
+    (written,) = await annotations.create_annotations(
+        platform, zoo.actor, zoo.items[0], [track("animal.dog", {"label": "animal.dog"})]
+    )
+    bad = track("animal.dog", {"label": "animal.dog"}, {"label": "animal.cow"}).metadata
+    with pytest.raises(InvalidInput) as refused:
+        await annotations.update_annotation(platform, zoo.actor, written.id, {"metadata": bad})
+    assert refused.value.details["field"] == "annotations[0].metadata.system.snapshots_[1].label"
+    async with platform.db.read() as session:
+        stored = await session.get(Annotation, written.id)
+        assert [s["label"] for s in stored.metadata_["system"]["snapshots_"]] == ["animal.dog"]
 
 
 async def test_updates_are_checked(platform, zoo) -> None:
@@ -574,10 +636,17 @@ async def test_rename_relabels_annotations_of_the_label_and_its_children(
     await annotations.create_annotations(
         platform, actor, zoo.items[1], [box("animal.canine.puppy", age=4)]
     )
+    # a video annotation's keyframes are relabelled with it: later writes check them too
+    (video,) = await annotations.create_annotations(
+        platform, actor, zoo.items[1], [track("animal.cat", {"label": "animal.cat"}, {})]
+    )
     # a move under another parent; its default display name follows
     moved = await ontologies.rename_label(platform, actor, zoo.ontology_id, "animal.cat", "pet.cat")
     assert _paths(moved.ontology)[-2:] == ["pet", "pet.cat"]
-    assert moved.annotations == 1
+    assert moved.annotations == 2
+    changed = await annotations.update_annotation(platform, actor, video.id, {"status": "review"})
+    assert changed.label == "pet.cat"
+    assert [s.get("label") for s in changed.metadata_["system"]["snapshots_"]] == ["pet.cat", None]
 
 
 async def test_a_rename_waits_for_a_write_checked_against_the_old_labels(platform, zoo) -> None:

@@ -640,6 +640,7 @@ def test_bad_cvat_records_are_reported_and_the_rest_read() -> None:
       <polyline label="lane" points="0,x"/>
       <mask label="sky" rle="1,2" left="0" top="0" width="3" height="2"/>
       <cuboid label="box3d"/>
+      <rectangle label="car"/>
       <box label="car" xtl="1" ytl="1" xbr="2" ybr="3"/>
     </image><image id="1" width="5"/></annotations>"""
     files = _zip_of({"a.xml": image, "b.xml": "<annotations>", "c.xml": "<annotation/>"})
@@ -651,7 +652,8 @@ def test_bad_cvat_records_are_reported_and_the_rest_read() -> None:
     assert "at least 3 points, got 2" in where["a.xml: image 0: <polygon> 3"]
     assert "points must be" in where["a.xml: image 0: <polyline> 4"]
     assert "rle covers 3 pixels, the rectangle 6" in where["a.xml: image 0: <mask> 5"]
-    assert "<cuboid> is not read" in where["a.xml: image 0: <cuboid> 6"]
+    assert "xtl1 is missing" in where["a.xml: image 0: <cuboid> 6"]
+    assert "<rectangle> is not a CVAT shape" in where["a.xml: image 0: <rectangle> 7"]
     assert "has no name" in where["a.xml: image 1"]
     assert "not well-formed" in where["b.xml"]
     assert "not CVAT" in where["c.xml"]

@@ -325,3 +325,85 @@ async def test_labels_outside_the_recipe_are_reported_per_image(
     assert all("is not in ontology 'people'" in p["message"] for p in done.output["problems"])
     labels = await annotations.list_annotations(platform, owner[0], dataset.id, first=1000)
     assert {row.label for row in labels.rows} == {"person"}
+
+
+CVAT_VIDEO = """<annotations><version>1.1</version><meta><task><size>10</size>
+<mode>interpolation</mode><labels><label><name>car</name><attributes>
+  <attribute><name>color</name><input_type>select</input_type></attribute></attributes></label>
+</labels><original_size><width>640</width><height>480</height></original_size></task>
+<source>clips/street.mp4</source></meta>
+<track id="3" label="car" source="manual">
+  <box frame="0" keyframe="1" outside="0" occluded="0" xtl="10" ytl="20" xbr="110" ybr="80">
+    <attribute name="color">black</attribute></box>
+  <box frame="4" keyframe="1" outside="0" occluded="1" xtl="30" ytl="20" xbr="130" ybr="80">
+    <attribute name="color">COLOR</attribute></box>
+  <box frame="6" keyframe="1" outside="1" occluded="1" xtl="30" ytl="20" xbr="130" ybr="80">
+    <attribute name="color">COLOR</attribute></box>
+</track></annotations>"""
+
+
+async def test_cvat_video_tracks_are_checked_against_the_recipe_and_round_trip(
+    client, platform, owner, project, settings
+) -> None:
+    actor = owner[0]
+    recipe = await recipes.create_recipe(
+        platform,
+        actor,
+        project.id,
+        "cars",
+        labels=[{"tag": "car"}],
+        attributes=[
+            {"key": "color", "type": "options", "values": ["black", "white"]},
+            {"key": "occluded", "type": "boolean"},
+        ],
+    )
+    videos = []
+    for name in ("videos", "copy"):
+        dataset = await datasets.create_dataset(platform, actor, project.id, name)
+        await recipes.set_dataset_recipe(platform, actor, dataset.id, recipe.id)
+        async with platform.db.write() as session:
+            spec = items.ItemSpec(
+                path="/clips/street.mp4", url="https://x.test/s", width=640, height=480
+            )
+            await items.insert_items(session, actor, dataset, [spec])
+        videos.append(dataset)
+    dataset, copy = videos
+
+    # a keyframe's attribute the recipe does not allow: the video's annotations are refused whole
+    body = _bad_zip({"annotations.xml": CVAT_VIDEO.replace("COLOR", "pink")})
+    started = await _import(client, settings, dataset.id, body, format="cvat")
+    done = await executions.get_execution(platform, actor, started["id"])
+    assert (done.output["matched"], done.output["annotations"]) == (1, 0)
+    [problem] = done.output["problems"]
+    assert problem["where"] == "/clips/street.mp4 (/clips/street.mp4)"
+    assert problem["message"].startswith(
+        "annotations[0].metadata.system.snapshots_[0]: attribute 'color' of label 'car' must be "
+        "one of 'black', 'white'; got 'pink'"
+    )
+    assert await annotations.count_annotations(platform, actor, dataset.id) == 0
+
+    body = _bad_zip({"annotations.xml": CVAT_VIDEO.replace("COLOR", "white")})
+    started = await _import(client, settings, dataset.id, body, format="cvat")
+    done = await executions.get_execution(platform, actor, started["id"])
+    assert (done.output["annotations"], done.output["problemCount"]) == (1, 0)
+    [row] = (await annotations.list_annotations(platform, actor, dataset.id)).rows
+    assert (row.type, row.frame, row.end_frame, row.object_id) == ("box", 0, 5, "3")
+    assert row.attributes == {"occluded": False, "color": "black"}
+    [keyframe] = row.metadata_["system"]["snapshots_"]
+    assert (keyframe["frame"], keyframe["namedAttributes"]) == (
+        4,
+        {"occluded": True, "color": "white"},
+    )
+
+    exported = await operations.start(
+        platform, actor, exports.FUNCTION, {"datasetId": dataset.id, "format": "cvat"}
+    )
+    burst(settings)
+    done = await executions.get_execution(platform, actor, exported.id)
+    archive = (await client.get(done.output["download"])).content
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        assert "videos/clips/street.mp4.xml" in opened.namelist()
+    await _import(client, settings, copy.id, archive, format="cvat")
+    [again] = (await annotations.list_annotations(platform, actor, copy.id)).rows
+    fields = ("type", "label", "coordinates", "attributes", "metadata")
+    assert {k: to_dataloop(again)[k] for k in fields} == {k: to_dataloop(row)[k] for k in fields}
