@@ -463,6 +463,9 @@ class _Compiler:
         return _json_expression("type", column, path, self)
 
     def build_json(self, what: str, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
+        if what.startswith("is-not-"):
+            kinds = _JSON_KINDS[self.dialect][what[7:]]
+            return _json_expression("type-name", column, path, self).not_in(kinds)
         if what.startswith("is-"):
             # the type name, '' when missing, IN the kinds: a term an index on the type name
             # serves (with the value after it, a count never reads the table)
@@ -494,11 +497,11 @@ class _Compiler:
         column, path = resolved.json_column, resolved.json_path
         assert column is not None
         if value is None:
-            missing = or_(self.json_type(column, path).is_(None), self.json_is(resolved, "null"))
+            # missing or JSON null: the type name (see build_json) is '' or 'null'
             if op == "=":
-                return missing
+                return self.json_is(resolved, "missing")
             if op == "!=":
-                return not_(missing)
+                return _json_expression("is-not-missing", column, path, self)
             raise DQLTypeError(
                 f"{resolved.name}: only = and != compare with null", field=resolved.name
             )
@@ -843,12 +846,14 @@ _JSON_KINDS = {
         "true": ("true",),
         "false": ("false",),
         "null": ("null",),
+        "missing": ("", "null"),
     },
     "postgresql": {
         "string": ("string",),
         "number": ("number",),
         "boolean": ("boolean",),
         "null": ("null",),
+        "missing": ("", "null"),
     },
 }
 # Expressions for a JSON path are immutable and the same in every query that names the path, so
