@@ -49,9 +49,10 @@ def json_loads(value: Any) -> Any:
 
 
 _BUSY_SECONDS = 30
-SQLITE_MMAP_BYTES = 1 << 30
+SQLITE_MMAP_BYTES = 1 << 36
 """How much of an SQLite database is read through a memory map (address space, not memory: the
-pages are the operating system's file cache, shared by every connection and process)."""
+pages are the operating system's file cache, shared by every connection and process). SQLite
+caps it at its build's maximum (2 GiB in the common builds); the rest is read page by page."""
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
