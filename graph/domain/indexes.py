@@ -63,7 +63,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dql import DQLError
 from dql.compiler import FieldMap, IndexExpression, index_expressions
 from graph.db.tables import Annotation, Item, Member, MetadataIndex
-from graph.domain import events, queries
+from graph.domain import events, queries, samples
 from graph.domain.access import Actor, Role, require_admin
 from graph.domain.errors import Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
@@ -361,6 +361,7 @@ async def drop_index(platform: Platform, actor: Actor | None, resource: str, pat
             )
     finally:
         _STORED.pop(platform.db.engine, None)
+        samples.forget(platform.db.engine, resource, path)  # (other processes': LIFETIME)
     if platform.db.dialect == "postgresql":
         await asyncio.sleep(2 * REFRESH_SECONDS)
         await _drop_unused_columns(platform, indexable.table)
