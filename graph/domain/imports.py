@@ -241,16 +241,31 @@ class _Import:
         return images
 
     async def read(self, records: Iterator[ItemAnnotations | Problem]) -> None:
-        """Read, check and write the records a chunk at a time."""
-        last = False
-        while not last:
-            taken, last = await asyncio.to_thread(_take, records)
-            images = await self.checked(taken)
-            if images:
-                self.counts["annotations"] += await write_chunk(
-                    self.platform, self.actor, self.dataset_id, images, self.problem
-                )
-            self.work.progress(self.counts["files"], None, "files read")
+        """Read, check and write the records a chunk at a time: a chunk is read and checked
+        while the one before it is written (the database works in its own thread, or server,
+        meanwhile), one chunk in writing at a time."""
+        writing: asyncio.Task[int] | None = None
+        try:
+            last = False
+            while not last:
+                taken, last = await asyncio.to_thread(_take, records)
+                images = await self.checked(taken)
+                if writing is not None:
+                    self.counts["annotations"] += await writing
+                    writing = None
+                if images:
+                    writing = asyncio.create_task(
+                        write_chunk(
+                            self.platform, self.actor, self.dataset_id, images, self.problem
+                        )
+                    )
+                self.work.progress(self.counts["files"], None, "files read")
+            if writing is not None:
+                self.counts["annotations"] += await writing
+                writing = None
+        finally:
+            if writing is not None:  # reading failed: the chunk in writing ends, whole or not
+                await asyncio.wait([writing])
 
 
 async def run_import(
