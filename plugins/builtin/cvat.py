@@ -31,6 +31,7 @@ from plugins.builtin.cvat_shapes import (
     geometry_xml,
     part_xml,
     parts,
+    rings,
 )
 from plugins.builtin.cvat_tracks import Frames, read_track
 from plugins.builtin.cvat_video import input_type, is_video, video_path, video_xml
@@ -189,6 +190,7 @@ class _ImageWriter:
         self.skeletons: dict[str, list[str]] = {}
         self.left_out = 0
         self.next_id = 0
+        self.groups = 0
 
     def _declare(self, label: str, attributes: dict[str, Any]) -> None:
         for key, value in attributes.items():
@@ -203,16 +205,22 @@ class _ImageWriter:
         if kind == "class":
             self._declare(label, attributes)
             return f"    <tag label={quoteattr(label)}>{attributes_xml(attributes)}</tag>\n"
-        found = geometry_xml(kind, annotation.get("coordinates"))
-        if found is None:
+        found = [geometry_xml(kind, ring) for ring in rings(kind, annotation.get("coordinates"))]
+        if any(shape is None for shape in found):
             return None
-        tag, geometry_text = found
         self._declare(label, attributes)
         occluded = int(bool(attributes.get("occluded")))
-        return (
+        # a ring each, grouped as one object
+        group = f' group_id="{self._group()}"' if len(found) > 1 else ""
+        return "".join(
             f'    <{tag} label={quoteattr(label)} occluded="{occluded}" {geometry_text} '
-            f'z_order="0">{attributes_xml(attributes)}</{tag}>\n'
+            f'z_order="0"{group}>{attributes_xml(attributes)}</{tag}>\n'
+            for tag, geometry_text in found  # type: ignore[misc]
         )
+
+    def _group(self) -> int:
+        self.groups += 1
+        return self.groups
 
     def _skeleton(self, pose: dict[str, Any], children: list[dict[str, Any]]) -> str | None:
         label = pose.get("label")

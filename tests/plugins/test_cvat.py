@@ -537,3 +537,40 @@ def test_a_real_dataloop_video_export_is_written_as_tracks_and_read_back() -> No
     by_object = {a["metadata"]["system"]["objectId"]: track(a) for a in again.annotations}
     assert by_object == {a["metadata"]["system"]["objectId"]: track(a) for a in given.annotations}
     assert all(len(a["metadata"]["system"]["snapshots_"]) == 50 for a in again.annotations)
+
+
+def test_a_video_segment_of_several_rings_is_a_track_per_ring() -> None:
+    outer, hole = [p(0, 0), p(8, 0), p(8, 8)], [p(2, 2), p(4, 2), p(4, 4)]
+    moved = [p(1, 0), p(9, 0), p(9, 8)]
+    keyframe = {"frame": 2, "fixed": True, "type": "segment", "data": [moved]}
+    video = ItemAnnotations(
+        "/v.mp4",
+        [
+            {
+                "type": "segment",
+                "label": "road",
+                "coordinates": [outer, hole],
+                "metadata": {
+                    "system": {"frame": 0, "endFrame": 3, "objectId": "5", "snapshots_": [keyframe]}
+                },
+            }
+        ],
+        10,
+        10,
+    )
+    archive, left_out = _written([video], ["road"])
+    assert left_out == 0
+    text = archive.open("videos/v.mp4.xml").read().decode()
+    assert text.count("<track ") == 2 and 'track id="5"' in text
+    [again], problems = _read(archive)
+    assert problems == []
+    whole, inner = again.annotations
+    assert whole["coordinates"] == [outer]
+    assert whole["metadata"]["system"]["objectId"] == "5"
+    assert [(s["frame"], s["data"]) for s in whole["metadata"]["system"]["snapshots_"]] == [
+        (2, [moved])
+    ]
+    assert inner["coordinates"] == [hole]
+    # the hole is gone from frame 2: its track is outside there
+    system = inner["metadata"]["system"]
+    assert (system["frame"], system["endFrame"], system["snapshots_"]) == (0, 1, [])
