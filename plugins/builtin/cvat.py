@@ -9,7 +9,9 @@ sublabels in ``<meta>`` refusing the skeleton. ``<track>``s (:mod:`cvat_tracks`)
 task's video (``<source>``), else to the file's ``<image>``s of the task by id, else to the
 task's images in the archive (``images/``) in lexical order, CVAT's frame order of an image
 task. A task's frames are numbered as CVAT numbers them: from ``start_frame`` every ``step``
-(``frame_filter`` ``step=N``) frames of its video, the video's frame numbers.
+(``frame_filter`` ``step=N``) frames of its video, the video's frame numbers. A video task's
+frames written as ``<image>``s (CVAT for images of a video) go to its video, each shape a video
+annotation of that frame alone.
 
 A project export (``<meta><project>`` with its ``<tasks>``) is read task by task: images and
 tracks carry ``task_id``; an image is the item below its subset (``images/<subset>/``, where
@@ -92,21 +94,70 @@ def _shapes(
     return [{**base, "type": kind, "coordinates": coordinates}]
 
 
+class _Videos:
+    """The video items of a file's video tasks, made when first needed."""
+
+    def __init__(self, sizes: Sizes) -> None:
+        self.sizes = sizes
+        self.items: dict[Task, ItemAnnotations] = {}
+
+    def of(self, task: Task) -> ItemAnnotations:
+        if task not in self.items:
+            filename = posixpath.join("/", task.source or "")
+            width, height = task.width, task.height
+            if not (width and height):
+                width, height = self.sizes(filename) or (None, None)
+            self.items[task] = ItemAnnotations(filename, [], width, height)
+        return self.items[task]
+
+
+def _on_video(
+    image: ElementTree.Element, meta: Meta, task: Task, videos: _Videos
+) -> Iterator[Problem | tuple[int, list[dict[str, Any]]]]:
+    """The shapes of a video task's frame written as an ``<image>`` (CVAT for images of a video
+    task): on its video, each on that frame alone."""
+    frames = Frames(video=videos.of(task), task=task)
+    frame = frames.at(int(image.get("id", "")))
+    for index, element in enumerate(image, start=1):
+        try:
+            shapes = _shapes(element, frames.video, meta, f"{frame}:{element.tag}:{index}")
+        except Bad as error:
+            yield Problem(f"<{element.tag}> {index}", str(error))
+            continue
+        for shape in shapes:
+            system = {**(shape.get("metadata") or {}).get("system", {})}
+            system.update(frame=frame, endFrame=frame)
+            shape["metadata"] = {**(shape.get("metadata") or {}), "system": system}
+        yield index, shapes
+
+
 def _images(
     name: str,
     root: ElementTree.Element,
     meta: Meta,
     sizes: Sizes,
     by_frame: dict[Task, dict[int, ItemAnnotations]],
+    videos: _Videos,
 ) -> Iterator[ItemAnnotations | Problem]:
     """The file's ``<image>``s, noting in ``by_frame`` those whose id is a frame number, by
-    their task."""
+    their task; a video task's go to its video."""
     for image in root.iter("image"):
         where = f"{name}: image {image.get('id')}"
         if not image.get("name"):
             yield Problem(where, "the image has no name")
             continue
         task = meta.task(image.get("task_id"))
+        numbered = (image.get("id") or "").isdigit() and task is not None
+        if numbered and task is not None and task.source:
+            try:
+                for found in _on_video(image, meta, task, videos):
+                    if isinstance(found, Problem):
+                        yield Problem(f"{where}: {found.where}", found.message)
+                    else:
+                        videos.of(task).annotations += found[1]
+            except Bad as error:
+                yield Problem(where, str(error))
+            continue
         # a project's images are kept below images/<subset>/, whose path the item is
         subset = (image.get("subset") or (task.subset if task else None)) if meta.project else None
         filename = posixpath.join("/", subset or "", image.get("name", ""))
@@ -115,7 +166,7 @@ def _images(
         except ValueError:
             width, height = sizes(filename) or (None, None)
         item = ItemAnnotations(filename, [], width, height)
-        if (image.get("id") or "").isdigit() and task is not None:
+        if numbered and task is not None:
             by_frame.setdefault(task, {})[int(image.get("id", ""))] = item
         for index, element in enumerate(image, start=1):
             try:
@@ -126,19 +177,19 @@ def _images(
 
 
 def _frames(
-    meta: Meta, task: Task, images: dict[int, ItemAnnotations], files: Files, sizes: Sizes
+    meta: Meta,
+    task: Task,
+    images: dict[int, ItemAnnotations],
+    files: Files,
+    sizes: Sizes,
+    videos: _Videos,
 ) -> tuple[Frames, list[ItemAnnotations]] | None:
     """Where a task's tracks are, with the items that are not among the file's ``<image>``s:
-    its video, else its images by frame, else (a task export) the archive's images in
-    lexical order (a project's task's below ``images/<subset>/``, when no other image task has
-    that subset), the task's ``i``-th image its frame ``start + i * step``."""
+    its video, else its images by frame, else the archive's images in lexical order (a
+    project's task's below ``images/<subset>/``, when no other image task has that subset),
+    the task's ``i``-th image its frame ``start + i * step``."""
     if task.source:
-        filename = posixpath.join("/", task.source)
-        width, height = task.width, task.height
-        if not (width and height):
-            width, height = sizes(filename) or (None, None)
-        video = ItemAnnotations(filename, [], width, height)
-        return Frames(video=video, task=task), [video]
+        return Frames(video=videos.of(task), task=task), []
     if images:
         return Frames(images=images), []
     found = sorted(path for path in map(_IMAGES, files.names()) if path)
@@ -175,6 +226,10 @@ def _read_tracks(
             yield Problem(f"{name}: track {track.get('id', index)}", str(error))
 
 
+def _numbers(elements: Iterable[ElementTree.Element], name: str) -> set[int]:
+    return {int(n) for e in elements if (n := e.get(name, "")).isdigit()}
+
+
 def _read_file(
     name: str, root: ElementTree.Element, files: Files, sizes: Sizes
 ) -> Iterator[ItemAnnotations | Problem]:
@@ -183,26 +238,35 @@ def _read_file(
     for index, track in enumerate(root.findall("track")):
         task = meta.task(track.get("task_id"))
         if task is None:
+            named = track.get("task_id")
             yield Problem(
                 f"{name}: track {track.get('id', index)}",
-                f"task_id {track.get('task_id')!r} is not one of the project's <tasks>",
+                f"task_id {named!r} is not one of the project's <tasks>"
+                if named
+                else "the track names no task_id, and the project has several tasks",
             )
             continue
         by_task.setdefault(task, []).append((index, track))
+    for task in {meta.task(i.get("task_id")) for i in root.iter("image")} | set(by_task):
+        if task is not None:
+            images = [i for i in root.iter("image") if meta.task(i.get("task_id")) is task]
+            tracks = [e for _, t in by_task.get(task, []) for e in t]
+            task.settle(_numbers(images, "id") | _numbers(tracks, "frame"))
     listed: list[ItemAnnotations] = []
     by_frame: dict[Task, dict[int, ItemAnnotations]] = {}
-    for record in _images(name, root, meta, sizes, by_frame):
+    videos = _Videos(sizes)
+    for record in _images(name, root, meta, sizes, by_frame, videos):
         if isinstance(record, Problem) or not by_task:
             yield record
         else:  # kept until the tracks are read: they add to the images
             listed.append(record)
     more: list[ItemAnnotations] = []
     for task, tracks in by_task.items():
-        task.settle({int(f) for _, t in tracks for e in t if (f := e.get("frame", "")).isdigit()})
-        found = _frames(meta, task, by_frame.get(task, {}), files, sizes)
+        found = _frames(meta, task, by_frame.get(task, {}), files, sizes, videos)
         yield from _read_tracks(name, meta, task, tracks, found)
         more += [] if found is None else found[1]
     yield from listed
+    yield from videos.items.values()
     yield from more
 
 

@@ -735,17 +735,35 @@ def test_a_project_export_maps_each_tasks_frames_to_its_video_or_images() -> Non
     assert bad["/night.mp4"].annotations == []
 
 
-def test_a_project_export_of_images_keeps_each_tasks_images_apart() -> None:
-    """CVAT for images of a project: each task's frames start at 0, its images carry task_id
-    and subset, and are kept below images/<subset>/."""
+def test_a_project_export_of_images_maps_each_tasks_frames() -> None:
+    """CVAT for images of a project: each task's images carry task_id and subset; an image
+    task's are items below images/<subset>/, a video task's frames go to its video (a shape on
+    that frame alone), numbered as its tracks would be."""
     images = "".join(
-        f'<image id="0" name="a.jpg" subset="{subset}" task_id="{task}" width="10" height="10">'
-        f'<box label="car" occluded="0" xtl="{x}" ytl="1" xbr="{x + 1}" ybr="2" z_order="0"/></image>'
-        for task, subset, x in ((5, "Test", 1), (3, "Train", 2))
+        f'<image id="{frame}" name="{image}" subset="{subset}" task_id="{task}" width="64" '
+        f'height="48"><box label="car" occluded="0" xtl="{x}" ytl="1" xbr="{x + 1}" ybr="2" '
+        'z_order="0"/></image>'
+        for task, frame, image, subset, x in (
+            (5, 0, "a.jpg", "Test", 1),
+            (3, 0, "frame_000000", "Train", 2),
+            (4, 122, "frame_000122", "Train", 3),
+            (4, 121, "frame_000121", "Train", 4),
+        )
     )
     items, problems = _read(_zip_of({"annotations.xml": _project(images)}))
-    assert problems == []
-    assert [(i.filename, i.annotations[0]["coordinates"][0]["x"]) for i in items] == [
-        ("/Test/a.jpg", 1),
-        ("/Train/a.jpg", 2),
+    assert [(p.where, p.message) for p in problems] == [
+        (
+            "annotations.xml: image 121",
+            "frame 121 is not one of the task's frames (from 120 every 2)",
+        )
     ]
+    found = {
+        i.filename: [
+            (a["coordinates"][0]["x"], a.get("metadata", {}).get("system", {}).get("frame"))
+            for a in i.annotations
+        ]
+        for i in items
+    }
+    assert found == {"/Test/a.jpg": [(1, None)], "/day.mp4": [(2, 0)], "/night.mp4": [(3, 102)]}
+    [night] = next(i for i in items if i.filename == "/night.mp4").annotations
+    assert night["metadata"]["system"]["endFrame"] == 102
