@@ -308,8 +308,9 @@ class _ImageWriter:
         if kind == "class":
             self._declare(label, attributes)
             return f"    <tag label={quoteattr(label)}>{attributes_xml(attributes)}</tag>\n"
-        found = [geometry_xml(kind, ring) for ring in rings(kind, annotation.get("coordinates"))]
-        if any(shape is None for shape in found):
+        given = [geometry_xml(kind, ring) for ring in rings(kind, annotation.get("coordinates"))]
+        found = [shape for shape in given if shape is not None]
+        if len(found) < len(given):
             return None
         self._declare(label, attributes)
         occluded = int(bool(attributes.get("occluded")))
@@ -318,7 +319,7 @@ class _ImageWriter:
         return "".join(
             f'    <{tag} label={quoteattr(label)} occluded="{occluded}" {geometry_text} '
             f'z_order="0"{group}>{attributes_xml(attributes)}</{tag}>\n'
-            for tag, geometry_text in found  # type: ignore[misc]
+            for tag, geometry_text in found
         )
 
     def _group(self) -> int:
