@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graph.db.bulk import insert_many
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
-from graph.domain import events, indexes, planning, queries, recipe_check
+from graph.domain import events, indexes, keyframes, planning, queries, recipe_check
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_and_scope, row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
@@ -399,7 +399,8 @@ async def update_annotation(
     outside: Outside = "reject",
 ) -> Annotation:
     """Change some fields; ``changes`` maps field names to new values (``None`` clears). New
-    coordinates are checked as :func:`create_annotations` checks them."""
+    coordinates are checked as :func:`create_annotations` checks them. A new label without new
+    metadata is taken by the video keyframes that had the former one."""
     unknown = set(changes) - set(_UPDATABLE)
     if unknown:
         raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
@@ -416,6 +417,11 @@ async def update_annotation(
         )
         for name, value in changes.items():
             setattr(current, name, {} if name == "metadata" and value is None else value)
+        if "label" in changes and "metadata" not in changes:
+            frames = keyframes.relabelled_with(current.metadata, annotation.label, current.label)
+            if frames is not None:
+                current.metadata = frames
+                changes = {**changes, "metadata": frames}
         _check(current, 0)
         if {"coordinates", "metadata"} & set(changes):
             item = await session.get(Item, annotation.item_id)

@@ -29,7 +29,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dql.ast import Query
 from dql.compiler import Compiled
 from graph.db.tables import Annotation, Item, utcnow
-from graph.domain import annotations, blobs, events, indexes, items, paths, queries, recipe_check
+from graph.domain import (
+    annotations,
+    blobs,
+    events,
+    indexes,
+    items,
+    keyframes,
+    paths,
+    queries,
+    recipe_check,
+)
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import InvalidInput
@@ -290,6 +300,10 @@ def _check_annotation_changes(changes: Mapping[str, Any]) -> None:
         raise InvalidInput(f"a label is text of at most {_MAX_LABEL} characters", field="label")
 
 
+def _changed(value: Mapping[str, Any]) -> set[str]:
+    return {"metadata"} if "metadata" in value else set()
+
+
 async def update_annotations_by_query(
     platform: Platform,
     actor: Actor,
@@ -305,7 +319,8 @@ async def update_annotations_by_query(
     """Set ``label`` and/or ``status`` (``changes``; ``None`` clears) and change
     ``metadata.user`` (merge ``set_user_metadata``, or replace it) of the annotations selected; one
     ``annotation updated`` event each. A new label must be in the dataset's recipe, if it has
-    one (the annotations' attribute values are not checked again)."""
+    one (the annotations' attribute values are not checked again); a video annotation's
+    keyframes that had its former label take the new one."""
     query = _query(dql, dataloop, "annotations")
     fixed = dict(changes or {})
     _check_annotation_changes(fixed)
@@ -313,7 +328,6 @@ async def update_annotations_by_query(
     metadata = set_user_metadata is not None or replace_user_metadata
     if not metadata and not fixed:
         raise InvalidInput("nothing to change: give label, status, set or replace", field="set")
-    fields = sorted([*fixed, "metadata"] if metadata else fixed)
     tally = _Tally(progress)
     async with platform.db.write() as session:
         dataset = await dataset_for(
@@ -324,7 +338,13 @@ async def update_annotations_by_query(
             if rules is not None:
                 recipe_check.check_label(rules, fixed["label"], "the new label", "label")
         where, params = await _annotations_where(session, dataset_id, query)
-        columns = (_A.c.id, _A.c.item_id, *((_A.c.metadata,) if metadata else ()))
+        relabel = "label" in fixed
+        columns = (
+            _A.c.id,
+            _A.c.item_id,
+            *((_A.c.label,) if relabel else ()),
+            *((_A.c.metadata,) if metadata or relabel else ()),
+        )
         async for rows in _chunks(session, columns, where, params):
             now = utcnow()
             values: list[dict[str, Any]] = []
@@ -332,15 +352,32 @@ async def update_annotations_by_query(
                 value: dict[str, Any] = {"annotation_id": row.id, "updated_at": now, **fixed}
                 if metadata:
                     value["metadata"] = _with_user(row.metadata, patch, replace_user_metadata)
+                if relabel:
+                    frames = keyframes.relabelled_with(
+                        value.get("metadata", row.metadata), row.label, fixed["label"]
+                    )
+                    if frames is not None:
+                        value["metadata"] = frames
                 values.append(value)
-            await session.execute(update(_A).where(_A.c.id == bindparam("annotation_id")), values)
+            # one statement per set of columns changed (executemany takes the same keys)
+            for group in (
+                [v for v in values if "metadata" in v],
+                [v for v in values if "metadata" not in v],
+            ):
+                if group:
+                    await session.execute(
+                        update(_A).where(_A.c.id == bindparam("annotation_id")), group
+                    )
             await events.record_many(
                 session,
                 project_id=dataset.project_id,
                 resource="annotation",
                 action="updated",
                 actor=actor.email,
-                changes=[(row.id, {"itemId": row.item_id, "fields": fields}) for row in rows],
+                changes=[
+                    (row.id, {"itemId": row.item_id, "fields": sorted(set(fixed) | _changed(v))})
+                    for row, v in zip(rows, values, strict=True)
+                ],
             )
             tally.add(len(rows))
     return tally.done

@@ -25,11 +25,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Annotation, Dataset, Ontology, Recipe, utcnow
-from graph.domain import annotations, attributes, events, labels, listing
+from graph.domain import annotations, attributes, events, keyframes, labels, listing
 from graph.domain.access import Actor, Role, check_role, member_role, require_role
 from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.paging import Page
@@ -265,6 +276,18 @@ def _refuse_locked(usage: Sequence[tuple[Dataset, int]], path: str) -> None:
             )
 
 
+async def _refuse_locked_keyframes(session: AsyncSession, dataset_ids: set[str], path: str) -> None:
+    locked = await session.scalar(
+        select(Dataset.name).where(Dataset.id.in_(sorted(dataset_ids)), Dataset.readonly)
+    )
+    if locked is not None:
+        raise Conflict(
+            f"dataset {locked!r} is read-only and holds video keyframes of label {path!r}; "
+            "unlock it first",
+            field="label",
+        )
+
+
 async def _store(
     session: AsyncSession,
     actor: Actor,
@@ -295,23 +318,6 @@ async def add_labels(
     return ontology
 
 
-def _keyframes_relabelled(metadata: Any, old: str, new: str) -> dict[str, Any] | None:
-    """``metadata`` with its video keyframes of label ``old`` (or under it) renamed, or None when
-    it has none (recipe checks of later writes look at keyframes' labels too)."""
-    system = metadata.get("system") if isinstance(metadata, dict) else None
-    snapshots = system.get("snapshots_") if isinstance(system, dict) else None
-    if not isinstance(snapshots, list):
-        return None
-    renamed, changed = [], False
-    for snapshot in snapshots:
-        label = snapshot.get("label") if isinstance(snapshot, dict) else None
-        if isinstance(label, str) and labels.within(label, old):
-            snapshot = {**snapshot, "label": new + label[len(old) :]}
-            changed = True
-        renamed.append(snapshot)
-    return {**metadata, "system": {**system, "snapshots_": renamed}} if changed else None
-
-
 async def rename_label(
     platform: Platform, actor: Actor, ontology_id: str, label: str, new_label: str
 ) -> LabelChange:
@@ -324,12 +330,23 @@ async def rename_label(
         flat = labels.renamed(labels.flatten(ontology.labels), old, new)
         usage = await _usage(session, ontology_id, old)
         _refuse_locked(usage, old)
-        relabelled = 0
+
+        def moved(path: str) -> str:
+            return new + path[len(old) :] if labels.within(path, old) else path
+
+        in_use = _A.c.dataset_id.in_(_datasets_using(ontology_id))
+        # keyframes of the label on annotations of another label (a label changed mid-track)
+        others = await keyframes.relabel_where(
+            session, and_(in_use, or_(_A.c.label.is_(None), not_(_of_label(old)))), moved
+        )
+        if others:
+            await _refuse_locked_keyframes(session, {row.dataset_id for row in others}, old)
+        rows = []
         if usage:
             rows = (
                 await session.execute(
                     update(_A)
-                    .where(_A.c.dataset_id.in_(_datasets_using(ontology_id)), _of_label(old))
+                    .where(in_use, _of_label(old))
                     .values(
                         label=literal(new) + func.substr(_A.c.label, len(old) + 1),
                         updated_at=utcnow(),
@@ -337,24 +354,27 @@ async def rename_label(
                     .returning(_A.c.id, _A.c.item_id, _A.c.metadata)
                 )
             ).all()
-            relabelled = len(rows)
-            keyframes = [
+            frames = [
                 {"annotation_id": row.id, "metadata": metadata}
                 for row in rows
-                if (metadata := _keyframes_relabelled(row.metadata, old, new)) is not None
+                if (metadata := keyframes.relabelled(row.metadata, moved)) is not None
             ]
-            if keyframes:
+            if frames:
                 await session.execute(
-                    update(_A).where(_A.c.id == bindparam("annotation_id")), keyframes
+                    update(_A).where(_A.c.id == bindparam("annotation_id")), frames
                 )
-            await events.record_many(
-                session,
-                project_id=ontology.project_id,
-                resource="annotation",
-                action="updated",
-                actor=actor.email,
-                changes=[(row.id, {"itemId": row.item_id, "fields": ["label"]}) for row in rows],
-            )
+        await events.record_many(
+            session,
+            project_id=ontology.project_id,
+            resource="annotation",
+            action="updated",
+            actor=actor.email,
+            changes=[
+                *((row.id, {"itemId": row.item_id, "fields": ["label"]}) for row in rows),
+                *((row.id, {"itemId": row.item_id, "fields": ["metadata"]}) for row in others),
+            ],
+        )
+        relabelled = len(rows) + len(others)
         definitions = [
             {
                 **d,

@@ -1,12 +1,22 @@
-"""CVAT for images 1.1 and CVAT for video 1.1: XML files of ``<image>``s and ``<track>``s.
+"""CVAT for images 1.1 and CVAT for video 1.1: XML files of ``<image>``s and ``<track>``s, of a
+task export or of a project's.
 
 Read: every ``*.xml`` whose root is ``<annotations>``. An ``<image>``'s shapes
 (:mod:`cvat_shapes`: boxes, polygons, polylines, points, ellipses, masks, cuboids) and ``<tag>``s
 (a ``class``); a ``<skeleton>`` is a ``pose`` with a child ``point`` per part that is not
 ``outside`` (``metadata.system.parentId``), a part whose label is not one of the skeleton's
-sublabels in ``<meta>`` refusing the skeleton. ``<track>``s (:mod:`cvat_tracks`) go to the video
-``<meta><source>`` names, else to the file's ``<image>``s by id, else to the images of the
-archive (``images/``) in lexical order, CVAT's frame order of an image task.
+sublabels in ``<meta>`` refusing the skeleton. ``<track>``s (:mod:`cvat_tracks`) go to their
+task's video (``<source>``), else to the file's ``<image>``s of the task by id, else to the
+task's images in the archive (``images/``) in lexical order, CVAT's frame order of an image
+task. A task's frames are numbered as CVAT numbers them: from ``start_frame`` every ``step``
+(``frame_filter`` ``step=N``) frames of its video, the video's frame numbers. A video task's
+frames written as ``<image>``s (CVAT for images of a video) go to its video, each shape a video
+annotation of that frame alone.
+
+A project export (``<meta><project>`` with its ``<tasks>``) is read task by task: images and
+tracks carry ``task_id``; an image is the item below its subset (``images/<subset>/``, where
+CVAT keeps it); the frames of a subset's tasks are numbered one task after the other (as CVAT
+2.x numbers them; an older CVAT's numbering from each task's own start is read too).
 
 Write: ``annotations.xml`` with the images (CVAT for images), labels and attribute types in
 ``<meta>``, poses as skeletons with their points (a point the pose lacks written ``outside``);
@@ -22,7 +32,7 @@ from typing import Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
-from plugins.builtin.cvat_meta import Meta, meta_xml
+from plugins.builtin.cvat_meta import Meta, Task, meta_xml
 from plugins.builtin.cvat_shapes import (
     Bad,
     attributes,
@@ -31,6 +41,7 @@ from plugins.builtin.cvat_shapes import (
     geometry_xml,
     part_xml,
     parts,
+    rings,
 )
 from plugins.builtin.cvat_tracks import Frames, read_track
 from plugins.builtin.cvat_video import input_type, is_video, video_path, video_xml
@@ -83,27 +94,80 @@ def _shapes(
     return [{**base, "type": kind, "coordinates": coordinates}]
 
 
+class _Videos:
+    """The video items of a file's video tasks, made when first needed."""
+
+    def __init__(self, sizes: Sizes) -> None:
+        self.sizes = sizes
+        self.items: dict[Task, ItemAnnotations] = {}
+
+    def of(self, task: Task) -> ItemAnnotations:
+        if task not in self.items:
+            filename = posixpath.join("/", task.source or "")
+            width, height = task.width, task.height
+            if not (width and height):
+                width, height = self.sizes(filename) or (None, None)
+            self.items[task] = ItemAnnotations(filename, [], width, height)
+        return self.items[task]
+
+
+def _on_video(
+    image: ElementTree.Element, meta: Meta, task: Task, videos: _Videos
+) -> Iterator[Problem | tuple[int, list[dict[str, Any]]]]:
+    """The shapes of a video task's frame written as an ``<image>`` (CVAT for images of a video
+    task): on its video, each on that frame alone."""
+    frames = Frames(video=videos.of(task), task=task)
+    frame = frames.at(int(image.get("id", "")))
+    for index, element in enumerate(image, start=1):
+        try:
+            shapes = _shapes(element, frames.video, meta, f"{frame}:{element.tag}:{index}")
+        except Bad as error:
+            yield Problem(f"<{element.tag}> {index}", str(error))
+            continue
+        for shape in shapes:
+            system = {**(shape.get("metadata") or {}).get("system", {})}
+            system.update(frame=frame, endFrame=frame)
+            shape["metadata"] = {**(shape.get("metadata") or {}), "system": system}
+        yield index, shapes
+
+
 def _images(
     name: str,
     root: ElementTree.Element,
     meta: Meta,
     sizes: Sizes,
-    by_frame: dict[int, ItemAnnotations],
+    by_frame: dict[Task, dict[int, ItemAnnotations]],
+    videos: _Videos,
 ) -> Iterator[ItemAnnotations | Problem]:
-    """The file's ``<image>``s, noting in ``by_frame`` those whose id is a frame number."""
+    """The file's ``<image>``s, noting in ``by_frame`` those whose id is a frame number, by
+    their task; a video task's go to its video."""
     for image in root.iter("image"):
         where = f"{name}: image {image.get('id')}"
         if not image.get("name"):
             yield Problem(where, "the image has no name")
             continue
-        filename = posixpath.join("/", image.get("name", ""))
+        task = meta.task(image.get("task_id"))
+        numbered = (image.get("id") or "").isdigit() and task is not None
+        if numbered and task is not None and task.source:
+            try:
+                for found in _on_video(image, meta, task, videos):
+                    if isinstance(found, Problem):
+                        yield Problem(f"{where}: {found.where}", found.message)
+                    else:
+                        videos.of(task).annotations += found[1]
+            except Bad as error:
+                yield Problem(where, str(error))
+            continue
+        # a project's images are kept below images/<subset>/, whose path the item is
+        subset = (image.get("subset") or (task.subset if task else None)) if meta.project else None
+        filename = posixpath.join("/", subset or "", image.get("name", ""))
         try:
             width, height = int(image.get("width", "")), int(image.get("height", ""))
         except ValueError:
             width, height = sizes(filename) or (None, None)
         item = ItemAnnotations(filename, [], width, height)
-        if (image.get("id") or "").isdigit():
-            by_frame[int(image.get("id", ""))] = item
+        if numbered and task is not None:
+            by_frame.setdefault(task, {})[int(image.get("id", ""))] = item
         for index, element in enumerate(image, start=1):
             try:
                 item.annotations += _shapes(element, item, meta, f"{element.tag}:{index}")
@@ -113,56 +177,96 @@ def _images(
 
 
 def _frames(
-    meta: Meta, images: dict[int, ItemAnnotations], files: Files, sizes: Sizes
+    meta: Meta,
+    task: Task,
+    images: dict[int, ItemAnnotations],
+    files: Files,
+    sizes: Sizes,
+    videos: _Videos,
 ) -> tuple[Frames, list[ItemAnnotations]] | None:
-    """Where the file's tracks are, with the items that are not among its ``<image>``s."""
-    if meta.source:
-        filename = posixpath.join("/", meta.source)
-        width, height = meta.width, meta.height
-        if not (width and height):
-            width, height = sizes(filename) or (None, None)
-        video = ItemAnnotations(filename, [], width, height)
-        last = None if meta.size is None else meta.size - 1
-        return Frames(video=video, last=last), [video]
+    """Where a task's tracks are, with the items that are not among the file's ``<image>``s:
+    its video, else its images by frame, else the archive's images in lexical order (a
+    project's task's below ``images/<subset>/``, when no other image task has that subset),
+    the task's ``i``-th image its frame ``start + i * step``."""
+    if task.source:
+        return Frames(video=videos.of(task), task=task), []
     if images:
         return Frames(images=images), []
     found = sorted(path for path in map(_IMAGES, files.names()) if path)
+    if meta.project:  # a project's images are below images/<subset>/
+        below = f"/{task.subset}/"
+        found = [path for path in found if path.startswith(below)]
+        found = found if meta.alone_in_subset(task) else []
     if not found:
         return None
     items = [ItemAnnotations(path, [], *(sizes(path) or (None, None))) for path in found]
-    return Frames(images=dict(enumerate(items))), items
+    return Frames(images={task.frame(i): item for i, item in enumerate(items)}), items
+
+
+def _read_tracks(
+    name: str,
+    meta: Meta,
+    task: Task,
+    tracks: list[tuple[int, ElementTree.Element]],
+    found: tuple[Frames, list[ItemAnnotations]] | None,
+) -> Iterator[Problem]:
+    if found is None:
+        of = f"task {task.id}'s tracks'" if meta.project else "the tracks'"
+        yield Problem(
+            name,
+            f"{of} frames are nowhere: a video task names its video in <source>, "
+            "an image task lists its <image>s or keeps them in images/",
+        )
+        return
+    frames, _ = found
+    for index, track in tracks:
+        try:
+            read_track(track, meta, frames, f"track:{index}")
+        except Bad as error:
+            yield Problem(f"{name}: track {track.get('id', index)}", str(error))
+
+
+def _numbers(elements: Iterable[ElementTree.Element], name: str) -> set[int]:
+    return {int(n) for e in elements if (n := e.get(name, "")).isdigit()}
 
 
 def _read_file(
     name: str, root: ElementTree.Element, files: Files, sizes: Sizes
 ) -> Iterator[ItemAnnotations | Problem]:
     meta = Meta.of(root)
-    tracks = root.findall("track")
+    by_task: dict[Task, list[tuple[int, ElementTree.Element]]] = {}
+    for index, track in enumerate(root.findall("track")):
+        task = meta.task(track.get("task_id"))
+        if task is None:
+            named = track.get("task_id")
+            yield Problem(
+                f"{name}: track {track.get('id', index)}",
+                f"task_id {named!r} is not one of the project's <tasks>"
+                if named
+                else "the track names no task_id, and the project has several tasks",
+            )
+            continue
+        by_task.setdefault(task, []).append((index, track))
+    for task in {meta.task(i.get("task_id")) for i in root.iter("image")} | set(by_task):
+        if task is not None:
+            images = [i for i in root.iter("image") if meta.task(i.get("task_id")) is task]
+            tracks = [e for _, t in by_task.get(task, []) for e in t]
+            task.settle(_numbers(images, "id") | _numbers(tracks, "frame"))
     listed: list[ItemAnnotations] = []
-    by_frame: dict[int, ItemAnnotations] = {}
-    for record in _images(name, root, meta, sizes, by_frame):
-        if isinstance(record, Problem) or not tracks:
+    by_frame: dict[Task, dict[int, ItemAnnotations]] = {}
+    videos = _Videos(sizes)
+    for record in _images(name, root, meta, sizes, by_frame, videos):
+        if isinstance(record, Problem) or not by_task:
             yield record
         else:  # kept until the tracks are read: they add to the images
             listed.append(record)
-    if not tracks:
-        return
-    found = _frames(meta, by_frame, files, sizes)
-    if found is None:
-        yield Problem(
-            name,
-            "the tracks' frames are nowhere: a video task names its video in <meta><source>, "
-            "an image task lists its <image>s or keeps them in images/",
-        )
-        yield from listed
-        return
-    frames, more = found
-    for index, track in enumerate(tracks):
-        try:
-            read_track(track, meta, frames, f"track:{index}")
-        except Bad as error:
-            yield Problem(f"{name}: track {track.get('id', index)}", str(error))
+    more: list[ItemAnnotations] = []
+    for task, tracks in by_task.items():
+        found = _frames(meta, task, by_frame.get(task, {}), files, sizes, videos)
+        yield from _read_tracks(name, meta, task, tracks, found)
+        more += [] if found is None else found[1]
     yield from listed
+    yield from videos.items.values()
     yield from more
 
 
@@ -189,6 +293,7 @@ class _ImageWriter:
         self.skeletons: dict[str, list[str]] = {}
         self.left_out = 0
         self.next_id = 0
+        self.groups = 0
 
     def _declare(self, label: str, attributes: dict[str, Any]) -> None:
         for key, value in attributes.items():
@@ -203,16 +308,23 @@ class _ImageWriter:
         if kind == "class":
             self._declare(label, attributes)
             return f"    <tag label={quoteattr(label)}>{attributes_xml(attributes)}</tag>\n"
-        found = geometry_xml(kind, annotation.get("coordinates"))
-        if found is None:
+        given = [geometry_xml(kind, ring) for ring in rings(kind, annotation.get("coordinates"))]
+        found = [shape for shape in given if shape is not None]
+        if len(found) < len(given):
             return None
-        tag, geometry_text = found
         self._declare(label, attributes)
         occluded = int(bool(attributes.get("occluded")))
-        return (
+        # a ring each, grouped as one object
+        group = f' group_id="{self._group()}"' if len(found) > 1 else ""
+        return "".join(
             f'    <{tag} label={quoteattr(label)} occluded="{occluded}" {geometry_text} '
-            f'z_order="0">{attributes_xml(attributes)}</{tag}>\n'
+            f'z_order="0"{group}>{attributes_xml(attributes)}</{tag}>\n'
+            for tag, geometry_text in found
         )
+
+    def _group(self) -> int:
+        self.groups += 1
+        return self.groups
 
     def _skeleton(self, pose: dict[str, Any], children: list[dict[str, Any]]) -> str | None:
         label = pose.get("label")

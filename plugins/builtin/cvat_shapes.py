@@ -33,6 +33,7 @@ __all__ = [
     "flag",
     "geometry",
     "geometry_xml",
+    "rings",
     "number_text",
     "one_point",
     "parts",
@@ -246,7 +247,8 @@ def _mask_xml(url: str) -> str | None:
 
 def geometry_xml(kind: Any, coordinates: Any) -> tuple[str, str] | None:
     """The CVAT tag and geometry attributes of Dataloop coordinates of type ``kind``; None when
-    CVAT has no such shape (or the mask is empty)."""
+    CVAT has no such shape (or the mask is empty; a segment of several rings is several shapes:
+    :func:`rings`)."""
     n = number_text
     if kind == "box" and isinstance(coordinates, list) and len(coordinates) in (2, 3):
         a, b = coordinates[:2]
@@ -255,7 +257,7 @@ def geometry_xml(kind: Any, coordinates: Any) -> tuple[str, str] | None:
             "box",
             f'xtl="{n(a["x"])}" ytl="{n(a["y"])}" xbr="{n(b["x"])}" ybr="{n(b["y"])}"{rotation}',
         )
-    if kind in ("segment", "polyline") and isinstance(coordinates, list) and coordinates:
+    if kind in ("segment", "polyline") and isinstance(coordinates, list) and len(coordinates) == 1:
         return ("polygon" if kind == "segment" else "polyline"), f"points={_joined(coordinates[0])}"
     if kind == "point" and isinstance(coordinates, dict):
         return "points", f"points={_joined([coordinates])}"
@@ -276,6 +278,15 @@ def geometry_xml(kind: Any, coordinates: Any) -> tuple[str, str] | None:
             for corner in _CORNERS
         )
     return None
+
+
+def rings(kind: Any, coordinates: Any) -> list[Any]:
+    """The coordinates of each CVAT shape an annotation becomes: a ``segment`` or ``polyline``
+    of several rings (a polygon with holes, or of several parts) a shape per ring, as CVAT's
+    polygons have no holes; any other annotation one."""
+    if kind in ("segment", "polyline") and isinstance(coordinates, list) and len(coordinates) > 1:
+        return [[ring] for ring in coordinates]
+    return [coordinates]
 
 
 def _text(value: Any) -> str:

@@ -11,9 +11,13 @@ before is left out, as Dataloop copies a frame's shape to the next. A track of `
 is a ``pose`` annotation (hidden on a frame whose parts are all outside) with a child
 ``point`` video annotation per part (``metadata.system.parentId``).
 
-On images (a track in an image task's export) frame *n* is the *n*-th image, and each image a
-track is visible on gets the shape that frame has (or the last one before it), with the
-track's ``objectId``.
+A frame number of the file is the video's frame (a task from ``start_frame`` every ``step``
+frames has only those, less the project export's offset: :class:`cvat_meta.Task`); a number
+that is none of the task's refuses the track.
+
+On images (a track in an image task's export) frame *n* is the image of id *n* (or the task's
+*i*-th image for frame ``start + i * step``), and each image a track is visible on gets the
+shape that frame has (or the last one before it), with the track's ``objectId``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
 
-from plugins.builtin.cvat_meta import Meta
+from plugins.builtin.cvat_meta import Meta, Task
 from plugins.builtin.cvat_shapes import Bad, attributes, flag, geometry, one_point, parts
 from plugins.converters import ItemAnnotations, with_attributes
 
@@ -53,22 +57,33 @@ class _State:
 
 @dataclass
 class Frames:
-    """Where a file's track frames are: a ``video`` (frames up to ``last``, when the task says
-    how many it has), or ``images`` by frame."""
+    """Where a file's track frames are: a ``video`` (the frames of its ``task``), or
+    ``images`` by frame."""
 
     video: ItemAnnotations | None = None
-    last: int | None = None
+    task: Task = field(default_factory=Task)
     images: dict[int, ItemAnnotations] = field(default_factory=dict)
 
-    def check(self, frame: int) -> None:
-        if self.video is not None:
-            if self.last is not None and frame > self.last:
-                raise Bad(f"frame {frame} is beyond the video's last frame {self.last}")
-        elif frame not in self.images:
+    def at(self, frame: int) -> int:
+        """Where frame number ``frame`` of the file is: the video's frame index, or the key
+        of its image; :class:`Bad` when it is none of the task's frames."""
+        if self.video is None:
+            if frame not in self.images:
+                raise Bad(
+                    f"frame {frame} has no image (the file's images are frames "
+                    f"{min(self.images)} to {max(self.images)})"
+                )
+            return frame
+        task, last = self.task, self.task.last
+        index = task.video_frame(frame)
+        if last is not None and index > last:
+            raise Bad(f"frame {frame} is beyond the video's last frame {last + task.offset}")
+        if index < task.start or (index - task.start) % task.step:
             raise Bad(
-                f"frame {frame} has no image (the file's images are frames "
-                f"{min(self.images)} to {max(self.images)})"
+                f"frame {frame} is not one of the task's frames (from {task.frame(0)} every "
+                f"{task.step})"
             )
+        return index
 
     def size(self, frame: int) -> tuple[int | None, int | None]:
         """The width and height of the frame (a mask needs them)."""
@@ -78,7 +93,7 @@ class Frames:
     @property
     def end(self) -> int | None:
         """The last frame an object on them may run to."""
-        return max(self.images) if self.video is None else self.last
+        return max(self.images) if self.video is None else self.task.last
 
 
 def _frame(element: ElementTree.Element, frames: Frames) -> int:
@@ -89,8 +104,7 @@ def _frame(element: ElementTree.Element, frames: Frames) -> int:
         raise Bad(f"frame is not a whole number: {text!r}") from None
     if frame < 0:
         raise Bad(f"frame {frame} is negative")
-    frames.check(frame)
-    return frame
+    return frames.at(frame)
 
 
 def _span(

@@ -5,10 +5,11 @@ becomes a ``<track>`` (``id`` its ``objectId`` when that is a free whole number)
 first frame and at each snapshot's (``keyframe`` the snapshot's ``fixed``, ``outside`` when the
 object is not visible, the frame's ``namedAttributes``, else the last given), closed by an
 ``outside`` shape the frame after ``endFrame`` unless that is the video's last. A label
-changed by a snapshot starts a new track, as a CVAT track has one label. A ``pose`` with child
-``point`` annotations (``parentId``) is a track of ``<skeleton>``s, a shape on each frame the
-pose or one of its points has a keyframe, each point outside before its first frame and after
-its last. The task's ``size`` is the video's frame count when its metadata says it
+changed by a snapshot starts a new track, as a CVAT track has one label; a segment of several
+rings is a track per ring (outside on a frame without it), as CVAT's polygons have no holes. A
+``pose`` with child ``point`` annotations (``parentId``) is a track of ``<skeleton>``s, a shape
+on each frame the pose or one of its points has a keyframe, each point outside before its first
+frame and after its last. The task's ``size`` is the video's frame count when its metadata says it
 (``nb_frames``, Dataloop's ``nb_frames_estimation``, ffprobe's ``nb_read_frames``), else one
 past the last annotated frame. Annotations that are not video annotations, or whose shape
 CVAT cannot hold, are left out and counted.
@@ -23,7 +24,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from plugins.builtin.cvat_meta import meta_xml
-from plugins.builtin.cvat_shapes import attributes_xml, geometry_xml, part_xml
+from plugins.builtin.cvat_shapes import attributes_xml, geometry_xml, part_xml, rings
 from plugins.converters import ItemAnnotations, attributes_of
 
 __all__ = ["input_type", "is_video", "video_path", "video_xml"]
@@ -144,6 +145,24 @@ def _timeline(annotation: dict[str, Any]) -> tuple[list[_Shape], int] | None:
     return list(shapes.values()), end
 
 
+def _by_ring(shapes: list[_Shape]) -> list[list[_Shape]]:
+    """The shapes of each ring of a segment of several rings (a track each, as CVAT's polygons
+    have no holes): a frame without that ring has it outside; else the shapes as they are."""
+    split = [rings(s.type, s.coordinates) for s in shapes]
+    count = max(len(r) for r in split)
+    if count == 1:
+        return [shapes]
+    return [
+        [
+            replace(s, coordinates=r[n])
+            if n < len(r)
+            else replace(s, coordinates=r[0], outside=True)
+            for s, r in zip(shapes, split, strict=True)
+        ]
+        for n in range(count)
+    ]
+
+
 def _at(shapes: Sequence[_Shape], frame: int) -> _Shape | None:
     """The shape on ``frame``: the last given at or before it."""
     found = None
@@ -231,17 +250,19 @@ class _Video:
         if timeline is None:
             return None
         shapes, end = timeline
-        groups = [list(g) for _, g in itertools.groupby(shapes, key=lambda s: s.label)]
         tracks = []
-        for index, group in enumerate(groups):
-            closing = groups[index + 1][0].frame if index + 1 < len(groups) else end + 1
-            body = [self._line(s, s.frame, s.outside, s.keyframe) for s in group]
-            if closing < self.count:
-                body.append(self._line(group[-1], closing, True, True))
-            if any(line is None for line in body):
-                return None
-            object_id = _system(annotation).get("objectId") if index == 0 else None
-            tracks.append(self._track(group[0].label, object_id, body))
+        for index, ring_shapes in enumerate(_by_ring(shapes)):
+            groups = [list(g) for _, g in itertools.groupby(ring_shapes, key=lambda s: s.label)]
+            for number, group in enumerate(groups):
+                closing = groups[number + 1][0].frame if number + 1 < len(groups) else end + 1
+                body = [self._line(s, s.frame, s.outside, s.keyframe) for s in group]
+                if closing < self.count:
+                    body.append(self._line(group[-1], closing, True, True))
+                if any(line is None for line in body):
+                    return None
+                first = index == 0 and number == 0
+                object_id = _system(annotation).get("objectId") if first else None
+                tracks.append(self._track(group[0].label, object_id, body))
         return "".join(tracks)
 
     def _parts(self, pose: dict[str, Any], end: int) -> dict[str, tuple[list[_Shape], int]]:

@@ -649,6 +649,131 @@ async def test_rename_relabels_annotations_of_the_label_and_its_children(
     assert [s.get("label") for s in changed.metadata_["system"]["snapshots_"]] == ["pet.cat", None]
 
 
+async def _keyframe_labels(platform, annotation_id: str) -> list[str | None]:
+    async with platform.db.read() as session:
+        stored = await session.get(Annotation, annotation_id)
+        return [s.get("label") for s in stored.metadata_["system"]["snapshots_"]]
+
+
+async def test_rename_relabels_keyframes_of_annotations_of_other_labels(platform, labelled) -> None:
+    """A track whose label changes mid-track holds keyframes of a label other than its own:
+    a rename of that label reaches them too, and refuses while a read-only dataset holds them."""
+    zoo, actor = labelled.zoo, labelled.actor
+    (changing,) = await annotations.create_annotations(
+        platform,
+        actor,
+        zoo.items[1],
+        [track("animal.dog", {"label": "animal.cat"}, {"label": "animal.dog"})],
+    )
+    twin_items = await items.list_items(platform, actor, labelled.twin, folders=False)
+    (locked,) = await annotations.create_annotations(
+        platform, actor, twin_items.rows[0].id, [track("animal.dog", {"label": "animal.cat"})]
+    )
+    await datasets.update_dataset(platform, actor, labelled.twin, readonly=True)
+    with pytest.raises(Conflict) as refused:
+        await ontologies.rename_label(platform, actor, zoo.ontology_id, "animal.cat", "pet.cat")
+    assert "read-only" in refused.value.message and "keyframes" in refused.value.message
+    assert await _keyframe_labels(platform, changing.id) == ["animal.cat", "animal.dog"]
+    await datasets.update_dataset(platform, actor, labelled.twin, readonly=False)
+    await annotations.delete_annotations(platform, actor, [locked.id])
+    change = await ontologies.rename_label(
+        platform, actor, zoo.ontology_id, "animal.cat", "pet.cat"
+    )
+    assert change.annotations == 2  # the cat box, and the dog track's keyframe
+    assert await _keyframe_labels(platform, changing.id) == ["pet.cat", "animal.dog"]
+    async with platform.db.read() as session:
+        fields = (
+            await session.scalars(
+                select(Event.payload).where(
+                    Event.resource_id == changing.id, Event.action == "updated"
+                )
+            )
+        ).all()
+    assert [p["fields"] for p in fields] == [["metadata"]]
+    # later writes are checked against the renamed labels, and pass
+    changed = await annotations.update_annotation(
+        platform, actor, changing.id, {"status": "review"}
+    )
+    assert changed.status == "review"
+
+
+async def test_a_label_set_by_query_relabels_keyframes(platform, zoo, monkeypatch) -> None:
+    """Keyframes labelled as their annotation take its new label, chunk by chunk; a keyframe
+    with a label of its own keeps it; with a metadata patch both apply."""
+    monkeypatch.setattr(bulk, "CHUNK", 2)
+    actor = zoo.actor
+    written = await annotations.create_annotations(
+        platform,
+        actor,
+        zoo.items[0],
+        [
+            track("animal.cat", {"label": "animal.cat"}, {}),
+            track("animal.cat", {"label": "animal.dog.puppy"}, {"label": "animal.cat"}),
+            box("animal.cat"),
+            track("animal.dog", {"label": "animal.dog"}),
+            track("animal.cat", {"label": "animal.cat"}),
+        ],
+    )
+    changed = await bulk.update_annotations_by_query(
+        platform,
+        actor,
+        zoo.id,
+        dql='label = "animal.cat"',
+        changes={"label": "animal.dog"},
+        set_user_metadata={"checked": True},
+    )
+    assert changed == 4
+    assert await _keyframe_labels(platform, written[0].id) == ["animal.dog", None]
+    assert await _keyframe_labels(platform, written[1].id) == ["animal.dog.puppy", "animal.dog"]
+    assert await _keyframe_labels(platform, written[3].id) == ["animal.dog"]  # not selected
+    assert await _keyframe_labels(platform, written[4].id) == ["animal.dog"]
+    async with platform.db.read() as session:
+        last = await session.get(Annotation, written[4].id)
+        assert last.metadata_["user"] == {"checked": True}
+    # without a patch only the annotations whose keyframes changed have their metadata written
+    await bulk.update_annotations_by_query(
+        platform, actor, zoo.id, dql="", changes={"label": "animal.cat"}
+    )
+    assert await _keyframe_labels(platform, written[0].id) == ["animal.cat", None]
+    assert await _keyframe_labels(platform, written[1].id) == ["animal.dog.puppy", "animal.cat"]
+    async with platform.db.read() as session:
+        payloads = {
+            e.resource_id: e.payload["fields"]
+            for e in await session.scalars(
+                select(Event).where(Event.resource == "annotation", Event.action == "updated")
+            )
+        }  # the last event of each
+    assert payloads[written[2].id] == ["label"]
+    assert payloads[written[0].id] == ["label", "metadata"]
+    # a label cleared: the keyframes that had the former label follow the annotation's
+    await bulk.update_annotations_by_query(
+        platform, actor, zoo.id, dql=f'id = "{written[4].id}"', changes={"label": None}
+    )
+    assert await _keyframe_labels(platform, written[4].id) == [None]
+
+
+async def test_a_label_updated_relabels_keyframes(platform, zoo) -> None:
+    actor = zoo.actor
+    (video,) = await annotations.create_annotations(
+        platform,
+        actor,
+        zoo.items[0],
+        [track("animal.cat", {"label": "animal.cat"}, {"label": "animal.dog"})],
+    )
+    changed = await annotations.update_annotation(
+        platform, actor, video.id, {"label": "animal.dog.puppy"}
+    )
+    assert changed.label == "animal.dog.puppy"
+    assert await _keyframe_labels(platform, video.id) == ["animal.dog.puppy", "animal.dog"]
+    # metadata given with the label is taken as given (and checked)
+    given = track("animal.cat", {"label": "animal.cow"}).metadata
+    with pytest.raises(InvalidInput) as refused:
+        await annotations.update_annotation(
+            platform, actor, video.id, {"label": "animal.cat", "metadata": given}
+        )
+    assert refused.value.details["field"] == "annotations[0].metadata.system.snapshots_[0].label"
+
+
 async def test_a_rename_waits_for_a_write_checked_against_the_old_labels(platform, zoo) -> None:
     if platform.db.is_sqlite:
         pytest.skip("SQLite runs one write at a time")

@@ -657,3 +657,56 @@ def test_bad_cvat_records_are_reported_and_the_rest_read() -> None:
     assert "has no name" in where["a.xml: image 1"]
     assert "not well-formed" in where["b.xml"]
     assert "not CVAT" in where["c.xml"]
+
+
+def test_polygons_of_several_rings_keep_every_ring() -> None:
+    """A segment with a hole, or of two parts: CVAT writes a polygon per ring (grouped: CVAT has
+    no holes), COCO a segmentation list per ring, Dataloop JSON keeps it whole, Ultralytics YOLO
+    a line per ring (test above); VOC and YOLO boxes hold no segments and count them."""
+    outer = [p(0, 0), p(8, 0), p(8, 8), p(0, 8)]
+    hole = [p(2, 2), p(4, 2), p(4, 4)]
+    far = [p(9, 1), p(10, 1), p(10, 3)]
+    item = ItemAnnotations(
+        "/a.png",
+        [
+            {"type": "segment", "label": "road", "coordinates": [outer, hole]},
+            {"type": "segment", "label": "lake", "coordinates": [far]},
+            {"type": "polyline", "label": "lane", "coordinates": [outer[:2], hole[:2]]},
+        ],
+        10,
+        10,
+    )
+    archive, left_out = _written(cvat.write, [item], ["road", "lake", "lane"])
+    assert left_out == 0
+    xml = archive.open("annotations.xml").read().decode()
+    assert xml.count('group_id="1"') == 2 and xml.count('group_id="2"') == 2
+    assert xml.count("<polygon") == 3 and xml.count("<polyline") == 2
+    [again], problems = _read(cvat.read, archive, {})
+    assert problems == []
+    assert [(a["type"], a["label"], a["coordinates"]) for a in again.annotations] == [
+        ("segment", "road", [outer]),
+        ("segment", "road", [hole]),
+        ("segment", "lake", [far]),
+        ("polyline", "lane", [outer[:2]]),
+        ("polyline", "lane", [hole[:2]]),
+    ]
+
+    archive, left_out = _written(coco.write, [item], ["road", "lake"])
+    assert left_out == 1  # the polyline
+    document = json.loads(archive.open("annotations.json").read())
+    road = document["annotations"][0]
+    assert road["segmentation"] == [[0, 0, 8, 0, 8, 8, 0, 8], [2, 2, 4, 2, 4, 4]]
+    assert road["bbox"] == [0, 0, 8, 8]  # the whole extent
+    [again], _ = _read(coco.read, archive, {"/a.png": (10, 10)})
+    assert again.annotations[0]["coordinates"] == [outer, hole]
+
+    archive, left_out = _written(dataloop.write, [item], [])
+    [again], problems = _read(dataloop.read, archive, {})
+    assert (left_out, problems) == (0, [])
+    assert [a["coordinates"] for a in again.annotations] == [
+        a["coordinates"] for a in item.annotations
+    ]
+
+    for write in (voc.write, yolo.write):
+        _, left_out = _written(write, [item], ["road", "lake", "lane"])
+        assert left_out == 3

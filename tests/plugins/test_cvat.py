@@ -495,7 +495,7 @@ def test_bad_tracks_are_reported_and_the_rest_read() -> None:
         "its sublabels: 1, 2, 3",
         "a.xml: track 6": "label is missing",
         "b.xml": "the tracks' frames are nowhere: a video task names its video in "
-        "<meta><source>, an image task lists its <image>s or keeps them in images/",
+        "<source>, an image task lists its <image>s or keeps them in images/",
     }
     [car] = video.annotations
     assert car["metadata"]["system"]["objectId"] == "7"
@@ -537,3 +537,233 @@ def test_a_real_dataloop_video_export_is_written_as_tracks_and_read_back() -> No
     by_object = {a["metadata"]["system"]["objectId"]: track(a) for a in again.annotations}
     assert by_object == {a["metadata"]["system"]["objectId"]: track(a) for a in given.annotations}
     assert all(len(a["metadata"]["system"]["snapshots_"]) == 50 for a in again.annotations)
+
+
+def test_a_video_segment_of_several_rings_is_a_track_per_ring() -> None:
+    outer, hole = [p(0, 0), p(8, 0), p(8, 8)], [p(2, 2), p(4, 2), p(4, 4)]
+    moved = [p(1, 0), p(9, 0), p(9, 8)]
+    keyframe = {"frame": 2, "fixed": True, "type": "segment", "data": [moved]}
+    video = ItemAnnotations(
+        "/v.mp4",
+        [
+            {
+                "type": "segment",
+                "label": "road",
+                "coordinates": [outer, hole],
+                "metadata": {
+                    "system": {"frame": 0, "endFrame": 3, "objectId": "5", "snapshots_": [keyframe]}
+                },
+            }
+        ],
+        10,
+        10,
+    )
+    archive, left_out = _written([video], ["road"])
+    assert left_out == 0
+    text = archive.open("videos/v.mp4.xml").read().decode()
+    assert text.count("<track ") == 2 and 'track id="5"' in text
+    [again], problems = _read(archive)
+    assert problems == []
+    whole, inner = again.annotations
+    assert whole["coordinates"] == [outer]
+    assert whole["metadata"]["system"]["objectId"] == "5"
+    assert [(s["frame"], s["data"]) for s in whole["metadata"]["system"]["snapshots_"]] == [
+        (2, [moved])
+    ]
+    assert inner["coordinates"] == [hole]
+    # the hole is gone from frame 2: its track is outside there
+    system = inner["metadata"]["system"]
+    assert (system["frame"], system["endFrame"], system["snapshots_"]) == (0, 1, [])
+
+
+def _box(frame: int, x: float, keyframe: int = 1, outside: int = 0) -> str:
+    return (
+        f'<box frame="{frame}" keyframe="{keyframe}" outside="{outside}" occluded="0" '
+        f'xtl="{x}" ytl="2" xbr="{x + 2}" ybr="4" z_order="0"></box>'
+    )
+
+
+CAR = "<labels><label><name>car</name><type>rectangle</type><attributes/></label></labels>"
+
+
+def _stepped(*tracks: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version><meta><task>'
+        "<id>2</id><name>clip</name><size>5</size><mode>interpolation</mode><overlap>0</overlap>"
+        "<start_frame>10</start_frame><stop_frame>30</stop_frame>"
+        f"<frame_filter>step=5</frame_filter>{CAR}"
+        "<original_size><width>640</width><height>480</height></original_size></task>"
+        f"<source>clip.mp4</source></meta>{''.join(tracks)}</annotations>"
+    )
+
+
+def test_a_task_from_a_start_frame_every_n_frames_maps_to_the_video_frames() -> None:
+    """A task of a video from frame 10 every 5th frame (``frame_filter`` ``step=5``, 5 frames):
+    CVAT numbers its frames 10, 15 ... 30, the video's frames; other numbers are refused."""
+    text = _stepped(
+        _track(_box(10, 1) + _box(15, 2, keyframe=0) + _box(20, 3) + _box(25, 3, outside=1), "0"),
+        _track(_box(25, 7), "1"),  # runs to the task's last frame
+        _track(_box(12, 1), "2"),
+        _track(_box(5, 1), "3"),
+        _track(_box(35, 1), "4"),
+    )
+    [video], problems = _read(_zip_of({"annotations.xml": text}))
+    assert {p.where: p.message for p in problems} == {
+        "annotations.xml: track 2": "<box> 1: frame 12 is not one of the task's frames "
+        "(from 10 every 5)",
+        "annotations.xml: track 3": "<box> 1: frame 5 is not one of the task's frames "
+        "(from 10 every 5)",
+        "annotations.xml: track 4": "<box> 1: frame 35 is beyond the video's last frame 30",
+    }
+    moving, parked = (a["metadata"]["system"] for a in video.annotations)
+    assert (moving["frame"], moving["endFrame"]) == (10, 24)  # closed on 25
+    assert [(s["frame"], s["fixed"], s["data"]) for s in moving["snapshots_"]] == [
+        (15, False, box(2, 2, 4, 4)),
+        (20, True, box(3, 2, 5, 4)),
+    ]
+    assert (parked["frame"], parked["endFrame"], parked["snapshots_"]) == (25, 30, [])
+
+    # an image task's tracks on the archive's images: its i-th image is frame 2 + 2i
+    image_task = (
+        "<annotations><meta><task><size>3</size><mode>annotation</mode>"
+        "<start_frame>2</start_frame><frame_filter>step=2</frame_filter>"
+        f"{CAR}</task></meta>{_track(_box(4, 1) + _box(6, 1, outside=1))}</annotations>"
+    )
+    files = {
+        "annotations.xml": image_task,
+        "images/a.jpg": "",
+        "images/b.jpg": "",
+        "images/c.jpg": "",
+    }
+    images, problems = _read(_zip_of(files))
+    assert problems == []
+    assert [(i.filename, len(i.annotations)) for i in images] == [
+        ("/a.jpg", 0),
+        ("/b.jpg", 1),
+        ("/c.jpg", 0),
+    ]
+
+
+def _task(
+    task_id: int, subset: str, size: int, start: int = 0, step: int = 1, video: str = ""
+) -> str:
+    source = (
+        f"<original_size><width>64</width><height>48</height></original_size><source>{video}</source>"
+        if video
+        else ""
+    )
+    stop = start + (size - 1) * step
+    return (
+        f"<task><id>{task_id}</id><name>t{task_id}</name><size>{size}</size>"
+        f"<mode>{'interpolation' if video else 'annotation'}</mode><overlap>0</overlap>"
+        "<bugtracker></bugtracker><created>2024-05-01 10:00:00+00:00</created>"
+        f"<updated>2024-05-01 10:00:00+00:00</updated><subset>{subset}</subset>"
+        f"<start_frame>{start}</start_frame><stop_frame>{stop}</stop_frame>"
+        f"<frame_filter>{f'step={step}' if step > 1 else ''}</frame_filter>"
+        f"<segments><segment><id>{task_id}</id><start>0</start><stop>{size - 1}</stop>"
+        f"<url>http://cvat.test/api/jobs/{task_id}</url></segment></segments>"
+        f"<owner><username>ann</username><email>ann@x.test</email></owner><assignee></assignee>"
+        f"{source}</task>"
+    )
+
+
+def _project(*body: str) -> str:
+    """A CVAT for video 1.1 project export as CVAT writes it: the project's labels and tasks
+    in <meta><project>, tracks with task_id and subset. Tasks 3 and 4 are videos of subset
+    Train (4 from frame 100 every 2nd; numbered after task 3's 20 frames), 5 an image task."""
+    tasks = (
+        _task(3, "Train", 20, video="day.mp4")
+        + _task(4, "Train", 10, start=100, step=2, video="night.mp4")
+        + _task(5, "Test", 2)
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version><meta><project>'
+        "<id>1</id><name>streets</name><bugtracker></bugtracker>"
+        "<created>2024-05-01 10:00:00+00:00</created><updated>2024-05-01 10:00:00+00:00</updated>"
+        f"<tasks>{tasks}</tasks><subsets>Train\nTest</subsets>"
+        f"<owner><username>ann</username><email>ann@x.test</email></owner><assignee></assignee>"
+        f"{CAR}</project><dumped>2024-05-02 10:00:00+00:00</dumped></meta>{''.join(body)}"
+        "</annotations>"
+    )
+
+
+def _project_track(track_id: int, task_id: int, subset: str, body: str) -> str:
+    return (
+        f'<track id="{track_id}" label="car" source="manual" task_id="{task_id}" '
+        f'subset="{subset}">{body}</track>'
+    )
+
+
+def test_a_project_export_maps_each_tasks_frames_to_its_video_or_images() -> None:
+    def read(night: str) -> tuple[dict[str, ItemAnnotations], list[Problem]]:
+        text = _project(
+            _project_track(0, 3, "Train", _box(0, 1) + _box(5, 1, outside=1)),
+            _project_track(1, 4, "Train", night),
+            _project_track(2, 5, "Test", _box(1, 5)),
+            _project_track(3, 9, "Test", _box(0, 5)),
+        )
+        files = {"annotations.xml": text, "images/Test/p1.jpg": "", "images/Test/p2.jpg": ""}
+        items, problems = _read(_zip_of(files))
+        return {i.filename: i for i in items}, problems
+
+    # CVAT numbers task 4's frames after task 3's 20: frame 120 is its first, video frame 100
+    items, problems = read(_box(120, 1) + _box(124, 3) + _box(126, 3, outside=1))
+    assert [(p.where, p.message) for p in problems] == [
+        ("annotations.xml: track 3", "task_id '9' is not one of the project's <tasks>")
+    ]
+    assert sorted(items) == ["/Test/p1.jpg", "/Test/p2.jpg", "/day.mp4", "/night.mp4"]
+    [day] = items["/day.mp4"].annotations
+    assert (day["metadata"]["system"]["frame"], day["metadata"]["system"]["endFrame"]) == (0, 4)
+    assert (items["/day.mp4"].width, items["/day.mp4"].height) == (64, 48)
+    [night] = items["/night.mp4"].annotations
+    system = night["metadata"]["system"]
+    assert (system["frame"], system["endFrame"]) == (100, 105)
+    assert [(s["frame"], s["data"]) for s in system["snapshots_"]] == [(104, box(3, 2, 5, 4))]
+    assert items["/Test/p1.jpg"].annotations == []
+    assert [a["coordinates"] for a in items["/Test/p2.jpg"].annotations] == [box(5, 2, 7, 4)]
+
+    # an older CVAT numbered each task's frames by its own: read the same
+    again, problems = read(_box(100, 1) + _box(104, 3) + _box(106, 3, outside=1))
+    assert len(problems) == 1
+    assert again["/night.mp4"].annotations == items["/night.mp4"].annotations
+    # a frame that is none of the task's
+    bad, problems = read(_box(101, 1))
+    assert (
+        "annotations.xml: track 1",
+        "<box> 1: frame 101 is not one of the task's frames (from 120 every 2)",
+    ) in [(p.where, p.message) for p in problems]
+    assert bad["/night.mp4"].annotations == []
+
+
+def test_a_project_export_of_images_maps_each_tasks_frames() -> None:
+    """CVAT for images of a project: each task's images carry task_id and subset; an image
+    task's are items below images/<subset>/, a video task's frames go to its video (a shape on
+    that frame alone), numbered as its tracks would be."""
+    images = "".join(
+        f'<image id="{frame}" name="{image}" subset="{subset}" task_id="{task}" width="64" '
+        f'height="48"><box label="car" occluded="0" xtl="{x}" ytl="1" xbr="{x + 1}" ybr="2" '
+        'z_order="0"/></image>'
+        for task, frame, image, subset, x in (
+            (5, 0, "a.jpg", "Test", 1),
+            (3, 0, "frame_000000", "Train", 2),
+            (4, 122, "frame_000122", "Train", 3),
+            (4, 121, "frame_000121", "Train", 4),
+        )
+    )
+    items, problems = _read(_zip_of({"annotations.xml": _project(images)}))
+    assert [(p.where, p.message) for p in problems] == [
+        (
+            "annotations.xml: image 121",
+            "frame 121 is not one of the task's frames (from 120 every 2)",
+        )
+    ]
+    found = {
+        i.filename: [
+            (a["coordinates"][0]["x"], a.get("metadata", {}).get("system", {}).get("frame"))
+            for a in i.annotations
+        ]
+        for i in items
+    }
+    assert found == {"/Test/a.jpg": [(1, None)], "/day.mp4": [(2, 0)], "/night.mp4": [(3, 102)]}
+    [night] = next(i for i in items if i.filename == "/night.mp4").annotations
+    assert night["metadata"]["system"]["endFrame"] == 102
