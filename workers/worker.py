@@ -491,6 +491,21 @@ def _output(function: FunctionSpec, result: Any) -> Any:
     return value
 
 
+class _Worker(SimpleWorker):
+    """RQ's ``SimpleWorker`` whose thread listening for RQ's commands (stop, kill the job)
+    checks for its own stop every ``_PUBSUB_POLL`` seconds: RQ waits up to 60 s for a message,
+    and since redis-py 8.2 stopping the thread waits for it, so each worker took a minute to
+    end once its queues were empty."""
+
+    def subscribe(self) -> None:
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=_PUBSUB_POLL, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
+
+
+_PUBSUB_POLL = 0.2
 _runtime: ProcessRuntime | None = None
 
 
@@ -515,7 +530,7 @@ def run_worker(
             _runtime.close()
         _runtime = ProcessRuntime(settings)
     connection = Redis.from_url(settings.redis_url)
-    worker = SimpleWorker(queues, connection=connection, name=name)
+    worker = _Worker(queues, connection=connection, name=name)
     _runtime.end_in_background = True
     try:
         return bool(worker.work(burst=burst, logging_level="WARNING"))

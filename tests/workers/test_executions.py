@@ -3,6 +3,8 @@ finished; retries, termination, batches by DQL, and the bad inputs refused befor
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select, update
 
@@ -79,6 +81,18 @@ async def test_an_execution_runs_on_a_worker_with_the_services_init_params(
     )
     burst(settings)
     assert (await executions.get_execution(platform, owner[0], again.id)).output == "hi bo (2)"
+
+
+async def test_a_worker_whose_queues_are_empty_ends_at_once(
+    platform, owner, service, settings
+) -> None:
+    """A burst worker (and a stopped one) ends once its work is done, not when RQ's listener
+    for commands next wakes (up to a minute with redis-py 8.2)."""
+    for name in ("ada", "bo"):
+        await executions.create_execution(platform, owner[0], service.id, "greet", {"name": name})
+        started = time.monotonic()
+        burst(settings)
+        assert time.monotonic() - started < 10
 
 
 async def test_effects_carry_the_execution_and_a_retry_does_not_repeat_them(
