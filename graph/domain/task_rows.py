@@ -3,15 +3,17 @@ change to it records."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.db.tables import Assignment, Task
+from graph.db.tables import Assignment, Task, TaskItem, utcnow
 from graph.domain import events
 from graph.domain.access import Actor, Role, check_role, member_role
 from graph.domain.errors import NotFound
 
-__all__ = ["task_and_role", "task_event", "task_for"]
+__all__ = ["drop_items", "task_and_role", "task_event", "task_for"]
 
 
 async def task_for(session: AsyncSession, actor: Actor, task_id: str, needed: Role) -> Task:
@@ -55,3 +57,27 @@ async def task_event(session: AsyncSession, actor: Actor, task: Task, action: st
         actor=actor.email,
         payload={"name": task.name, "datasetId": task.dataset_id, "type": task.type},
     )
+
+
+async def drop_items(session: AsyncSession, item_ids: Any) -> set[str]:
+    """Before items are deleted (their places in tasks go with them, a cascade): take them off
+    the counts of the tasks that hold them, in the caller's transaction. ``item_ids`` selects
+    the items' ids. Returns those tasks, whose subscribers are told after the commit
+    (``notify.tasks_changed``)."""
+    lost = (
+        await session.execute(
+            select(TaskItem.task_id, func.count(func.distinct(TaskItem.item_id)))
+            .where(TaskItem.item_id.in_(item_ids))
+            .group_by(TaskItem.task_id)
+        )
+    ).all()
+    if lost:
+        # by the number lost, not a recount: a task of many items is not read again
+        tasks = Task.__table__
+        await session.execute(
+            update(tasks)
+            .where(tasks.c.id == bindparam("task"))
+            .values(items_count=tasks.c.items_count - bindparam("lost"), updated_at=utcnow()),
+            [{"task": task_id, "lost": n} for task_id, n in lost],
+        )
+    return {task_id for task_id, _ in lost}
