@@ -122,7 +122,10 @@ class Item:
         rows = await info.context.loaders.annotations_of_item.load(self.id)
         return [Annotation.of(row) for row in rows]
 
-    @strawberry.field(description="The item's status in each task it is in (null: none yet).")
+    @strawberry.field(
+        description="The item's status in each task it is in (null: none yet); on a consensus "
+        "copy the caller annotates, only its own."
+    )
     async def task_statuses(
         self, info: Info
     ) -> list[Annotated[ItemTaskStatus, strawberry.lazy("graph.api.tasks")]]:
