@@ -731,7 +731,7 @@ async def remove_items(
     ).all()
     blob_ids = await blobs.blob_ids_of(session, doomed)
     task_ids = await drop_items(session, select(Item.id).where(*chosen))
-    # annotations and places in tasks go with their items (foreign key cascades)
+    # annotations go with their items (foreign key cascade)
     await session.execute(delete(Item).where(*chosen).execution_options(synchronize_session=False))
     files = sum(1 for row in gone if row.type == "file")
     await session.execute(

@@ -1,11 +1,12 @@
-"""A task row as every task module reads it: behind the project role check, and the event a
-change to it records."""
+"""A task row as every task module reads it: behind the project role check, the event a change
+to it records, and its count as the items in it are deleted."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Assignment, Task, TaskItem, utcnow
@@ -60,24 +61,25 @@ async def task_event(session: AsyncSession, actor: Actor, task: Task, action: st
 
 
 async def drop_items(session: AsyncSession, item_ids: Any) -> set[str]:
-    """Before items are deleted (their places in tasks go with them, a cascade): take them off
-    the counts of the tasks that hold them, in the caller's transaction. ``item_ids`` selects
-    the items' ids. Returns those tasks, whose subscribers are told after the commit
-    (``notify.tasks_changed``)."""
-    lost = (
+    """Take items about to be deleted (``item_ids`` selects their ids) out of their tasks, and
+    off the tasks' counts, in the caller's transaction; the tasks, whose subscribers are told
+    after the commit (``notify.tasks_changed``)."""
+    # the rows this transaction deletes, which no other one also counts (removeItemsFromTask)
+    taken = (
         await session.execute(
-            select(TaskItem.task_id, func.count(func.distinct(TaskItem.item_id)))
+            delete(TaskItem)
             .where(TaskItem.item_id.in_(item_ids))
-            .group_by(TaskItem.task_id)
+            .returning(TaskItem.task_id, TaskItem.item_id)
+            .execution_options(synchronize_session=False)
         )
     ).all()
+    lost = Counter(task_id for task_id, _ in set(taken))  # an item once, whatever its copies
     if lost:
-        # by the number lost, not a recount: a task of many items is not read again
         tasks = Task.__table__
         await session.execute(
             update(tasks)
             .where(tasks.c.id == bindparam("task"))
             .values(items_count=tasks.c.items_count - bindparam("lost"), updated_at=utcnow()),
-            [{"task": task_id, "lost": n} for task_id, n in lost],
+            [{"task": task_id, "lost": n} for task_id, n in lost.items()],
         )
-    return {task_id for task_id, _ in lost}
+    return set(lost)
