@@ -118,11 +118,12 @@ def own_annotated_of_viewer() -> ColumnElement[bool]:
     return case((_on_copy(user_id, Item.id), own_count(Item.id, email) > 0), else_=Item.annotated)
 
 
-def own_places(user_id: Any) -> ColumnElement[bool]:
-    """The places in tasks (``task_items`` rows) a user sees: on its consensus copies only its
-    own, whose status is its own work; elsewhere all of the items'."""
+def own_places(user_id: Any, table: Any = TaskItem) -> ColumnElement[bool]:
+    """The places in tasks (``task_items`` rows, or their history: ``TaskItemStatus``) a user
+    sees: on its consensus copies only its own, whose status is its own work; elsewhere all of
+    the items'."""
     mine = select(Assignment.id).where(Assignment.assignee_id == user_id).correlate(None)
-    return or_(TaskItem.assignment_id.in_(mine), ~_on_copy(user_id, TaskItem.item_id))
+    return or_(table.assignment_id.in_(mine), ~_on_copy(user_id, table.item_id))
 
 
 def own_places_of_viewer() -> ColumnElement[bool]:

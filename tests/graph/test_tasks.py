@@ -1003,3 +1003,14 @@ async def test_on_a_consensus_copy_counts_and_statuses_are_the_annotators_own(
     with count_statements(platform.db.engine) as many:
         nodes = await gql(client, OWN_WORK, {"d": dataset}, **_auth(team.ann2_token))
     assert len(nodes["items"]["nodes"]) == 11 and len(many) == len(few)
+    # the status history: its own on its copy, and none of an item not given to it
+    history = item_statuses.history
+    assert [h.status for h in await history(platform, team.manager, agree.id, shared)] == [
+        "completed"
+    ]
+    assert [h.status for h in await history(platform, team.ann1, agree.id, shared)] == ["completed"]
+    assert await history(platform, team.ann2, agree.id, shared) == []
+    await item_statuses.set_status(platform, team.ann2, agree.id, [shared], "discard")
+    assert [h.status for h in await history(platform, team.ann2, agree.id, shared)] == ["discard"]
+    with pytest.raises(NotFound):
+        await history(platform, team.ann1, agree.id, alone)
