@@ -35,8 +35,6 @@ class Item:
     width: int | None
     height: int | None
     url: str | None = strawberry.field(description="The URL a linked item points at.")
-    annotated: bool
-    annotations_count: int
     description: str | None
     metadata: JSON = strawberry.field(description="`{system, user}`; only `user` is writable.")
     src_item_id: strawberry.ID | None
@@ -45,6 +43,8 @@ class Item:
     updated_at: str | None
     stream: str | None = strawberry.field(description="Where to download the bytes (HTTP GET).")
     thumbnail: str | None
+    stored_annotated: strawberry.Private[bool]
+    stored_annotations_count: strawberry.Private[int]
 
     @classmethod
     def of(cls, row: ItemRow) -> Item:
@@ -62,8 +62,8 @@ class Item:
             width=row.width,
             height=row.height,
             url=row.url,
-            annotated=row.annotated,
-            annotations_count=row.annotations_count,
+            stored_annotated=row.annotated,
+            stored_annotations_count=row.annotations_count,
             description=row.description,
             metadata={
                 "system": items.system_metadata(row),
@@ -76,6 +76,26 @@ class Item:
             stream=f"/items/{row.id}/stream" if is_file else None,
             thumbnail=f"/items/{row.id}/thumbnail" if row.thumbnail_blob_id else None,
         )
+
+    async def _own(self, info: Info) -> int | None:
+        # on a consensus copy the caller annotates, its own (the others' are out of its sight)
+        return await info.context.loaders.own_annotations_count.load(self.id)
+
+    @strawberry.field(
+        description="Whether it has annotations (on a consensus copy the caller annotates: "
+        "of its own)."
+    )
+    async def annotated(self, info: Info) -> bool:
+        own = await self._own(info)
+        return self.stored_annotated if own is None else own > 0
+
+    @strawberry.field(
+        description="How many annotations it has (on a consensus copy the caller annotates: "
+        "of its own)."
+    )
+    async def annotations_count(self, info: Info) -> int:
+        own = await self._own(info)
+        return self.stored_annotations_count if own is None else own
 
     @strawberry.field
     async def dataset(
@@ -102,7 +122,10 @@ class Item:
         rows = await info.context.loaders.annotations_of_item.load(self.id)
         return [Annotation.of(row) for row in rows]
 
-    @strawberry.field(description="The item's status in each task it is in (null: none yet).")
+    @strawberry.field(
+        description="The item's status in each task it is in (null: none yet); on a consensus "
+        "copy the caller annotates, only its own."
+    )
     async def task_statuses(
         self, info: Info
     ) -> list[Annotated[ItemTaskStatus, strawberry.lazy("graph.api.tasks")]]:

@@ -16,24 +16,31 @@ from graph.api.fanout import shared
 from graph.api.items import Item
 from graph.api.tasks import MyAssignment, TaskProgress
 from graph.domain import live
-from graph.domain.access import Role
+from graph.domain.access import Actor, Role
 
 __all__ = ["ItemEvent", "LiveSubscriptions"]
 
 V = TypeVar("V")
 
-# the GraphQL object of each event the domain delivers, one per subscriber role, so that
-# subscribers with the same role and query share one execution of it (graph/api/fanout.py)
-_views: weakref.WeakKeyDictionary[Any, dict[Role, Any]] = weakref.WeakKeyDictionary()
+# the GraphQL object of each event the domain delivers, one per subscriber role (or per
+# annotator, ``_viewer``), so that subscribers who see the same and send the same query share
+# one execution of it (graph/api/fanout.py)
+_views: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
 
 
-def _view(event: Any, role: Role, make: Callable[[Any], V]) -> V:
+def _view(event: Any, role: Any, make: Callable[[Any], V]) -> V:
     by_role = _views.get(event)
     if by_role is None:
         by_role = _views[event] = {}
     if role not in by_role:
         by_role[role] = shared(make(event))
     return by_role[role]  # type: ignore[no-any-return]
+
+
+def _viewer(role: Role, actor: Actor) -> Any:
+    """Who sees an item as a subscriber does: its role, but an annotator sees its own work on
+    its consensus copies (graph/domain/reach.py), which no other annotator shares."""
+    return (role, actor.user_id) if role == Role.annotator else role
 
 
 @strawberry.type(description="An item of the dataset was created, updated or deleted.")
@@ -80,11 +87,12 @@ class LiveSubscriptions:
         self, info: Info, dataset_id: strawberry.ID, dql: str | None = None
     ) -> AsyncGenerator[ItemEvent, None]:
         ctx = info.context
-        events = live.item_events(ctx.platform, await ctx.actor(), dataset_id, dql)
+        actor = await ctx.actor()
+        events = live.item_events(ctx.platform, actor, dataset_id, dql)
         async with aclosing(events):
             async for role, event in events:
                 ctx.forget_loaders()
-                yield _view(event, role, ItemEvent.of)
+                yield _view(event, _viewer(role, actor), ItemEvent.of)
 
     @strawberry.subscription(
         description="A task's progress now, then after each change of its items' statuses or "

@@ -60,9 +60,17 @@ class Loaders:
         return DataLoader(load_fn=load)
 
     @cached_property
+    def own_annotations_count(self) -> DataLoader[str, int | None]:
+        async def load(item_ids: Sequence[str]) -> list[int | None]:
+            return await loading.own_counts_of_items(self._platform, item_ids, await self._actor())
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
     def task_items_of_item(self) -> DataLoader[str, list[TaskItem]]:
         async def load(item_ids: Sequence[str]) -> list[list[TaskItem]]:
-            return await loading.task_items_of_items(self._platform, item_ids)
+            viewer = await self._actor()
+            return await loading.task_items_of_items(self._platform, item_ids, viewer)
 
         return DataLoader(load_fn=load)
 

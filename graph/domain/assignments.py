@@ -314,7 +314,7 @@ class Mine:
 
 async def my_assignments(platform: Platform, actor: Actor, project_id: str) -> list[Mine]:
     """The actor's assignments in the project's active and paused tasks, by task priority
-    (highest first), then due date; one query."""
+    (highest first), then due date (none last), then name; one query."""
     async with platform.db.read() as session:
         await require_role(session, actor, project_id, Role.annotator)
         return (await assignments_of_users(session, project_id, [actor.user_id]))[actor.user_id]
@@ -348,7 +348,8 @@ async def assignments_of_users(
             Task.status != "completed",
             Assignment.assignee_id.in_(user_ids),
         )
-        .order_by(Task.priority.desc(), Task.due_date, Task.name)
+        # no due date last (SQLite sorts NULL first, PostgreSQL last)
+        .order_by(Task.priority.desc(), Task.due_date.is_(None), Task.due_date, Task.name)
     )
     found: dict[str, list[Mine]] = {user_id: [] for user_id in user_ids}
     for task, assignment, held, done in rows.all():

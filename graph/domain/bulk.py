@@ -233,16 +233,19 @@ async def delete_items_by_query(
     query = _query(dql, dataloop, "items")
     tally = _Tally(progress)
     freed: list[str] = []
+    from_tasks = items.Removed()
     async with platform.db.write() as session:
         dataset = await dataset_for(
             session, actor, dataset_id, Role.annotationManager, writing=True
         )
         where, params = await _items_where(session, dataset_id, query)
         async for rows in _chunks(session, items.LOCATED, where, params):
-            files, blob_ids = await items.remove_chosen(session, actor, dataset, rows)
-            freed += await blobs.release(session, blob_ids)
-            tally.add(files)
+            removed = await items.remove_chosen(session, actor, dataset, rows)
+            freed += await blobs.release(session, removed.blob_ids)
+            from_tasks.task_ids |= removed.task_ids
+            tally.add(removed.files)
     blobs.delete_bytes(platform, freed)
+    items.removed_from_tasks(platform, dataset.project_id, from_tasks)
     return tally.done
 
 

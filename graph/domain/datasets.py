@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.compiler import Compiled
-from graph.db.tables import Annotation, Dataset, Driver, Item, TaskItem
-from graph.domain import blobs, events, queries
+from graph.db.tables import Annotation, Dataset, Driver, Item, Task, TaskItem
+from graph.domain import blobs, events, notify, queries
 from graph.domain.access import Actor, Role, check_role, member_role, require_role
 from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.paging import Order, Page, page_size
@@ -296,9 +296,12 @@ async def update_dataset(
 
 
 async def delete_dataset(platform: Platform, actor: Actor, dataset_id: str) -> None:
-    """Delete a dataset with its items and annotations; bytes no other item uses are freed."""
+    """Delete a dataset with its items, annotations and tasks; bytes no other item uses are
+    freed."""
     async with platform.db.write() as session:
         dataset = await dataset_for(session, actor, dataset_id, Role.developer, writing=True)
+        # its tasks go with it (a cascade): their assignees' lists of work are told
+        task_ids = list(await session.scalars(select(Task.id).where(Task.dataset_id == dataset_id)))
         blob_ids = await blobs.blob_ids_of(session, Item.dataset_id == dataset_id)
         await session.execute(
             update(Dataset).where(Dataset.src_dataset_id == dataset_id).values(src_dataset_id=None)
@@ -316,3 +319,5 @@ async def delete_dataset(platform: Platform, actor: Actor, dataset_id: str) -> N
             payload=dataset_event(dataset),
         )
     blobs.delete_bytes(platform, freed)
+    if task_ids:
+        notify.tasks_changed(platform, dataset.project_id, task_ids, progress=False)

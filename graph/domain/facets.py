@@ -128,9 +128,6 @@ def _key(fields: FieldMap, resource: str, field: str, dialect: str, dataset_id: 
     return _Key((node,), func.coalesce(func.jsonb_typeof(node), "null") == "null", lambda g: g[0])
 
 
-_FIELDS = {"items": queries.item_fields, "annotations": queries.annotation_fields}
-
-
 def _limit(limit: int | None) -> int:
     if limit is None:
         return DEFAULT_LIMIT
@@ -184,9 +181,11 @@ async def _facet(
     limit: int | None,
 ) -> Facet:
     size = _limit(limit)
-    key = _key(_FIELDS[resource](dataset_id), resource, field, platform.db.dialect, dataset_id)
     async with platform.db.read() as session:
         _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
+        # an annotator's field values are as it sees them (``annotationsCount``: its own)
+        fields = queries.fields_for(resource, dataset_id, scope.viewer)
+        key = _key(fields, resource, field, platform.db.dialect, dataset_id)
         where, params = rows(await indexes.stored(session), scope.viewer)
         where = [*where, *scope.rows(resource)]
         statement, read = _statement(key, where, size)
@@ -365,9 +364,9 @@ async def _histogram(
 ) -> Histogram:
     bins, low, high = _bounds(bins, low, high)
     dialect = platform.db.dialect
-    x = _number(_FIELDS[resource](dataset_id), field, dialect)
     async with platform.db.read() as session:
         _, scope = await dataset_and_scope(session, actor, dataset_id, Role.annotator)
+        x = _number(queries.fields_for(resource, dataset_id, scope.viewer), field, dialect)
         where, params = rows(await indexes.stored(session), scope.viewer)
         where = [*where, *scope.rows(resource)]
         stats = select(func.count(), func.count(x), func.min(x), func.max(x)).where(*where)

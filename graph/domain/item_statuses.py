@@ -22,7 +22,8 @@ from graph.domain import assignments, consensus, events, notify
 from graph.domain.access import Actor, Role
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
-from graph.domain.task_rows import task_and_role, task_for
+from graph.domain.reach import given_to, own_places
+from graph.domain.task_rows import task_and_role
 
 __all__ = ["REWORK", "Change", "clear_status", "history", "set_status"]
 
@@ -286,13 +287,18 @@ async def _reset(
 async def history(
     platform: Platform, actor: Actor, task_id: str, item_id: str
 ) -> list[TaskItemStatus]:
-    """Every status the item had in the task, oldest first."""
+    """Every status the item had in the task, oldest first. An annotator reads the history of
+    the items given to it, and on a consensus copy only its own (graph/domain/reach.py)."""
+    where = [TaskItemStatus.task_id == task_id, TaskItemStatus.item_id == item_id]
     async with platform.db.read() as session:
-        await task_for(session, actor, task_id, Role.annotator)
-        return list(
-            await session.scalars(
-                select(TaskItemStatus)
-                .where(TaskItemStatus.task_id == task_id, TaskItemStatus.item_id == item_id)
-                .order_by(TaskItemStatus.seq)
+        _, role = await task_and_role(session, actor, task_id, Role.annotator)
+        if role == Role.annotator:
+            given = given_to(actor.user_id).where(
+                TaskItem.task_id == task_id, TaskItem.item_id == item_id
             )
+            if not await session.scalar(select(given.exists())):
+                raise NotFound("item", item_id)
+            where.append(own_places(actor.user_id, TaskItemStatus))
+        return list(
+            await session.scalars(select(TaskItemStatus).where(*where).order_by(TaskItemStatus.seq))
         )

@@ -30,12 +30,13 @@ from graph.db.bulk import insert_many
 from graph.db.engine import dialect_insert
 from graph.db.ids import new_ids
 from graph.db.tables import Dataset, Item, utcnow
-from graph.domain import blobs, events, indexes, paths, planning, queries
+from graph.domain import blobs, events, indexes, notify, paths, planning, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_and_scope, dataset_for, row_in_dataset
 from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.paging import Order, Page, page_size
 from graph.domain.platform import Platform
+from graph.domain.task_rows import drop_items
 
 __all__ = [
     "DEFAULT_ORDER",
@@ -60,6 +61,8 @@ __all__ = [
     "move_items",
     "outermost",
     "relocate",
+    "Removed",
+    "removed_from_tasks",
     "remove_chosen",
     "remove_items",
     "system_metadata",
@@ -699,25 +702,37 @@ async def move_items(
     return chosen
 
 
+@dataclass
+class Removed:
+    """What deleting items took: how many were files, the blobs they used (for
+    :func:`blobs.release`) and the tasks that lost items (for :func:`notify.tasks_changed`,
+    after the commit)."""
+
+    files: int = 0
+    blob_ids: set[str] = field(default_factory=set)
+    task_ids: set[str] = field(default_factory=set)
+
+    def add(self, other: Removed) -> None:
+        self.files += other.files
+        self.blob_ids |= other.blob_ids
+        self.task_ids |= other.task_ids
+
+
 async def remove_items(
     session: AsyncSession, actor: Actor, dataset: Dataset, doomed: ColumnElement[bool]
-) -> tuple[int, set[str]]:
+) -> Removed:
     """Delete the dataset's items matching ``doomed`` in the caller's transaction, with counters
-    and events. Returns how many were files and the blobs they used (for :func:`blobs.release`)."""
+    (the dataset's, and its tasks' items) and events."""
+    chosen = [Item.dataset_id == dataset.id, doomed]
     gone = (
         await session.execute(
-            select(Item.id, Item.type, Item.filename, Item.annotations_count).where(
-                Item.dataset_id == dataset.id, doomed
-            )
+            select(Item.id, Item.type, Item.filename, Item.annotations_count).where(*chosen)
         )
     ).all()
     blob_ids = await blobs.blob_ids_of(session, doomed)
+    task_ids = await drop_items(session, select(Item.id).where(*chosen))
     # annotations go with their items (foreign key cascade)
-    await session.execute(
-        delete(Item)
-        .where(Item.dataset_id == dataset.id, doomed)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(delete(Item).where(*chosen).execution_options(synchronize_session=False))
     files = sum(1 for row in gone if row.type == "file")
     await session.execute(
         update(Dataset)
@@ -737,30 +752,33 @@ async def remove_items(
         actor=actor.email,
         changes=[(row.id, {"datasetId": dataset.id, "filename": row.filename}) for row in gone],
     )
-    return files, blob_ids
+    return Removed(files, blob_ids, task_ids)
 
 
 async def remove_chosen(
     session: AsyncSession, actor: Actor, dataset: Dataset, chosen: Sequence[Located]
-) -> tuple[int, set[str]]:
+) -> Removed:
     """Delete the chosen items, folders with everything below them, as :func:`remove_items` does."""
-    files, blob_ids = await remove_items(
-        session, actor, dataset, Item.id.in_([c.id for c in chosen])
-    )
+    removed = await remove_items(session, actor, dataset, Item.id.in_([c.id for c in chosen]))
     folders = sorted(outermost(chosen))
     for start in range(0, len(folders), _FOLDERS_PER_STATEMENT):
         inner = [below(dataset.id, f) for f in folders[start : start + _FOLDERS_PER_STATEMENT]]
-        more, more_blobs = await remove_items(session, actor, dataset, or_(*inner))
-        files += more
-        blob_ids |= more_blobs
-    return files, blob_ids
+        removed.add(await remove_items(session, actor, dataset, or_(*inner)))
+    return removed
+
+
+def removed_from_tasks(platform: Platform, project_id: str, removed: Removed) -> None:
+    """Tell the subscribers of the tasks that lost items (after the deleting commit)."""
+    if removed.task_ids:
+        notify.tasks_changed(platform, project_id, sorted(removed.task_ids))
 
 
 async def delete_items(platform: Platform, actor: Actor, item_ids: Sequence[str]) -> int:
     """Delete items (a folder with everything below it); returns how many file items went."""
     async with platform.db.write() as session:
         dataset, chosen = await _items_in(session, actor, item_ids, Role.annotationManager)
-        files, blob_ids = await remove_chosen(session, actor, dataset, chosen)
-        freed = await blobs.release(session, blob_ids)
+        removed = await remove_chosen(session, actor, dataset, chosen)
+        freed = await blobs.release(session, removed.blob_ids)
     blobs.delete_bytes(platform, freed)
-    return files
+    removed_from_tasks(platform, dataset.project_id, removed)
+    return removed.files

@@ -16,13 +16,14 @@ from graph.db.tables import Annotation, Assignment, PackageRevision, TaskItem
 from graph.domain import assignments, tasks
 from graph.domain.access import Actor
 from graph.domain.platform import Platform
-from graph.domain.reach import own_work
+from graph.domain.reach import consensus_copies_of, own_count, own_places, own_work
 from graph.domain.tasks import Progress
 
 __all__ = [
     "annotations_of_items",
     "assignments_of_tasks",
     "by_ids",
+    "own_counts_of_items",
     "progress_of_tasks",
     "revisions_of_packages",
     "task_items_of_items",
@@ -57,6 +58,22 @@ async def annotations_of_items(
     return [grouped.get(i, []) for i in item_ids]
 
 
+async def own_counts_of_items(
+    platform: Platform, item_ids: Sequence[str], viewer: Actor
+) -> list[int | None]:
+    """For each item the ``viewer`` annotates as a consensus copy, how many annotations it made
+    there (what it sees of the item's, as :func:`annotations_of_items` shows them); None for
+    the others, whose count is the item's. One query."""
+    async with platform.db.read() as session:
+        rows = await session.execute(
+            consensus_copies_of(viewer.user_id)
+            .where(TaskItem.item_id.in_(item_ids))
+            .add_columns(own_count(TaskItem.item_id, viewer.email))
+        )
+        counts = {item_id: int(n) for item_id, n in rows.all()}
+    return [counts.get(i) for i in item_ids]
+
+
 async def revisions_of_packages(
     platform: Platform, package_ids: Sequence[str]
 ) -> list[list[PackageRevision]]:
@@ -73,13 +90,19 @@ async def revisions_of_packages(
     return [grouped.get(i, []) for i in package_ids]
 
 
-async def task_items_of_items(platform: Platform, item_ids: Sequence[str]) -> list[list[TaskItem]]:
-    """Each item's places in tasks (its status in each), with one query."""
+async def task_items_of_items(
+    platform: Platform, item_ids: Sequence[str], viewer: Actor | None = None
+) -> list[list[TaskItem]]:
+    """Each item's places in tasks (its status in each), with one query; for a ``viewer`` that
+    annotates an item as a consensus copy, only its own there."""
     grouped: dict[str, list[TaskItem]] = defaultdict(list)
+    where = [TaskItem.item_id.in_(item_ids)]
+    if viewer is not None:
+        where.append(own_places(viewer.user_id))
     async with platform.db.read() as session:
         rows = await session.scalars(
             select(TaskItem)
-            .where(TaskItem.item_id.in_(item_ids))
+            .where(*where)
             .order_by(TaskItem.item_id, TaskItem.task_id, TaskItem.copy)
         )
         for row in rows:

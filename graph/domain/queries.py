@@ -101,8 +101,9 @@ def item_fields(
 ) -> FieldMap:
     """Items; ``annotations`` is the relation to their annotations (in the same dataset);
     ``stored`` the JSON paths held in columns, which comparisons on them read instead;
-    ``viewed``: the relation reaches only the annotations a viewer sees (``reach.Viewer``,
-    whose ``params`` the statement runs with)."""
+    ``viewed``: what a viewer sees (``reach.Viewer``, whose ``params`` the statement runs with):
+    the relation reaches only its annotations, ``annotated`` and ``annotationsCount`` count
+    only them, and ``tasks`` only its places on its consensus copies."""
     columns = {
         "id": Scalar(_I.c.id, "string"),
         "datasetId": Scalar(_I.c.dataset_id, "string"),
@@ -127,8 +128,12 @@ def item_fields(
     for name in ("mimetype", "size", "width", "height"):
         columns[f"metadata.system.{name}"] = columns[name]
     narrowed = [] if dataset_id is None else [_A.c.dataset_id == dataset_id]
+    places = None
     if viewed:
         narrowed.append(reach.own_work_of_viewer())
+        columns["annotated"] = Scalar(reach.own_annotated_of_viewer(), "boolean")
+        columns["annotationsCount"] = Scalar(reach.own_annotations_count_of_viewer(), "integer")
+        places = reach.own_places_of_viewer()
     scope = None if not narrowed else and_(*narrowed)
     return FieldMap(
         fields=columns,
@@ -137,7 +142,7 @@ def item_fields(
             "annotations": Relation(
                 lambda: annotation_fields(dataset_id, stored, viewed), _I.c.id, _A.c.item_id, scope
             ),
-            "tasks": Relation(task_item_fields, _I.c.id, TaskItem.__table__.c.item_id),
+            "tasks": Relation(task_item_fields, _I.c.id, TaskItem.__table__.c.item_id, places),
         },
     )
 
@@ -542,7 +547,8 @@ def compile_for(
     the database holds in columns (``await indexes.stored(session)``), which it then reads:
     the same rows, through their indexes. With ``viewer`` (an annotator: ``Scope.viewer``),
     quantifiers over annotations (``annotations.any(...)``, ``.count(...)``, and those of an
-    annotation's ``item``) reach only the annotations it sees, as its lists do."""
+    annotation's ``item``) reach only the annotations it sees, as its lists do, and an item's
+    ``annotated``, ``annotationsCount`` and ``tasks`` only its own work on a consensus copy."""
     try:
         compiled = _compiled(
             query, resource, dataset_id, dialect, correlated, stored, viewer is not None

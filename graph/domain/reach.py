@@ -1,6 +1,7 @@
 """What an annotator reaches: the items given to it in tasks, and their annotations, except that
-on an item it annotates as one of several consensus copies it sees only its own (the copies
-stay independent until they are scored).
+on an item it annotates as one of several consensus copies it sees only its own work (the copies
+stay independent until they are scored): its own annotations, their count, and its own place in
+the task (the other copies' statuses say who finished).
 
 The conditions take the user as values, or as bound parameters (:func:`own_work_of_viewer`,
 whose values :attr:`Viewer.params` gives), so that DQL relations compiled once serve every
@@ -12,11 +13,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, bindparam, or_, select
+from sqlalchemy import ColumnElement, Select, String, bindparam, case, func, or_, select
 
-from graph.db.tables import Annotation, Assignment, Task, TaskItem
+from graph.db.tables import Annotation, Assignment, Item, Task, TaskItem
 
-__all__ = ["Viewer", "consensus_copies_of", "given_to", "own_work", "own_work_of_viewer"]
+__all__ = [
+    "Viewer",
+    "consensus_copies_of",
+    "given_to",
+    "own_annotated_of_viewer",
+    "own_annotations_count_of_viewer",
+    "own_count",
+    "own_places",
+    "own_places_of_viewer",
+    "own_work",
+    "own_work_of_viewer",
+]
 
 _USER, _EMAIL = "viewer_user_id", "viewer_email"
 
@@ -61,9 +73,59 @@ def own_work(user_id: Any, email: Any) -> ColumnElement[bool]:
     return or_(Annotation.creator == email, Annotation.item_id.not_in(consensus_copies_of(user_id)))
 
 
-def own_work_of_viewer() -> ColumnElement[bool]:
-    """:func:`own_work` of the viewer whose :attr:`Viewer.params` the statement runs with."""
-    return own_work(
+def _viewer() -> tuple[Any, Any]:
+    """The viewer's user id and email, as the parameters :attr:`Viewer.params` gives values."""
+    return (
         bindparam(_USER, type_=String(), required=True),
         bindparam(_EMAIL, type_=String(), required=True),
     )
+
+
+def own_work_of_viewer() -> ColumnElement[bool]:
+    """:func:`own_work` of the viewer whose :attr:`Viewer.params` the statement runs with."""
+    return own_work(*_viewer())
+
+
+def _on_copy(user_id: Any, item_id: Any) -> ColumnElement[bool]:
+    # uncorrelated: the copies are read once, not per row (nor tied to a task_items row
+    # around it, as in the ``tasks`` relation)
+    return item_id.in_(consensus_copies_of(user_id).correlate(None))
+
+
+def own_count(item_id: Any, email: Any) -> Any:
+    """The number of annotations ``email`` made on the item ``item_id`` (a column)."""
+    return (
+        select(func.count())
+        .select_from(Annotation)
+        .where(Annotation.item_id == item_id, Annotation.creator == email)
+        .correlate_except(Annotation)
+        .scalar_subquery()
+    )
+
+
+def own_annotations_count_of_viewer() -> ColumnElement[int]:
+    """An item's annotation count as the viewer sees it: on its consensus copies, of its own
+    annotations only (the others' are out of its sight); elsewhere the item's count."""
+    user_id, email = _viewer()
+    return case(
+        (_on_copy(user_id, Item.id), own_count(Item.id, email)), else_=Item.annotations_count
+    )
+
+
+def own_annotated_of_viewer() -> ColumnElement[bool]:
+    """Whether an item is annotated as the viewer sees it (:func:`own_annotations_count_of_viewer`)."""
+    user_id, email = _viewer()
+    return case((_on_copy(user_id, Item.id), own_count(Item.id, email) > 0), else_=Item.annotated)
+
+
+def own_places(user_id: Any, table: Any = TaskItem) -> ColumnElement[bool]:
+    """The places in tasks (``task_items`` rows, or their history: ``TaskItemStatus``) a user
+    sees: on its consensus copies only its own, whose status is its own work; elsewhere all of
+    the items'."""
+    mine = select(Assignment.id).where(Assignment.assignee_id == user_id).correlate(None)
+    return or_(table.assignment_id.in_(mine), ~_on_copy(user_id, table.item_id))
+
+
+def own_places_of_viewer() -> ColumnElement[bool]:
+    """:func:`own_places` of the viewer whose :attr:`Viewer.params` the statement runs with."""
+    return own_places(_viewer()[0])

@@ -5,7 +5,8 @@ A slot comes from a package (its manifest's ``slots``) or from a plugin (hook
 deployed as an active service, to the entities its display scopes name: a resource (``item``,
 ``annotation``, ``dataset``; ``datasetQuery`` shows on datasets; ``task`` once tasks exist) and a
 DQL filter evaluated by SQL on the entity. Any member sees and runs the slots that apply to what
-it can see: publishing a slot is how a developer lets annotators run a function.
+it can see (an annotator: the items given to it, whose filters see what its queries see):
+publishing a slot is how a developer lets annotators run a function.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from sqlalchemy import select
 
 from graph.db.tables import Annotation, Dataset, Execution, Item, Service
 from graph.domain import executions, packages, queries
-from graph.domain.access import Actor, Role, require_role
+from graph.domain.access import Actor, Role, project_role
+from graph.domain.datasets import Scope, dataset_and_scope, row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
 from graph.domain.platform import Platform
+from graph.domain.reach import Viewer
 from graph.domain.services import function_of
 from plugins.functions import SLOT_RESOURCES, UISlot
 
@@ -47,15 +50,21 @@ class Slot:
     default_inputs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
-async def _project_of(session: Any, resource: str, entity_id: str) -> str | None:
+async def _reached(
+    session: Any, actor: Actor, resource: str, entity_id: str
+) -> tuple[str, Viewer | None]:
+    """The project of an entity the actor reaches as its reads do (an annotator: the items
+    given to it, their annotations and its datasets), and who its filters run as."""
     table = _ENTITIES[resource][0]
-    if table is Dataset:
-        return await session.scalar(select(Dataset.project_id).where(Dataset.id == entity_id))
-    return await session.scalar(
-        select(Dataset.project_id)
-        .join(table, table.dataset_id == Dataset.id)
-        .where(table.id == entity_id)
-    )
+    try:
+        if table is Dataset:
+            dataset, scope = await dataset_and_scope(session, actor, entity_id, Role.annotator)
+        else:
+            _, dataset = await row_in_dataset(session, actor, table, entity_id, Role.annotator)
+            scope = Scope(actor, await project_role(session, actor, dataset.project_id))
+    except NotFound:
+        raise NotFound(resource, entity_id) from None
+    return dataset.project_id, scope.viewer
 
 
 def _check_resource(resource: str) -> None:
@@ -71,13 +80,7 @@ async def slots_for(
     """The slots that apply to one entity (in ``panel``, or any), by service and name."""
     _check_resource(resource)
     async with platform.db.read() as session:
-        project_id = await _project_of(session, resource, entity_id)
-        if project_id is None:
-            raise NotFound(resource, entity_id)
-        try:
-            await require_role(session, actor, project_id, Role.annotator)
-        except NotFound:
-            raise NotFound(resource, entity_id) from None
+        project_id, viewer = await _reached(session, actor, resource, entity_id)
         services = list(
             await session.scalars(
                 select(Service)
@@ -96,7 +99,7 @@ async def slots_for(
                         continue
                     if scope.filter not in matched:
                         matched[scope.filter] = await _matches(
-                            session, platform, resource, entity_id, scope.filter
+                            session, platform, resource, entity_id, scope.filter, viewer
                         )
                     if matched[scope.filter]:
                         found.append(
@@ -132,14 +135,24 @@ async def _declared(session: Any, platform: Platform, service: Service) -> list[
 
 
 async def _matches(
-    session: Any, platform: Platform, resource: str, entity_id: str, dql: str
+    session: Any,
+    platform: Platform,
+    resource: str,
+    entity_id: str,
+    dql: str,
+    viewer: Viewer | None,
 ) -> bool:
+    """Whether the entity matches a slot's filter, as the viewer's own queries would find it
+    (an annotator's reach only its own work on a consensus copy)."""
     if not dql.strip():
         return True
     table, dql_resource, _ = _ENTITIES[resource]
     try:
         compiled = queries.compile_for(
-            queries.parse_query(dql, resource=dql_resource), dql_resource, platform.db.dialect
+            queries.parse_query(dql, resource=dql_resource),
+            dql_resource,
+            platform.db.dialect,
+            viewer=viewer,
         )
     except InvalidInput:  # a slot with a broken filter shows nowhere
         return False

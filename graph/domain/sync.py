@@ -79,8 +79,9 @@ async def sync_dataset(platform: Platform, actor: Actor, dataset_id: str) -> Syn
         dataset = await dataset_for(session, actor, dataset_id, Role.developer, writing=True)
         if dataset.driver_id != driver.id:
             raise Conflict("the dataset was rebound to another driver during the sync")
-        report, freed = await _apply(session, actor, dataset, driver.id, objects)
+        report, freed, removed = await _apply(session, actor, dataset, driver.id, objects)
     blobs.delete_bytes(platform, freed)
+    items.removed_from_tasks(platform, dataset.project_id, removed)
     return report
 
 
@@ -90,7 +91,8 @@ async def _apply(
     dataset: Dataset,
     driver_id: str,
     objects: Sequence[ObjectInfo],
-) -> tuple[SyncReport, list[str]]:
+) -> tuple[SyncReport, list[str], items.Removed]:
+    """The sync's changes; the report, the bytes freed and what the deletions took."""
     listed = {o.key: o for o in objects if _item_path(o.key) is not None}
     rows = (
         await session.execute(
@@ -149,8 +151,8 @@ async def _apply(
     results, dropped = await items.insert_items(
         session, actor, dataset, list(specs.values()), "overwrite"
     )
-    dropped |= await _delete(session, actor, dataset, gone)
-    freed = await blobs.release(session, dropped)
+    removed = await _delete(session, actor, dataset, gone)
+    freed = await blobs.release(session, dropped | removed.blob_ids)
     await session.execute(
         update(Dataset).where(Dataset.id == dataset.id).values(last_synced_at=utcnow())
     )
@@ -161,7 +163,7 @@ async def _apply(
         unchanged=len(rows) - len(gone) - len(stale),
         skipped=len(objects) - len(listed),
     )
-    return report, freed
+    return report, freed, removed
 
 
 async def _respecs(
@@ -190,13 +192,14 @@ async def _respecs(
 
 async def _delete(
     session: AsyncSession, actor: Actor, dataset: Dataset, gone: Sequence[Any]
-) -> set[str]:
-    """Delete the items whose object left the store; returns the blobs they used."""
+) -> items.Removed:
+    """Delete the items whose object left the store."""
     ids = [row.id for row in gone]
-    used: set[str] = set()
+    removed = items.Removed()
     for start in range(0, len(ids), _CHUNK):
-        _, blob_ids = await items.remove_items(
-            session, actor, dataset, Item.id.in_(ids[start : start + _CHUNK])
+        removed.add(
+            await items.remove_items(
+                session, actor, dataset, Item.id.in_(ids[start : start + _CHUNK])
+            )
         )
-        used |= blob_ids
-    return used
+    return removed

@@ -1,17 +1,20 @@
-"""A task row as every task module reads it: behind the project role check, and the event a
-change to it records."""
+"""A task row as every task module reads it: behind the project role check, the event a change
+to it records, and its count as the items in it are deleted."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.db.tables import Assignment, Task
+from graph.db.tables import Assignment, Task, TaskItem, utcnow
 from graph.domain import events
 from graph.domain.access import Actor, Role, check_role, member_role
 from graph.domain.errors import NotFound
 
-__all__ = ["task_and_role", "task_event", "task_for"]
+__all__ = ["drop_items", "task_and_role", "task_event", "task_for"]
 
 
 async def task_for(session: AsyncSession, actor: Actor, task_id: str, needed: Role) -> Task:
@@ -55,3 +58,28 @@ async def task_event(session: AsyncSession, actor: Actor, task: Task, action: st
         actor=actor.email,
         payload={"name": task.name, "datasetId": task.dataset_id, "type": task.type},
     )
+
+
+async def drop_items(session: AsyncSession, item_ids: Any) -> set[str]:
+    """Take items about to be deleted (``item_ids`` selects their ids) out of their tasks, and
+    off the tasks' counts, in the caller's transaction; the tasks, whose subscribers are told
+    after the commit (``notify.tasks_changed``)."""
+    # the rows this transaction deletes, which no other one also counts (removeItemsFromTask)
+    taken = (
+        await session.execute(
+            delete(TaskItem)
+            .where(TaskItem.item_id.in_(item_ids))
+            .returning(TaskItem.task_id, TaskItem.item_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    lost = Counter(task_id for task_id, _ in set(taken))  # an item once, whatever its copies
+    if lost:
+        tasks = Task.__table__
+        await session.execute(
+            update(tasks)
+            .where(tasks.c.id == bindparam("task"))
+            .values(items_count=tasks.c.items_count - bindparam("lost"), updated_at=utcnow()),
+            [{"task": task_id, "lost": n} for task_id, n in lost.items()],
+        )
+    return set(lost)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from graph.db.tables import Blob, Driver, Event, Integration, Item
-from graph.domain import blobs, datasets, items, projects, storage, sync
+from graph.domain import blobs, datasets, items, projects, storage, sync, tasks
 from graph.domain.errors import (
     Conflict,
     Forbidden,
@@ -116,6 +116,10 @@ async def test_sync_creates_items_then_applies_only_what_changed(
     assert synced.items_count == 4 and synced.last_synced_at is not None
     a_id = files["/a.jpg"].id
     await items.update_item(platform, actor, a_id, user_metadata={"camera": "front"})
+    task = await tasks.create_task(
+        platform, actor, dataset.id, "label", dql="", workload=[(actor.email, 100)]
+    )
+    assert task.items_count == 4
 
     # change one (same size, new bytes: only the etag tells), delete one, add one
     _put(s3_endpoint, bucket, {"a.jpg": b"A" * 10, "train/d.jpg": b"dddd"})
@@ -134,6 +138,8 @@ async def test_sync_creates_items_then_applies_only_what_changed(
     assert files["/a.jpg"].id == a_id and files["/a.jpg"].metadata_["user"] == {"camera": "front"}
     assert await _read(platform, files["/a.jpg"]) == b"A" * 10
     assert (await datasets.get_dataset(platform, actor, dataset.id)).items_count == 4
+    # the deleted item left the task too
+    assert (await tasks.get_task(platform, actor, task.id)).items_count == 3
     async with platform.db.read() as session:
         keys = (await session.scalars(select(Blob.key).order_by(Blob.key))).all()
     assert keys == ["a.jpg", "keep.txt", "train/d.jpg", "train/sub/c.txt"]

@@ -852,3 +852,165 @@ async def test_consensus_scores_real_shapes_and_merges_what_any_majority_drew(
     assert box.coordinates[:2] == [{"x": 300.5, "y": 300}, {"x": 310.5, "y": 310}]
     # the points: their mean
     assert (point.label, point.coordinates["x"], point.coordinates["y"]) == ("eye", 501.5, 502)
+
+
+async def test_deleting_items_keeps_their_tasks_counts(platform, team) -> None:
+    """Items deleted one by one, by query and with their folder leave every task that held
+    them (a consensus task counts an item once, whatever its copies), and the counts say so."""
+    from graph.domain import bulk
+
+    work = await _task(platform, team, "all", "", (team.ann1, 50), (team.ann2, 50))
+    agree = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "agree",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 50), (team.ann2, 50)),
+        consensus=assignments.Consensus(percentage=100, copies=2),
+    )
+    day = [team.ids[f"/day/{i:02d}.jpg"] for i in range(10)]
+    await item_statuses.set_status(platform, team.ann1, agree.id, day[:3], "completed")
+
+    async def counts() -> tuple[int, int, int, int]:
+        got = [await tasks.get_task(platform, team.manager, t.id) for t in (work, agree)]
+        progress = [await tasks.progress(platform, team.manager, t.id) for t in (work, agree)]
+        assert got[0].items_count == progress[0].total  # one copy each: as many rows as items
+        assert got[1].items_count * 2 == progress[1].total  # two copies of each
+        return got[0].items_count, got[1].items_count, progress[1].done, progress[1].total
+
+    assert await counts() == (20, 10, 3, 20)
+    await items.delete_items(platform, team.manager, [day[0]])
+    assert await counts() == (19, 9, 2, 18)
+    await bulk.delete_items_by_query(
+        platform, team.manager, team.dataset.id, dql="metadata.user.n >= 17"
+    )
+    assert await counts() == (16, 9, 2, 18)
+    folder = (
+        await items.list_items(
+            platform, team.manager, team.dataset.id, dql='type = "dir" and name = "day"'
+        )
+    ).rows[0]
+    await items.delete_items(platform, team.manager, [folder.id])
+    assert await counts() == (7, 0, 0, 0)
+    # each annotator's list of work agrees
+    held = 0
+    for person in (team.ann1, team.ann2):
+        mine = await assignments.my_assignments(platform, person, team.project.id)
+        held += sum(m.held for m in mine if m.task.id == work.id)
+        assert sum(m.held for m in mine if m.task.id == agree.id) == 0
+    assert held == 7
+
+
+async def test_my_assignments_put_tasks_without_a_due_date_last(platform, team) -> None:
+    from datetime import UTC, datetime
+
+    made = {
+        "a-none": (2, None),
+        "b-late": (2, datetime(2027, 2, 1, tzinfo=UTC)),
+        "c-soon": (2, datetime(2027, 1, 1, tzinfo=UTC)),
+        "d-high": (3, None),
+        "e-high-due": (3, datetime(2027, 3, 1, tzinfo=UTC)),
+    }
+    for name, (priority, due) in made.items():
+        await tasks.create_task(
+            platform,
+            team.manager,
+            team.dataset.id,
+            name,
+            dql="",
+            priority=priority,
+            due_date=due,
+            workload=_workload((team.ann1, 100)),
+        )
+    mine = await assignments.my_assignments(platform, team.ann1, team.project.id)
+    # by priority, then due date with none last, on SQLite as on PostgreSQL
+    assert [m.task.name for m in mine] == ["e-high-due", "d-high", "c-soon", "b-late", "a-none"]
+
+
+OWN_WORK = """query($d: ID!, $dql: String) { items(datasetId: $d, dql: $dql, first: 50) {
+    nodes { id annotated annotationsCount taskStatuses { status } } } }"""
+
+
+async def test_on_a_consensus_copy_counts_and_statuses_are_the_annotators_own(
+    platform, client, team
+) -> None:
+    """Whether a copy is annotated, how much and whether another annotator finished it are
+    the others' work: an annotator's DQL, facets and item fields show only its own there
+    (elsewhere, the item's); the page costs the same few statements however long it is."""
+    from graph.domain import annotations, facets
+
+    agree = await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "agree",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 50), (team.ann2, 50)),
+        consensus=assignments.Consensus(percentage=100, copies=2),
+    )
+    alone = team.ids["/night/10.jpg"]
+    await _task(platform, team, "alone", f'id = "{alone}"', (team.ann2, 100))
+    shared = team.ids["/day/03.jpg"]
+    await annotations.create_annotations(platform, team.ann1, shared, [_box(0, 0), _box(5, 5)])
+    await annotations.create_annotations(platform, team.owner, alone, [_box(5, 5, "dog")])
+    await item_statuses.set_status(platform, team.ann1, agree.id, [shared], "completed")
+    dataset = team.dataset.id
+
+    async def found(actor: Any, dql: str) -> set[str]:
+        page = await items.list_items(platform, actor, dataset, dql=dql)
+        assert await items.count_items(platform, actor, dataset, dql=dql) == len(page.rows)
+        return {row.id for row in page.rows}
+
+    for dql in (
+        "annotated = true",
+        "annotationsCount >= 1",
+        f'tasks.any(id = "{agree.id}" and status = "completed")',
+        f'tasks.any(id = "{agree.id}" and statusBy = "ann1@example.com")',
+    ):
+        assert await found(team.manager, dql) >= {shared}
+        assert shared in await found(team.ann1, dql)
+        assert shared not in await found(team.ann2, dql), dql
+    assert await found(team.ann2, "annotated = true") == {alone}  # given alone: all of it
+    assert await found(team.ann2, 'annotationsCount = 0 and dir = "/day"') >= {shared}
+    assert await found(team.ann1, "annotationsCount = 2") == {shared}
+    assert await found(team.ann2, f'tasks.any(id = "{agree.id}" and status = null)') >= {shared}
+    ordered = await items.list_items(
+        platform, team.ann1, dataset, dql="order by annotationsCount desc, filename"
+    )
+    assert ordered.rows[0].id == shared
+    facet = await facets.item_facet(platform, team.ann2, dataset, "annotated")
+    assert {(v.value, v.count) for v in facet.values} == {(True, 1), (False, 10)}
+    histogram = await facets.item_histogram(platform, team.ann2, dataset, "annotationsCount")
+    assert (histogram.edges[0], histogram.edges[-1]) == (0, 1)
+
+    # the item fields, by GraphQL
+    async def fields(token: str | None, dql: str = 'filename = "/day/03.jpg"') -> Any:
+        kw = {} if token is None else _auth(token)
+        nodes = (await gql(client, OWN_WORK, {"d": dataset, "dql": dql}, **kw))["items"]["nodes"]
+        return [(n["annotated"], n["annotationsCount"], n["taskStatuses"]) for n in nodes]
+
+    assert await fields(None) == [(True, 2, [{"status": "completed"}, {"status": None}])]
+    assert await fields(team.ann1_token) == [(True, 2, [{"status": "completed"}])]
+    assert await fields(team.ann2_token) == [(False, 0, [{"status": None}])]
+    alone_dql = 'filename = "/night/10.jpg"'
+    assert await fields(team.ann2_token, alone_dql) == [(True, 1, [{"status": None}])]
+    # bounded: the counts and places of a page come in one statement each
+    with count_statements(platform.db.engine) as few:
+        await gql(
+            client, OWN_WORK, {"d": dataset, "dql": f'id = "{shared}"'}, **_auth(team.ann2_token)
+        )
+    with count_statements(platform.db.engine) as many:
+        nodes = await gql(client, OWN_WORK, {"d": dataset}, **_auth(team.ann2_token))
+    assert len(nodes["items"]["nodes"]) == 11 and len(many) == len(few)
+    # the status history: its own on its copy, and none of an item not given to it
+    history = item_statuses.history
+    assert [h.status for h in await history(platform, team.manager, agree.id, shared)] == [
+        "completed"
+    ]
+    assert [h.status for h in await history(platform, team.ann1, agree.id, shared)] == ["completed"]
+    assert await history(platform, team.ann2, agree.id, shared) == []
+    await item_statuses.set_status(platform, team.ann2, agree.id, [shared], "discard")
+    assert [h.status for h in await history(platform, team.ann2, agree.id, shared)] == ["discard"]
+    with pytest.raises(NotFound):
+        await history(platform, team.ann1, agree.id, alone)

@@ -613,3 +613,103 @@ async def test_an_annotators_filter_sees_only_its_own_work_on_a_consensus_copy(
         assert (event["action"], event["itemId"]) == ("updated", shared)
         with pytest.raises(TimeoutError):  # the other copy's dog is none of its business
             await receive(dog_ws, timeout=0.5)
+
+
+async def test_deleted_items_leave_their_tasks_live(platform, owner, project, api) -> None:
+    """Deleting items (by id, by query, a folder) updates the progress of the tasks that held
+    them and their assignees' lists of work, in step with the counts."""
+    from graph.domain import bulk
+
+    actor, token = owner
+    ann, ann_token = await make_user(platform, "gone@example.com")
+    await projects.add_member(platform, actor, project.id, ann.email, "annotator")
+    dataset = await datasets.create_dataset(platform, actor, project.id, "work")
+    ids = await add(platform, actor, dataset, [f"/dir/{n}.jpg" for n in range(4)] + ["/x.jpg"])
+    task = await tasks.create_task(
+        platform, actor, dataset.id, "label", dql="", workload=[(ann.email, 100)]
+    )
+    await item_statuses.set_status(platform, ann, task.id, ids[:1], "completed")
+    async with (
+        subscribed(api, token, PROGRESS, {"taskId": task.id}) as progress_ws,
+        subscribed(api, ann_token, MY_WORK, {"projectId": project.id}) as work_ws,
+    ):
+        first = (await receive(progress_ws))["taskProgress"]
+        assert (first["total"], first["done"]) == (5, 1)
+        assert _held((await receive(work_ws))["myAssignmentsUpdated"]) == {
+            "label": (5, 1, "active")
+        }
+        await until_subscribed(api, task_channel(task.id))
+        await until_subscribed(api, assignments_channel(project.id))
+
+        async def heard(total: int, done: int) -> None:
+            while True:
+                update = (await receive(progress_ws))["taskProgress"]
+                if (update["total"], update["done"]) == (total, done):
+                    break
+            await _until(work_ws, lambda w: _held(w) == {"label": (total, done, "active")})
+            got = await tasks.get_task(platform, actor, task.id)
+            assert got.items_count == total
+
+        await items.delete_items(platform, actor, [ids[0]])
+        await heard(4, 0)
+        await bulk.delete_items_by_query(platform, actor, dataset.id, dql='name = "1.jpg"')
+        await heard(3, 0)
+        folder = (await items.list_items(platform, actor, dataset.id, dql='type = "dir"')).rows
+        await items.delete_items(platform, actor, [f.id for f in folder])
+        await heard(1, 0)
+        # the dataset, and its tasks with it
+        await datasets.delete_dataset(platform, actor, dataset.id)
+        assert await _until(work_ws, lambda w: w == []) == []
+
+
+COUNTED = """
+subscription ($datasetId: ID!) {
+  itemEvents(datasetId: $datasetId) { itemId item { annotated annotationsCount } }
+}
+"""
+
+
+async def test_annotators_hear_their_own_counts_of_a_consensus_copy(
+    platform, owner, project, api
+) -> None:
+    """Two annotators sending the same subscription get each its own view of a copy (the
+    result is not shared between them as it is between subscribers who see the same)."""
+    from graph.domain import annotations
+    from graph.domain.annotations import AnnotationSpec
+
+    actor, token = owner
+    people = []
+    for email in ("one@example.com", "two@example.com"):
+        person, person_token = await make_user(platform, email)
+        await projects.add_member(platform, actor, project.id, email, "annotator")
+        people.append((person, person_token))
+    (one, one_token), (two, two_token) = people
+    dataset = await datasets.create_dataset(platform, actor, project.id, "copies")
+    (shared,) = await add(platform, actor, dataset, ["/shared.jpg"])
+    await tasks.create_task(
+        platform,
+        actor,
+        dataset.id,
+        "agree",
+        dql="",
+        workload=[(one.email, 50), (two.email, 50)],
+        consensus=assignments.Consensus(percentage=100, copies=2),
+    )
+    box = AnnotationSpec(type="box", label="cat", coordinates=[{"x": 1, "y": 1}, {"x": 5, "y": 5}])
+    await annotations.create_annotations(platform, one, shared, [box, box])
+    await dispatch(platform)
+    variables = {"datasetId": dataset.id}
+    async with (
+        subscribed(api, token, COUNTED, variables) as owner_ws,
+        subscribed(api, one_token, COUNTED, variables) as one_ws,
+        subscribed(api, two_token, COUNTED, variables) as two_ws,
+    ):
+        await until_subscribed(api, items_channel(dataset.id), 3)
+        await items.update_item(platform, actor, shared, description="changed")
+        await dispatch(platform)
+        seen = [(await receive(ws))["itemEvents"]["item"] for ws in (owner_ws, one_ws, two_ws)]
+        assert seen == [
+            {"annotated": True, "annotationsCount": 2},
+            {"annotated": True, "annotationsCount": 2},
+            {"annotated": False, "annotationsCount": 0},
+        ]

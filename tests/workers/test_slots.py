@@ -5,13 +5,34 @@ from __future__ import annotations
 
 import pytest
 
-from graph.domain import datasets, executions, items, projects, services, slots
+from graph.domain import (
+    annotations,
+    assignments,
+    datasets,
+    executions,
+    items,
+    projects,
+    services,
+    slots,
+    tasks,
+)
+from graph.domain.annotations import AnnotationSpec
 from graph.domain.errors import Forbidden, InvalidInput, NotFound
-from plugins.functions import PackageSpec, SpecError
+from plugins import hookimpl
+from plugins.functions import DisplayScope, PackageSpec, SpecError, UISlot
 from tests.conftest import make_user
 from tests.graphql import gql, gql_errors
 from tests.workers.conftest import burst
 from tests.workers.functions import PACKAGE, SPEC
+
+
+class _OnAnnotated:
+    """A plugin slot shown on annotated items (its filter reads the annotator's own work)."""
+
+    @hookimpl
+    def register_ui_slots(self) -> list[UISlot]:
+        scope = DisplayScope("item", "annotated = true", "review")
+        return [UISlot("Review it", "main", "on_item", (scope,), package=PACKAGE)]
 
 
 @pytest.fixture
@@ -47,9 +68,20 @@ async def test_slots_apply_by_scope_filter_and_panel(platform, owner, setup) -> 
 async def test_an_annotator_runs_a_slot_but_not_the_function_directly(
     platform, owner, project, setup, settings
 ) -> None:
-    _, train, _ = setup
+    dataset, train, val = setup
     annotator, _ = await make_user(platform, "ann@example.com")
     await projects.add_member(platform, owner[0], project.id, annotator.email, "annotator")
+    # it reaches the items given to it, and their slots; of the others, nothing
+    await tasks.create_task(
+        platform,
+        owner[0],
+        dataset.id,
+        "mine",
+        dql='dir = "/train"',
+        workload=[(annotator.email, 100)],
+    )
+    with pytest.raises(NotFound):
+        await slots.slots_for(platform, annotator, "item", val)
     service_id = (await slots.slots_for(platform, annotator, "item", train))[0].service_id
     with pytest.raises(Forbidden):
         await executions.create_execution(platform, annotator, service_id, "label", {"item": train})
@@ -129,3 +161,38 @@ async def test_slots_over_graphql(client, setup, settings) -> None:
         {"i": train},
     )
     assert errors[0]["extensions"]["field"] == "resource"
+
+
+async def test_an_annotators_slot_filters_see_only_its_own_work_on_a_consensus_copy(
+    platform, plugins, owner, project, setup
+) -> None:
+    dataset, train, val = setup
+    plugins.register(_OnAnnotated(), "on-annotated")
+    people = []
+    for name in ("ann1", "ann2"):
+        person, _ = await make_user(platform, f"{name}@example.com")
+        await projects.add_member(platform, owner[0], project.id, person.email, "annotator")
+        people.append(person)
+    ann1, ann2 = people
+    await tasks.create_task(
+        platform,
+        owner[0],
+        dataset.id,
+        "agree",
+        dql="",
+        workload=[(ann1.email, 50), (ann2.email, 50)],
+        consensus=assignments.Consensus(percentage=100, copies=2),
+    )
+    box = AnnotationSpec(type="box", label="cat", coordinates=[{"x": 1, "y": 1}, {"x": 4, "y": 4}])
+    await annotations.create_annotations(platform, ann1, train, [box])
+
+    async def shown(actor) -> list[str]:
+        found = await slots.slots_for(platform, actor, "item", train, panel="review")
+        return [s.display_name for s in found]
+
+    assert await shown(owner[0]) == ["Review it"]
+    assert await shown(ann1) == ["Review it"]
+    assert await shown(ann2) == []  # ann1's annotation on its own copy is out of its sight
+    await annotations.create_annotations(platform, ann2, train, [box])
+    assert await shown(ann2) == ["Review it"]
+    assert await slots.slots_for(platform, ann2, "item", val, panel="review") == []
