@@ -112,11 +112,11 @@ class Cursor:
         if operation.strip().upper() in _BEGINS:
             self._connection.begin_later(operation)
             return self
-        self._keep(self._connection.run(_execute, operation, parameters or ()))
+        self._keep(self._connection.run(_statement, operation, parameters or ()))
         return self
 
     def executemany(self, operation: str, parameters: Sequence[Sequence[Any]]) -> Cursor:
-        self._keep(self._connection.run(_execute_many, operation, parameters))
+        self._keep(self._connection.run(_statement, operation, parameters, many=True))
         return self
 
     def _keep(self, outcome: _Outcome) -> None:
@@ -147,20 +147,16 @@ class Cursor:
         """(SQLAlchemy's asyncio results call this; the rows are already here.)"""
 
 
-def _execute(raw: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
+def _statement(
+    raw: sqlite3.Connection, operation: str, parameters: Any, *, many: bool = False
+) -> _Outcome:
     cursor = raw.cursor()
     try:
-        cursor.execute(operation, parameters)
-        return _Outcome(cursor, fetch=True)
-    finally:
-        cursor.close()
-
-
-def _execute_many(raw: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
-    cursor = raw.cursor()
-    try:
-        cursor.executemany(operation, parameters)
-        return _Outcome(cursor, fetch=False)
+        if many:
+            cursor.executemany(operation, parameters)
+        else:
+            cursor.execute(operation, parameters)
+        return _Outcome(cursor, fetch=not many)
     finally:
         cursor.close()
 
@@ -176,14 +172,14 @@ class Connection:
     def begin_later(self, operation: str) -> None:
         self._begin = operation
 
-    def run(self, work: Callable[..., Any], *args: Any) -> Any:
+    def run(self, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         begin, self._begin = self._begin, None
         raw = self._raw
 
         def call() -> Any:
             if begin is not None:
                 raw.execute(begin)
-            return work(raw, *args)
+            return work(raw, *args, **kwargs)
 
         return await_(self._thread.call(call))
 
