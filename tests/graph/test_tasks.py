@@ -70,6 +70,19 @@ async def _task(platform, team, name: str, dql: str, *shares: tuple[Any, float])
     )
 
 
+async def _day_copies(platform, team) -> Any:
+    """A consensus task "agree" giving each /day item to both annotators."""
+    return await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "agree",
+        dql='dir = "/day"',
+        workload=_workload((team.ann1, 50), (team.ann2, 50)),
+        consensus=assignments.Consensus(percentage=100, copies=2),
+    )
+
+
 async def _task_items(platform, task_id: str) -> list[TaskItem]:
     async with platform.db.read() as session:
         return list(
@@ -704,15 +717,7 @@ async def test_an_annotator_learns_nothing_of_another_copy_through_dql(platform,
     from graph.domain import annotations, explain, facets, queries
     from graph.domain.reach import Viewer
 
-    await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "agree",
-        dql='dir = "/day"',
-        workload=_workload((team.ann1, 50), (team.ann2, 50)),
-        consensus=assignments.Consensus(percentage=100, copies=2),
-    )
+    await _day_copies(platform, team)
     alone = team.ids["/night/10.jpg"]
     await _task(platform, team, "alone", f'id = "{alone}"', (team.ann2, 100))
     shared = team.ids["/day/03.jpg"]
@@ -860,15 +865,7 @@ async def test_deleting_items_keeps_their_tasks_counts(platform, team) -> None:
     from graph.domain import bulk
 
     work = await _task(platform, team, "all", "", (team.ann1, 50), (team.ann2, 50))
-    agree = await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "agree",
-        dql='dir = "/day"',
-        workload=_workload((team.ann1, 50), (team.ann2, 50)),
-        consensus=assignments.Consensus(percentage=100, copies=2),
-    )
+    agree = await _day_copies(platform, team)
     day = [team.ids[f"/day/{i:02d}.jpg"] for i in range(10)]
     await item_statuses.set_status(platform, team.ann1, agree.id, day[:3], "completed")
 
@@ -940,15 +937,7 @@ async def test_on_a_consensus_copy_counts_and_statuses_are_the_annotators_own(
     (elsewhere, the item's); the page costs the same few statements however long it is."""
     from graph.domain import annotations, facets
 
-    agree = await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        "agree",
-        dql='dir = "/day"',
-        workload=_workload((team.ann1, 50), (team.ann2, 50)),
-        consensus=assignments.Consensus(percentage=100, copies=2),
-    )
+    agree = await _day_copies(platform, team)
     alone = team.ids["/night/10.jpg"]
     await _task(platform, team, "alone", f'id = "{alone}"', (team.ann2, 100))
     shared = team.ids["/day/03.jpg"]
