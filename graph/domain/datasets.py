@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.compiler import Compiled
-from graph.db.tables import Annotation, Dataset, Driver, Item, Task, TaskItem
+from graph.db.tables import Annotation, Dataset, Driver, Item, Member, Task, TaskItem
 from graph.domain import blobs, events, notify, queries
 from graph.domain.access import Actor, Role, check_role, member_role, require_role
 from graph.domain.errors import Conflict, InvalidInput, NotFound
@@ -67,13 +67,22 @@ async def dataset_for(
     return dataset
 
 
+# built once: every dataset-scoped call starts with it
+_DATASET_AND_ROLE = select(
+    Dataset,
+    select(Member.role)
+    .where(Member.project_id == Dataset.project_id, Member.user_id == bindparam("user_id"))
+    .scalar_subquery(),
+).where(Dataset.id == bindparam("dataset_id"))
+
+
 async def dataset_and_scope(
     session: AsyncSession, actor: Actor, dataset_id: str, needed: Role, *, writing: bool = False
 ) -> tuple[Dataset, Scope]:
     """:func:`dataset_for`, and the items of it the actor may reach (:class:`Scope`)."""
     row = (
         await session.execute(
-            select(Dataset, member_role(actor, Dataset.project_id)).where(Dataset.id == dataset_id)
+            _DATASET_AND_ROLE, {"dataset_id": dataset_id, "user_id": actor.user_id}
         )
     ).first()
     if row is None:
