@@ -109,7 +109,11 @@ class Database:
             # over 1M items easily is, and the compiling costs more than it saves on queries of
             # a few hundred ms at most (a DQL count quantifier: 400 -> 360 ms). The platform's
             # queries are interactive, so it is off for its connections.
-            options["connect_args"] = {"server_settings": {"jit": "off"}}
+            # A prepared statement (asyncpg prepares every one) is planned for its values each
+            # time: after five runs PostgreSQL may otherwise keep a generic plan, made without
+            # the values, and a DQL range's rows run from none to all with its bound.
+            settings = {"jit": "off", "plan_cache_mode": "force_custom_plan"}
+            options["connect_args"] = {"server_settings": settings}
         self.engine = create_async_engine(url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
