@@ -11,10 +11,17 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.db.bulk import insert_many
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
-from graph.domain import events, indexes, keyframes, planning, queries, recipe_check
+from graph.domain import (
+    events,
+    indexes,
+    keyframes,
+    label_counts,
+    planning,
+    queries,
+    recipe_check,
+)
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_and_scope, row_in_dataset
 from graph.domain.errors import InvalidInput, NotFound
@@ -230,7 +237,7 @@ async def insert_rows(
     items, with the items' and dataset's counters and one ``created`` event each."""
     if not rows:
         return
-    await insert_many(session, Annotation.__table__, rows)
+    await label_counts.insert_annotations(session, rows)
     await recount(session, {r["item_id"] for r in rows}, dataset.id, len(rows))
     await events.record_many(
         session,

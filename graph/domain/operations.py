@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graph.db.tables import Dataset, Execution, utcnow
 from graph.domain import bulk, events, exports, imports, queries, sync, versioning
 from graph.domain.access import Actor, Role
+from graph.domain.collector import collections_held
 from graph.domain.datasets import check_name, dataset_for
 from graph.domain.errors import Conflict, InvalidInput
 from graph.domain.executions import enqueue, execution_event, new_job_id, status_entry
@@ -271,4 +272,5 @@ async def run(
     operation = OPERATIONS.get(function)
     if operation is None:
         raise InvalidInput(f"the platform has no function {function!r}", field="functionName")
-    return await operation.run(platform, actor, work, dict(input))
+    with collections_held():  # bulk work: see graph/domain/collector.py
+        return await operation.run(platform, actor, work, dict(input))

@@ -23,13 +23,13 @@ from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequen
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, bindparam, insert, literal, select, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.ast import Query
 from graph.db.ids import new_ids
 from graph.db.tables import Annotation, Dataset, Item, utcnow
-from graph.domain import events, indexes, items, paths, queries
+from graph.domain import events, indexes, items, label_counts, paths, queries
 from graph.domain.access import Actor, Role
 from graph.domain.datasets import dataset_for, insert_dataset
 from graph.domain.errors import Conflict, InvalidInput
@@ -225,7 +225,7 @@ class _Copier:
                 created_at=now,
                 updated_at=now,
             )
-        await self.session.execute(insert(_ANNOTATIONS), _parents_first(rows))
+        await label_counts.insert_annotations(self.session, _parents_first(rows))
         counts = Counter(r["item_id"] for r in rows)
         await self.session.execute(
             update(_ITEMS)

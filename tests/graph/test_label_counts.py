@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from graph.db.tables import Annotation, LabelCount
-from graph.domain import annotations, datasets, facets, items, label_counts
+from graph.domain import annotations, datasets, facets, items, label_counts, versioning
 from graph.domain.annotations import AnnotationSpec
 
 LABELS = ("cat", "dog", "bird", None)
@@ -64,6 +64,16 @@ async def test_counts_follow_every_kind_of_write(platform, owner, files) -> None
             platform, actor, item_id, [_spec(label) for label in chosen]
         )
     assert await _kept(platform, dataset.id) == await _counted(platform, dataset.id)
+    # one call adding to labels counted already and to a label not seen before
+    await annotations.create_annotations(
+        platform, actor, item_ids[0], [_spec("cat"), _spec(None), _spec("heron"), _spec("cat")]
+    )
+    assert await _kept(platform, dataset.id) == await _counted(platform, dataset.id)
+
+    clone = await versioning.clone_dataset(platform, actor, dataset.id, "clone")
+    merged = await versioning.merge_datasets(platform, actor, [dataset.id, clone.id], "merged")
+    for copy in (clone, merged):
+        assert await _kept(platform, copy.id) == await _counted(platform, copy.id) != {}
 
     await annotations.update_annotation(platform, actor, made[0].id, {"label": "zebra"})
     await annotations.delete_annotations(platform, actor, [a.id for a in made[1:4]])
@@ -86,10 +96,12 @@ async def test_counts_follow_every_kind_of_write(platform, owner, files) -> None
 
     await label_counts.fold(platform)
     assert await _kept(platform, dataset.id) == expected
-    assert await _rows(platform) == len(expected)  # one row per label once folded
+    labels = [len(await _counted(platform, d)) for d in (dataset.id, clone.id, merged.id)]
+    assert await _rows(platform) == sum(labels)  # one row per label once folded
 
-    await datasets.delete_dataset(platform, actor, dataset.id)
-    assert await _kept(platform, dataset.id) == {}
+    for gone in (dataset, clone, merged):
+        await datasets.delete_dataset(platform, actor, gone.id)
+        assert await _kept(platform, gone.id) == {}
     await label_counts.fold(platform)
     assert await _rows(platform) == 0  # a deleted dataset leaves no rows behind
 
