@@ -12,6 +12,7 @@ the same instant never get the same item.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +35,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Assignment, Item, Member, Task, TaskItem, User, utcnow
-from graph.domain import notify
+from graph.domain import notify, task_counts
 from graph.domain.access import Actor, Role, member_role, require_role
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
+from graph.domain.task_counts import Tally
 from graph.domain.task_rows import task_event, task_for
 
 __all__ = [
@@ -218,9 +220,14 @@ async def give_out(
     task: Task,
     where: Sequence[ColumnElement[bool]],
     params: Mapping[str, Any],
+    tally: Tally,
+    *,
+    new: bool = False,
 ) -> int:
     """Insert the items ``where`` selects into the task, each given to an assignment by the
-    workload (in path order), or to none (pulling); one INSERT ... SELECT. The number added."""
+    workload (in path order), or to none (pulling); one INSERT ... SELECT, its rows counted in
+    ``tally`` (a ``new`` task's, not committed yet, by one grouped read after it). The number
+    of items added."""
     now = utcnow()
     if task.distribution == "pulling":
         chosen = select(literal(task.id), Item.id, literal(0), literal(None), literal(None))
@@ -263,10 +270,21 @@ async def give_out(
                 or_(copies.c.copy == 0, spread < (task.consensus_percentage or 0))
             )
     columns = ("task_id", "item_id", "copy", "assignment_id", "assigned_at")
-    result = await session.execute(
-        insert(TaskItem.__table__).from_select(columns, chosen), dict(params)
-    )
-    added = int(result.rowcount or 0) if task.distribution == "pulling" else int(n)
+    adding = insert(TaskItem.__table__).from_select(columns, chosen)
+    if task.distribution == "pulling":  # every row free
+        added = int((await session.execute(adding, dict(params))).rowcount or 0)
+        tally.add(task.id, None, None, added)
+    elif new:
+        rows = int((await session.execute(adding, dict(params))).rowcount or 0)
+        await task_counts.count_new(session, task.id, rows)
+        added = int(n)
+    else:  # a task others write too: the rows this statement inserted, as it reports them
+        given = await session.execute(
+            adding.returning(TaskItem.__table__.c.assignment_id), dict(params)
+        )
+        for (assignment_id,), k in Counter(given.all()).items():
+            tally.add(task.id, assignment_id, None, k)
+        added = int(n)
     if added >= _ANALYZE_AFTER and session.bind.dialect.name == "postgresql":
         # the planner's statistics of a task's rows, before its first pulls and progress reads
         # (autovacuum would take a while: planned blind, a pull scans the task's rows)
@@ -447,6 +465,9 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
             .returning(items.c.item_id)
         )
         pulled = sorted(row[0] for row in taken.all())
+        tally = Tally()
+        tally.move(task_id, (None, None), (assignment, None), len(pulled))
+        await tally.save(session)
     notify.tasks_changed(platform, project_id, [task_id])
     return pulled
 
@@ -477,27 +498,38 @@ async def redistribute(
             else:
                 session.add(Assignment(task_id=task.id, assignee_id=user_id, load=load))
         await session.flush()
-        undone = [TaskItem.task_id == task.id, TaskItem.status.is_(None)]
-        await session.execute(update(TaskItem).where(*undone).values(assignment_id=None))
+        # the rows not done, locked: each goes from the assignment read here to its new one
+        rows = (
+            await session.execute(
+                select(TaskItem.item_id, TaskItem.copy, TaskItem.assignment_id)
+                .join(Item, Item.id == TaskItem.item_id)
+                .where(TaskItem.task_id == task.id, TaskItem.status.is_(None))
+                .order_by(Item.filename, Item.id, TaskItem.copy)
+                .with_for_update(of=TaskItem)
+            )
+        ).all()
         shares = await _shares(session, task.id)
-        order = (
-            select(TaskItem.item_id)
-            .join(Item, Item.id == TaskItem.item_id)
-            .where(*undone)
-            .order_by(Item.filename, Item.id)
-        )
-        ids_in_order = list(await session.scalars(order))
+        to: dict[str, str | None] = {}  # an item's copies go together, to its last row's share
         start = 0
-        for assignment_id, last in _bounds(shares, len(ids_in_order)):
-            chunk = ids_in_order[start:last]
-            for at in range(0, len(chunk), 1000):
+        for assignment_id, last in _bounds(shares, len(rows)):
+            to.update((item_id, assignment_id) for item_id, _, _ in rows[start:last])
+            start = last
+        moving: dict[str | None, list[tuple[str, int]]] = {}
+        tally = Tally()
+        for item_id, copy, before in rows:
+            after = to.get(item_id)
+            moving.setdefault(after, []).append((item_id, copy))
+            tally.move(task.id, (before, None), (after, None))
+        keys = tuple_(TaskItem.item_id, TaskItem.copy)
+        for assignment_id, pairs in moving.items():
+            for at in range(0, len(pairs), 1000):
                 await session.execute(
                     update(TaskItem)
-                    .where(*undone, TaskItem.item_id.in_(chunk[at : at + 1000]))
+                    .where(TaskItem.task_id == task.id, keys.in_(pairs[at : at + 1000]))
                     .values(assignment_id=assignment_id, assigned_at=utcnow())
                 )
-            start = last
         await task_event(session, actor, task, "updated")
+        await tally.save(session)
     notify.tasks_changed(platform, task.project_id, [task_id])
 
 
@@ -538,6 +570,9 @@ async def reassign(
             )
             .values(assignment_id=target.id, assigned_at=utcnow())
         )
+        tally = Tally()
+        tally.move(task.id, (source.id, None), (target.id, None), int(moved.rowcount or 0))
         await task_event(session, actor, task, "updated")
+        await tally.save(session)
     notify.tasks_changed(platform, task.project_id, [task_id])
     return int(moved.rowcount or 0)
