@@ -381,8 +381,8 @@ async def assignments_of_users(
 async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     """The next batch of the task's items for the actor, an assignee of a pulling task: up to
     ``batchSize``, so that it holds at most ``maxBatchWorkload`` not done; the ids given (none
-    when it holds that many already, or nothing is left). Two statements: what the caller may
-    pull, and the pull."""
+    when it holds that many already, or nothing is left). Three statements: what the caller may
+    pull, the pull, and the puller's count (graph/domain/task_counts.py)."""
     items = TaskItem.__table__
     mine = (
         select(Assignment.id)

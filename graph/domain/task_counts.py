@@ -17,11 +17,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from sqlalchemy import func, literal, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graph.db.engine import dialect_insert
 from graph.db.tables import TaskCount, TaskItem
 
 __all__ = ["Counts", "Tally", "count_new", "counts_of"]
@@ -80,16 +83,20 @@ class Tally:
             if n
         ]
         self._changes.clear()
-        if not rows:
-            return
-        counts = TaskCount.__table__
-        upsert = dialect_insert(session)(counts).values(rows)
-        await session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[counts.c.task_id, counts.c.assignment_id, counts.c.status],
-                set_={"n": counts.c.n + upsert.excluded.n},
-            )
-        )
+        if rows:
+            await session.execute(_upsert(session.bind.dialect.name), rows)
+
+
+@cache
+def _upsert(dialect: str) -> Any:
+    """Add ``n`` to a counter row, made if missing: built and compiled once per dialect (a
+    pull runs it every time)."""
+    counts = TaskCount.__table__
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(counts)
+    return statement.on_conflict_do_update(
+        index_elements=[counts.c.task_id, counts.c.assignment_id, counts.c.status],
+        set_={"n": counts.c.n + statement.excluded.n},
+    )
 
 
 async def count_new(session: AsyncSession, task_id: str, added: int) -> None:
