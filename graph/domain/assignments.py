@@ -15,11 +15,13 @@ import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    bindparam,
     case,
     func,
     insert,
@@ -36,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Assignment, Item, Member, Task, TaskItem, User, utcnow
 from graph.domain import notify, task_counts
-from graph.domain.access import Actor, Role, member_role, require_role
+from graph.domain.access import Actor, Role, require_role
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
 from graph.domain.task_counts import Tally
@@ -378,48 +380,74 @@ async def assignments_of_users(
 # --- pulling --------------------------------------------------------------------------------------
 
 
+@cache
+def _pull_statements(dialect: str) -> tuple[Any, Any]:
+    """A pull's check (what the caller may pull: the task, the caller's role and assignment,
+    how much it holds not done) and its take, built once per dialect with the caller's values
+    bound: a pull is the most frequent write, and building its statements each time cost as
+    much as running them."""
+    tasks, items = Task.__table__, TaskItem.__table__
+    user, task = bindparam("user"), bindparam("task")
+    mine = (
+        select(Assignment.id)
+        .where(Assignment.task_id == tasks.c.id, Assignment.assignee_id == user)
+        .correlate(tasks)  # the outermost query's task, also where the count reads it
+        .scalar_subquery()
+    )
+    role = (
+        select(Member.role)
+        .where(Member.project_id == tasks.c.project_id, Member.user_id == user)
+        .scalar_subquery()
+    )
+    check = select(
+        tasks.c.project_id,
+        tasks.c.name,
+        tasks.c.distribution,
+        tasks.c.status,
+        tasks.c.batch_size,
+        tasks.c.max_batch_workload,
+        role,
+        mine,
+        task_counts.not_done(tasks.c.id, mine),
+    ).where(tasks.c.id == task)
+    free = (
+        select(items.c.item_id, items.c.copy)
+        .where(items.c.task_id == task, items.c.assignment_id.is_(None), items.c.status.is_(None))
+        .order_by(items.c.item_id, items.c.copy)
+        .limit(bindparam("wanted"))
+    )
+    where = [items.c.task_id == task]
+    if dialect == "postgresql":
+        # locked and limited once, in a materialized CTE (as an IN subquery PostgreSQL may
+        # run it again per row, and skipping what it locked itself gives more rows each
+        # time), then joined by key: the rows taken are found by their primary key
+        chosen = free.with_for_update(skip_locked=True).cte("free")
+        chosen = chosen.prefix_with("MATERIALIZED", dialect="postgresql")
+        where += [
+            items.c.assignment_id.is_(None),  # checked again on the row it locks
+            items.c.item_id == chosen.c.item_id,
+            items.c.copy == chosen.c.copy,
+        ]
+    else:  # one writer at a time: the rows the subquery found are still free; found by key
+        where.append(tuple_(items.c.item_id, items.c.copy).in_(free))
+    take = (
+        update(items)
+        .where(*where)
+        .values(assignment_id=bindparam("to"), assigned_at=bindparam("now"))
+        .returning(items.c.item_id)
+    )
+    return check, take
+
+
 async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     """The next batch of the task's items for the actor, an assignee of a pulling task: up to
     ``batchSize``, so that it holds at most ``maxBatchWorkload`` not done; the ids given (none
     when it holds that many already, or nothing is left). Three statements: what the caller may
     pull, the pull, and the puller's count (graph/domain/task_counts.py)."""
-    items = TaskItem.__table__
-    mine = (
-        select(Assignment.id)
-        .where(Assignment.task_id == Task.id, Assignment.assignee_id == actor.user_id)
-        .scalar_subquery()
-    )
-    held = (
-        select(func.count())
-        .select_from(items)
-        .where(
-            items.c.task_id == Task.id,
-            # correlated to the task of the outermost query, not to one of its own
-            items.c.assignment_id
-            == select(Assignment.id)
-            .where(Assignment.task_id == Task.id, Assignment.assignee_id == actor.user_id)
-            .correlate(Task)
-            .scalar_subquery(),
-            items.c.status.is_(None),
-        )
-        .scalar_subquery()
-    )
     async with platform.db.write() as session:
-        row = (
-            await session.execute(
-                select(
-                    Task.project_id,
-                    Task.name,
-                    Task.distribution,
-                    Task.status,
-                    Task.batch_size,
-                    Task.max_batch_workload,
-                    member_role(actor, Task.project_id),
-                    mine,
-                    held,
-                ).where(Task.id == task_id)
-            )
-        ).first()
+        connection = await session.connection()
+        check, take = _pull_statements(connection.dialect.name)
+        row = (await connection.execute(check, {"user": actor.user_id, "task": task_id})).first()
         if row is None:
             raise NotFound("task", task_id)
         project_id, name, distribution, state, batch, most, role, assignment, holding = row
@@ -434,35 +462,9 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
         wanted = min(batch or 0, (most or 0) - holding)
         if wanted <= 0:
             return []
-        free = (
-            select(items.c.item_id, items.c.copy)
-            .where(
-                items.c.task_id == task_id,
-                items.c.assignment_id.is_(None),
-                items.c.status.is_(None),
-            )
-            .order_by(items.c.item_id, items.c.copy)
-            .limit(wanted)
-        )
-        where = [items.c.task_id == task_id]
-        if session.bind.dialect.name == "postgresql":
-            # locked and limited once, in a materialized CTE (as an IN subquery PostgreSQL may
-            # run it again per row, and skipping what it locked itself gives more rows each
-            # time), then joined by key: the rows taken are found by their primary key
-            chosen = free.with_for_update(skip_locked=True).cte("free")
-            chosen = chosen.prefix_with("MATERIALIZED", dialect="postgresql")
-            where += [
-                items.c.assignment_id.is_(None),  # checked again on the row it locks
-                items.c.item_id == chosen.c.item_id,
-                items.c.copy == chosen.c.copy,
-            ]
-        else:  # one writer at a time: the rows the subquery found are still free; found by key
-            where.append(tuple_(items.c.item_id, items.c.copy).in_(free))
-        taken = await session.execute(
-            update(items)
-            .where(*where)
-            .values(assignment_id=assignment, assigned_at=utcnow())
-            .returning(items.c.item_id)
+        taken = await connection.execute(
+            take,
+            {"task": task_id, "wanted": wanted, "to": assignment, "now": utcnow()},
         )
         pulled = sorted(row[0] for row in taken.all())
         tally = Tally()

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import TaskCount, TaskItem
 
-__all__ = ["Counts", "Tally", "count_new", "counts_of"]
+__all__ = ["Counts", "Tally", "count_new", "counts_of", "not_done"]
 
 _NONE = ""  # no assignment, no status: the key takes no NULL
 
@@ -113,6 +113,18 @@ async def count_new(session: AsyncSession, task_id: str, added: int) -> None:
     await session.execute(
         counts.insert().values(task_id=task_id, assignment_id=_NONE, status=_NONE, n=added)
     )
+
+
+def not_done(task_id: Any, assignment_id: Any) -> Any:
+    """A scalar subquery: how many of the task's rows the assignment holds without a status
+    (one counter row, however many it holds)."""
+    counts = TaskCount.__table__
+    held = select(counts.c.n).where(
+        counts.c.task_id == task_id,
+        counts.c.assignment_id == assignment_id,
+        counts.c.status == _NONE,
+    )
+    return func.coalesce(held.scalar_subquery(), 0)
 
 
 async def counts_of(session: AsyncSession, task_ids: Sequence[str]) -> dict[str, Counts]:
