@@ -53,6 +53,7 @@ __all__ = [
     "SavedQuery",
     "Service",
     "Task",
+    "TaskCount",
     "TaskItem",
     "TaskItemScore",
     "TaskItemStatus",
@@ -436,6 +437,24 @@ class TaskItem(Base):
     assigned_at: Mapped[datetime | None] = mapped_column(default=None)
     # why a reviewer sent the item back (rework); cleared when it gets a status again
     issue: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class TaskCount(Base):
+    """A task's ``task_items`` rows with one assignment and status, so that its progress reads
+    these few rows however many items it has (graph/domain/task_counts.py keeps them, in the
+    transaction of each change to ``task_items``). ``""`` stands for no assignment or no status
+    (the key takes no NULL). The row with neither holds all of the task's rows, not its free
+    ones (the rest once the others are taken off): a pull, which takes free rows, then writes
+    only its puller's row, and concurrent pulls never wait for one another on a counter."""
+
+    __tablename__ = "task_counts"
+    task_id: Mapped[str] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    # no foreign key: "" is no assignment; a task's assignments go only with the task
+    assignment_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    status: Mapped[str] = mapped_column(String(100), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class TaskItemScore(Base):

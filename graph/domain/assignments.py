@@ -12,13 +12,16 @@ the same instant never get the same item.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    bindparam,
     case,
     func,
     insert,
@@ -34,10 +37,11 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Assignment, Item, Member, Task, TaskItem, User, utcnow
-from graph.domain import notify
-from graph.domain.access import Actor, Role, member_role, require_role
+from graph.domain import notify, task_counts
+from graph.domain.access import Actor, Role, require_role
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
+from graph.domain.task_counts import Tally
 from graph.domain.task_rows import task_event, task_for
 
 __all__ = [
@@ -218,9 +222,14 @@ async def give_out(
     task: Task,
     where: Sequence[ColumnElement[bool]],
     params: Mapping[str, Any],
+    tally: Tally,
+    *,
+    new: bool = False,
 ) -> int:
     """Insert the items ``where`` selects into the task, each given to an assignment by the
-    workload (in path order), or to none (pulling); one INSERT ... SELECT. The number added."""
+    workload (in path order), or to none (pulling); one INSERT ... SELECT, its rows counted in
+    ``tally`` (a ``new`` task's, not committed yet, by one grouped read after it). The number
+    of items added."""
     now = utcnow()
     if task.distribution == "pulling":
         chosen = select(literal(task.id), Item.id, literal(0), literal(None), literal(None))
@@ -263,10 +272,21 @@ async def give_out(
                 or_(copies.c.copy == 0, spread < (task.consensus_percentage or 0))
             )
     columns = ("task_id", "item_id", "copy", "assignment_id", "assigned_at")
-    result = await session.execute(
-        insert(TaskItem.__table__).from_select(columns, chosen), dict(params)
-    )
-    added = int(result.rowcount or 0) if task.distribution == "pulling" else int(n)
+    adding = insert(TaskItem.__table__).from_select(columns, chosen)
+    if task.distribution == "pulling":  # every row free
+        added = int((await session.execute(adding, dict(params))).rowcount or 0)
+        tally.add(task.id, None, None, added)
+    elif new:
+        rows = int((await session.execute(adding, dict(params))).rowcount or 0)
+        await task_counts.count_new(session, task.id, rows)
+        added = int(n)
+    else:  # a task others write too: the rows this statement inserted, as it reports them
+        given = await session.execute(
+            adding.returning(TaskItem.__table__.c.assignment_id), dict(params)
+        )
+        for (assignment_id,), k in Counter(given.all()).items():
+            tally.add(task.id, assignment_id, None, k)
+        added = int(n)
     if added >= _ANALYZE_AFTER and session.bind.dialect.name == "postgresql":
         # the planner's statistics of a task's rows, before its first pulls and progress reads
         # (autovacuum would take a while: planned blind, a pull scans the task's rows)
@@ -360,48 +380,74 @@ async def assignments_of_users(
 # --- pulling --------------------------------------------------------------------------------------
 
 
+@cache
+def _pull_statements(dialect: str) -> tuple[Any, Any]:
+    """A pull's check (what the caller may pull: the task, the caller's role and assignment,
+    how much it holds not done) and its take, built once per dialect with the caller's values
+    bound: a pull is the most frequent write, and building its statements each time cost as
+    much as running them."""
+    tasks, items = Task.__table__, TaskItem.__table__
+    user, task = bindparam("user"), bindparam("task")
+    mine = (
+        select(Assignment.id)
+        .where(Assignment.task_id == tasks.c.id, Assignment.assignee_id == user)
+        .correlate(tasks)  # the outermost query's task, also where the count reads it
+        .scalar_subquery()
+    )
+    role = (
+        select(Member.role)
+        .where(Member.project_id == tasks.c.project_id, Member.user_id == user)
+        .scalar_subquery()
+    )
+    check = select(
+        tasks.c.project_id,
+        tasks.c.name,
+        tasks.c.distribution,
+        tasks.c.status,
+        tasks.c.batch_size,
+        tasks.c.max_batch_workload,
+        role,
+        mine,
+        task_counts.not_done(tasks.c.id, mine),
+    ).where(tasks.c.id == task)
+    free = (
+        select(items.c.item_id, items.c.copy)
+        .where(items.c.task_id == task, items.c.assignment_id.is_(None), items.c.status.is_(None))
+        .order_by(items.c.item_id, items.c.copy)
+        .limit(bindparam("wanted"))
+    )
+    where = [items.c.task_id == task]
+    if dialect == "postgresql":
+        # locked and limited once, in a materialized CTE (as an IN subquery PostgreSQL may
+        # run it again per row, and skipping what it locked itself gives more rows each
+        # time), then joined by key: the rows taken are found by their primary key
+        chosen = free.with_for_update(skip_locked=True).cte("free")
+        chosen = chosen.prefix_with("MATERIALIZED", dialect="postgresql")
+        where += [
+            items.c.assignment_id.is_(None),  # checked again on the row it locks
+            items.c.item_id == chosen.c.item_id,
+            items.c.copy == chosen.c.copy,
+        ]
+    else:  # one writer at a time: the rows the subquery found are still free; found by key
+        where.append(tuple_(items.c.item_id, items.c.copy).in_(free))
+    take = (
+        update(items)
+        .where(*where)
+        .values(assignment_id=bindparam("to"), assigned_at=bindparam("now"))
+        .returning(items.c.item_id)
+    )
+    return check, take
+
+
 async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     """The next batch of the task's items for the actor, an assignee of a pulling task: up to
     ``batchSize``, so that it holds at most ``maxBatchWorkload`` not done; the ids given (none
-    when it holds that many already, or nothing is left). Two statements: what the caller may
-    pull, and the pull."""
-    items = TaskItem.__table__
-    mine = (
-        select(Assignment.id)
-        .where(Assignment.task_id == Task.id, Assignment.assignee_id == actor.user_id)
-        .scalar_subquery()
-    )
-    held = (
-        select(func.count())
-        .select_from(items)
-        .where(
-            items.c.task_id == Task.id,
-            # correlated to the task of the outermost query, not to one of its own
-            items.c.assignment_id
-            == select(Assignment.id)
-            .where(Assignment.task_id == Task.id, Assignment.assignee_id == actor.user_id)
-            .correlate(Task)
-            .scalar_subquery(),
-            items.c.status.is_(None),
-        )
-        .scalar_subquery()
-    )
+    when it holds that many already, or nothing is left). Three statements: what the caller may
+    pull, the pull, and the puller's count (graph/domain/task_counts.py)."""
     async with platform.db.write() as session:
-        row = (
-            await session.execute(
-                select(
-                    Task.project_id,
-                    Task.name,
-                    Task.distribution,
-                    Task.status,
-                    Task.batch_size,
-                    Task.max_batch_workload,
-                    member_role(actor, Task.project_id),
-                    mine,
-                    held,
-                ).where(Task.id == task_id)
-            )
-        ).first()
+        connection = await session.connection()
+        check, take = _pull_statements(connection.dialect.name)
+        row = (await connection.execute(check, {"user": actor.user_id, "task": task_id})).first()
         if row is None:
             raise NotFound("task", task_id)
         project_id, name, distribution, state, batch, most, role, assignment, holding = row
@@ -416,37 +462,14 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
         wanted = min(batch or 0, (most or 0) - holding)
         if wanted <= 0:
             return []
-        free = (
-            select(items.c.item_id, items.c.copy)
-            .where(
-                items.c.task_id == task_id,
-                items.c.assignment_id.is_(None),
-                items.c.status.is_(None),
-            )
-            .order_by(items.c.item_id, items.c.copy)
-            .limit(wanted)
-        )
-        where = [items.c.task_id == task_id]
-        if session.bind.dialect.name == "postgresql":
-            # locked and limited once, in a materialized CTE (as an IN subquery PostgreSQL may
-            # run it again per row, and skipping what it locked itself gives more rows each
-            # time), then joined by key: the rows taken are found by their primary key
-            chosen = free.with_for_update(skip_locked=True).cte("free")
-            chosen = chosen.prefix_with("MATERIALIZED", dialect="postgresql")
-            where += [
-                items.c.assignment_id.is_(None),  # checked again on the row it locks
-                items.c.item_id == chosen.c.item_id,
-                items.c.copy == chosen.c.copy,
-            ]
-        else:  # one writer at a time: the rows the subquery found are still free; found by key
-            where.append(tuple_(items.c.item_id, items.c.copy).in_(free))
-        taken = await session.execute(
-            update(items)
-            .where(*where)
-            .values(assignment_id=assignment, assigned_at=utcnow())
-            .returning(items.c.item_id)
+        taken = await connection.execute(
+            take,
+            {"task": task_id, "wanted": wanted, "to": assignment, "now": utcnow()},
         )
         pulled = sorted(row[0] for row in taken.all())
+        tally = Tally()
+        tally.move(task_id, (None, None), (assignment, None), len(pulled))
+        await tally.save(session)
     notify.tasks_changed(platform, project_id, [task_id])
     return pulled
 
@@ -477,27 +500,38 @@ async def redistribute(
             else:
                 session.add(Assignment(task_id=task.id, assignee_id=user_id, load=load))
         await session.flush()
-        undone = [TaskItem.task_id == task.id, TaskItem.status.is_(None)]
-        await session.execute(update(TaskItem).where(*undone).values(assignment_id=None))
+        # the rows not done, locked: each goes from the assignment read here to its new one
+        rows = (
+            await session.execute(
+                select(TaskItem.item_id, TaskItem.copy, TaskItem.assignment_id)
+                .join(Item, Item.id == TaskItem.item_id)
+                .where(TaskItem.task_id == task.id, TaskItem.status.is_(None))
+                .order_by(Item.filename, Item.id, TaskItem.copy)
+                .with_for_update(of=TaskItem)
+            )
+        ).all()
         shares = await _shares(session, task.id)
-        order = (
-            select(TaskItem.item_id)
-            .join(Item, Item.id == TaskItem.item_id)
-            .where(*undone)
-            .order_by(Item.filename, Item.id)
-        )
-        ids_in_order = list(await session.scalars(order))
+        to: dict[str, str | None] = {}  # an item's copies go together, to its last row's share
         start = 0
-        for assignment_id, last in _bounds(shares, len(ids_in_order)):
-            chunk = ids_in_order[start:last]
-            for at in range(0, len(chunk), 1000):
+        for assignment_id, last in _bounds(shares, len(rows)):
+            to.update((item_id, assignment_id) for item_id, _, _ in rows[start:last])
+            start = last
+        moving: dict[str | None, list[tuple[str, int]]] = {}
+        tally = Tally()
+        for item_id, copy, before in rows:
+            after = to.get(item_id)
+            moving.setdefault(after, []).append((item_id, copy))
+            tally.move(task.id, (before, None), (after, None))
+        keys = tuple_(TaskItem.item_id, TaskItem.copy)
+        for assignment_id, pairs in moving.items():
+            for at in range(0, len(pairs), 1000):
                 await session.execute(
                     update(TaskItem)
-                    .where(*undone, TaskItem.item_id.in_(chunk[at : at + 1000]))
+                    .where(TaskItem.task_id == task.id, keys.in_(pairs[at : at + 1000]))
                     .values(assignment_id=assignment_id, assigned_at=utcnow())
                 )
-            start = last
         await task_event(session, actor, task, "updated")
+        await tally.save(session)
     notify.tasks_changed(platform, task.project_id, [task_id])
 
 
@@ -538,6 +572,9 @@ async def reassign(
             )
             .values(assignment_id=target.id, assigned_at=utcnow())
         )
+        tally = Tally()
+        tally.move(task.id, (source.id, None), (target.id, None), int(moved.rowcount or 0))
         await task_event(session, actor, task, "updated")
+        await tally.save(session)
     notify.tasks_changed(platform, task.project_id, [task_id])
     return int(moved.rowcount or 0)

@@ -23,6 +23,7 @@ from graph.domain.access import Actor, Role
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from graph.domain.platform import Platform
 from graph.domain.reach import given_to, own_places
+from graph.domain.task_counts import Tally
 from graph.domain.task_rows import task_and_role
 
 __all__ = ["REWORK", "Change", "clear_status", "history", "set_status"]
@@ -60,14 +61,16 @@ async def set_status(
                 f"status {status!r} is not one of the task's: {', '.join(task.statuses)}",
                 field="status",
             )
-        changes = await _change(session, actor, task, role, item_ids, status, note)
+        tally = Tally()
+        changes = await _change(session, actor, task, role, item_ids, status, note, tally)
         await consensus.score_done(session, task, [c.item_id for c in changes])
         changed = [task.id]
         if task.type == "annotation":
-            changed += await _feed_qa(session, actor, task, [c.item_id for c in changes])
+            changed += await _feed_qa(session, actor, task, [c.item_id for c in changes], tally)
         elif status == REWORK and task.parent_task_id is not None:
-            await _send_back(session, actor, task, [c.item_id for c in changes], note)
+            await _send_back(session, actor, task, [c.item_id for c in changes], note, tally)
             changed.append(task.parent_task_id)
+        await tally.save(session)
     notify.tasks_changed(platform, task.project_id, changed)
     return changes
 
@@ -83,7 +86,9 @@ async def clear_status(
     """Clear the items' status in the task (they are not done again); as :func:`set_status`."""
     async with platform.db.write() as session:
         task, role = await task_and_role(session, actor, task_id, Role.annotator)
-        changes = await _change(session, actor, task, role, item_ids, None, note)
+        tally = Tally()
+        changes = await _change(session, actor, task, role, item_ids, None, note, tally)
+        await tally.save(session)
     notify.tasks_changed(platform, task.project_id, [task_id])
     return changes
 
@@ -96,6 +101,7 @@ async def _change(
     item_ids: Sequence[str],
     status: str | None,
     note: str | None,
+    tally: Tally,
 ) -> list[Change]:
     ids = list(dict.fromkeys(item_ids))
     if not ids or len(ids) > _MAX_ITEMS:
@@ -108,6 +114,8 @@ async def _change(
             .outerjoin(Assignment, Assignment.id == TaskItem.assignment_id)
             .where(TaskItem.task_id == task.id, TaskItem.item_id.in_(ids))
             .order_by(TaskItem.item_id, TaskItem.copy)
+            # locked: their status and assignment stay as read here, which the counts move from
+            .with_for_update(of=TaskItem)
         )
     ).all()
     found = {row.item_id for row, _ in rows}
@@ -142,6 +150,7 @@ async def _change(
         )
         changes.append(Change(row.item_id, row.status, status))
         changed.append((row.item_id, row.copy, row.assignment_id, row.status))
+        tally.move(task.id, (row.assignment_id, row.status), (row.assignment_id, status))
     if changed:
         await session.execute(
             update(TaskItem)
@@ -191,7 +200,7 @@ async def _record(
 
 
 async def _feed_qa(
-    session: AsyncSession, actor: Actor, task: Task, item_ids: Sequence[str]
+    session: AsyncSession, actor: Actor, task: Task, item_ids: Sequence[str], tally: Tally
 ) -> list[str]:
     """Put items that got a status into the task's QA tasks; those already there with a
     status wait for review again. The QA tasks' ids."""
@@ -201,20 +210,21 @@ async def _feed_qa(
     for qa in await session.scalars(select(Task).where(Task.parent_task_id == task.id)):
         reviewed = (
             await session.execute(
-                select(
-                    TaskItem.item_id, TaskItem.copy, TaskItem.assignment_id, TaskItem.status
-                ).where(
+                select(TaskItem.item_id, TaskItem.copy, TaskItem.assignment_id, TaskItem.status)
+                .where(
                     TaskItem.task_id == qa.id,
                     TaskItem.item_id.in_(item_ids),
                     TaskItem.status.is_not(None),
                 )
+                .with_for_update()
             )
         ).all()
         if reviewed:
             again = [tuple(row) for row in reviewed]
-            await _reset(session, actor, qa, again, f"status set again in {task.name!r}")
+            await _reset(session, actor, qa, again, f"status set again in {task.name!r}", tally)
         absent = ~exists().where(TaskItem.task_id == qa.id, TaskItem.item_id == Item.id)
-        added = await assignments.give_out(session, qa, [Item.id.in_(item_ids), absent], {})
+        chosen = [Item.id.in_(item_ids), absent]
+        added = await assignments.give_out(session, qa, chosen, {}, tally)
         if added:
             await session.execute(
                 update(Task)
@@ -226,7 +236,12 @@ async def _feed_qa(
 
 
 async def _send_back(
-    session: AsyncSession, actor: Actor, qa: Task, item_ids: Sequence[str], note: str | None
+    session: AsyncSession,
+    actor: Actor,
+    qa: Task,
+    item_ids: Sequence[str],
+    note: str | None,
+    tally: Tally,
 ) -> None:
     """Clear the items' status in the QA task's parent, with the reviewer's note as the issue."""
     if not item_ids:
@@ -235,15 +250,17 @@ async def _send_back(
     assert parent is not None  # deleting a task deletes its QA tasks
     rows = (
         await session.execute(
-            select(TaskItem.item_id, TaskItem.copy, TaskItem.assignment_id, TaskItem.status).where(
+            select(TaskItem.item_id, TaskItem.copy, TaskItem.assignment_id, TaskItem.status)
+            .where(
                 TaskItem.task_id == parent.id,
                 TaskItem.item_id.in_(item_ids),
                 TaskItem.status.is_not(None),
             )
+            .with_for_update()
         )
     ).all()
     issue = note or f"sent back by {actor.email} in {qa.name!r}"
-    await _reset(session, actor, parent, [tuple(row) for row in rows], issue, issue=issue)
+    await _reset(session, actor, parent, [tuple(row) for row in rows], issue, tally, issue=issue)
 
 
 async def _reset(
@@ -252,13 +269,17 @@ async def _reset(
     task: Task,
     rows: Sequence[tuple[str, int, str | None, str | None]],
     note: str,
+    tally: Tally,
     *,
     issue: str | None = None,
 ) -> None:
-    """Clear the status of ``rows`` (item, copy, assignment, status) in ``task``."""
+    """Clear the status of ``rows`` (item, copy, assignment, status; read under a lock) in
+    ``task``."""
     now = utcnow()
     if not rows:
         return
+    for _, _, assignment_id, previous in rows:
+        tally.move(task.id, (assignment_id, previous), (assignment_id, None))
     await session.execute(
         update(TaskItem)
         .where(TaskItem.task_id == task.id, _pairs(rows))

@@ -13,6 +13,7 @@ from graph.db.tables import Assignment, Task, TaskItem, utcnow
 from graph.domain import events
 from graph.domain.access import Actor, Role, check_role, member_role
 from graph.domain.errors import NotFound
+from graph.domain.task_counts import Tally
 
 __all__ = ["drop_items", "task_and_role", "task_event", "task_for"]
 
@@ -69,11 +70,15 @@ async def drop_items(session: AsyncSession, item_ids: Any) -> set[str]:
         await session.execute(
             delete(TaskItem)
             .where(TaskItem.item_id.in_(item_ids))
-            .returning(TaskItem.task_id, TaskItem.item_id)
+            .returning(TaskItem.task_id, TaskItem.item_id, TaskItem.assignment_id, TaskItem.status)
             .execution_options(synchronize_session=False)
         )
     ).all()
-    lost = Counter(task_id for task_id, _ in set(taken))  # an item once, whatever its copies
+    tally = Tally()
+    for task_id, _, assignment_id, status in taken:
+        tally.remove(task_id, assignment_id, status)
+    # an item once, whatever its copies
+    lost = Counter(task_id for task_id, _ in {(row[0], row[1]) for row in taken})
     if lost:
         tasks = Task.__table__
         await session.execute(
@@ -82,4 +87,5 @@ async def drop_items(session: AsyncSession, item_ids: Any) -> set[str]:
             .values(items_count=tasks.c.items_count - bindparam("lost"), updated_at=utcnow()),
             [{"task": task_id, "lost": n} for task_id, n in lost.items()],
         )
+        await tally.save(session)
     return set(lost)

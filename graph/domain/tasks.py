@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dql.ast import Query
 from graph.db.tables import Assignment, Dataset, Item, Recipe, Task, TaskItem, utcnow
-from graph.domain import assignments, indexes, items, listing, notify, queries
+from graph.domain import assignments, indexes, items, listing, notify, queries, task_counts
 from graph.domain.access import Actor, Role, member_role
 from graph.domain.datasets import dataset_for
 from graph.domain.errors import Conflict, InvalidInput, NotFound
 from graph.domain.paging import Page
 from graph.domain.platform import Platform
+from graph.domain.task_counts import Tally
 from graph.domain.task_rows import task_event, task_for
 
 __all__ = [
@@ -150,11 +151,15 @@ async def _add(
     task: Task,
     where: Sequence[ColumnElement[bool]],
     params: Mapping[str, Any],
+    tally: Tally,
+    *,
+    new: bool = False,
 ) -> int:
     """Put the files ``where`` selects that the task does not have yet into it, given out as
-    its distribution says; the number added."""
+    its distribution says, counted in ``tally`` (``new``: the task is being created); the
+    number added."""
     absent = ~exists().where(TaskItem.task_id == task.id, TaskItem.item_id == Item.id)
-    added = await assignments.give_out(session, task, [*where, absent], params)
+    added = await assignments.give_out(session, task, [*where, absent], params, tally, new=new)
     if added:
         await session.execute(
             update(Task)
@@ -213,8 +218,10 @@ async def create_task(
         )
         await assignments.set_up(session, task, workload, pulling, consensus)
         where, params = await _files(session, dataset_id, query)
-        task.items_count = await _add(session, task, where, params)
+        tally = Tally()
+        task.items_count = await _add(session, task, where, params, tally, new=True)
         await task_event(session, actor, task, "created")
+        await tally.save(session)
     notify.tasks_changed(platform, task.project_id, [task.id], progress=False)
     return task
 
@@ -303,8 +310,11 @@ async def create_qa_task(
             TaskItem.item_id == Item.id,
             TaskItem.status.is_not(None),
         )
-        task.items_count = await _add(session, task, [Item.dataset_id == dataset.id, done], {})
+        tally = Tally()
+        chosen = [Item.dataset_id == dataset.id, done]
+        task.items_count = await _add(session, task, chosen, {}, tally, new=True)
         await task_event(session, actor, task, "created")
+        await tally.save(session)
     notify.tasks_changed(platform, task.project_id, [task.id], progress=False)
     return task
 
@@ -355,29 +365,23 @@ async def count_tasks(
 
 
 async def progress(platform: Platform, actor: Actor, task_id: str) -> Progress:
-    """How far the task is: one grouped read of its items (an index holds every column read)."""
+    """How far the task is: its few counter rows, whatever its size."""
     async with platform.db.read() as session:
         await task_for(session, actor, task_id, Role.annotator)
         return (await progress_of(session, [task_id]))[task_id]
 
 
 async def progress_of(session: AsyncSession, task_ids: Sequence[str]) -> dict[str, Progress]:
-    """The progress of each task, with one grouped query."""
-    rows = (
-        await session.execute(
-            select(TaskItem.task_id, TaskItem.assignment_id, TaskItem.status, func.count())
-            .where(TaskItem.task_id.in_(task_ids))
-            .group_by(TaskItem.task_id, TaskItem.assignment_id, TaskItem.status)
-        )
-    ).all()
-    by_status: dict[str, dict[str | None, int]] = {t: {} for t in task_ids}
-    by_assignment: dict[str, dict[str | None, dict[str | None, int]]] = {t: {} for t in task_ids}
-    for task_id, assignment_id, status, n in rows:
-        by_status[task_id][status] = by_status[task_id].get(status, 0) + n
-        by_assignment[task_id].setdefault(assignment_id, {})[status] = n
-    return {
-        t: Progress(sum(by_status[t].values()), by_status[t], by_assignment[t]) for t in task_ids
-    }
+    """The progress of each task, with one statement (graph/domain/task_counts.py)."""
+    out = {}
+    for task_id, counts in (await task_counts.counts_of(session, task_ids)).items():
+        by_status: dict[str | None, int] = {}
+        by_assignment: dict[str | None, dict[str | None, int]] = {}
+        for (assignment_id, status), n in counts.by_key.items():
+            by_status[status] = by_status.get(status, 0) + n
+            by_assignment.setdefault(assignment_id, {})[status] = n
+        out[task_id] = Progress(counts.total, by_status, by_assignment)
+    return out
 
 
 # --- changing -------------------------------------------------------------------------------------
@@ -450,8 +454,10 @@ async def add_items(
         if task.type == "qa":
             raise InvalidInput("a QA task is fed by its parent task", field="taskId")
         where, params = await _files(session, task.dataset_id, query)
-        added = await _add(session, task, where, params)
+        tally = Tally()
+        added = await _add(session, task, where, params, tally)
         await task_event(session, actor, task, "updated")
+        await tally.save(session)
     notify.tasks_changed(platform, task.project_id, [task_id])
     return added
 
@@ -475,11 +481,14 @@ async def remove_items(
             await session.execute(
                 delete(TaskItem)
                 .where(TaskItem.task_id == task.id, TaskItem.item_id.in_(chosen))
-                .returning(TaskItem.item_id),
+                .returning(TaskItem.item_id, TaskItem.assignment_id, TaskItem.status),
                 params,
             )
         ).all()
         count = len({row[0] for row in removed})
+        tally = Tally()
+        for _, assignment_id, status in removed:
+            tally.remove(task.id, assignment_id, status)
         if removed:
             await session.execute(
                 update(Task)
@@ -492,6 +501,7 @@ async def remove_items(
                 )
             )
             await task_event(session, actor, task, "updated")
+            await tally.save(session)
     notify.tasks_changed(platform, task.project_id, [task_id])
     return count
 
