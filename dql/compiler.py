@@ -58,6 +58,7 @@ from sqlalchemy.types import Float, String
 
 from dql import ast
 from dql.errors import DQLError, DQLFieldError, DQLTypeError
+from dql.prototypes import Prototype
 from dql.shapes import Path, clause_shape, shape, value_at
 
 __all__ = [
@@ -146,18 +147,17 @@ class Compiled:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Bind:
-    """A parameter of a compiled shape: its value is ``convert`` of the query's value at
-    ``path`` (a value of ``field``)."""
+_Bind: TypeAlias = tuple[str, Path, str, Callable[[Any], Any]]
+"""A parameter of a compiled shape: ``(name, path, field, convert)``, its value ``convert`` of
+the query's value at ``path`` (a value of ``field``). A plain tuple: thousands are kept and
+every compilation of a new shape makes some, so they cost as little as can be."""
 
-    name: str
-    path: Path
-    field: str
-    convert: Callable[[Any], Any]
+_Binds: TypeAlias = tuple[tuple[Path, tuple[_Bind, ...]], ...]
+"""Parameters by condition: ``(at, binds)``, the binds' paths relative to the condition at
+``at`` in the query (a condition reused in a new shape is added as it was kept)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Template:
     """What a shape compiles to over ``fields``, which it keeps alive: the cache is keyed by the
     field map's ``id``, which no other map can take while the entry holds this one."""
@@ -165,7 +165,7 @@ class _Template:
     fields: FieldMap
     where: ColumnElement[bool]
     order: tuple[SortKey, ...]
-    binds: tuple[_Bind, ...]
+    binds: _Binds
 
 
 _TEMPLATES: dict[Hashable, _Template] = {}
@@ -173,7 +173,7 @@ _TEMPLATE_LIMIT = 1024  # a 10-clause shape holds some 30 KB of expressions
 _SERIALS = serials()  # one a compilation: parameter names differ between shapes in one statement
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Clause:
     """What one condition compiles to, kept for the shapes that hold it: a query of a new shape
     compiles only the conditions no earlier query held. ``binds`` are its parameters, their
@@ -186,6 +186,7 @@ class _Clause:
     root: FieldMap
     element: ColumnElement[bool]
     binds: tuple[_Bind, ...]
+    names: frozenset[str]  # of binds
 
 
 _CLAUSES: dict[Hashable, _Clause] = {}
@@ -204,24 +205,50 @@ def compile_query(
     """
     if dialect not in ("sqlite", "postgresql"):
         raise ValueError(f"DQL compiles for sqlite and postgresql, not {dialect!r}")
-    key = (shape(query), id(fields), dialect, correlated)
+    query_shape = shape(query)
+    key = (query_shape, id(fields), dialect, correlated)
     template = _TEMPLATES.get(key)
     if template is None:
         compiler = _Compiler(dialect, correlated, fields)  # type: ignore[arg-type]
-        where = true() if query.where is None else compiler.expr(query.where, fields, 0, ("where",))
-        order = tuple(compiler.sort_key(o, fields) for o in query.order)
+        if query.where is None:
+            where: ColumnElement[bool] = true()
+        else:
+            where = compiler.expr(query.where, fields, 0, ("where",), query_shape[0])
+        order = tuple(_sort_key(o, fields, compiler) for o in query.order)
         template = _Template(fields, where, order, tuple(compiler.binds))
         if len(_TEMPLATES) >= _TEMPLATE_LIMIT:
             _TEMPLATES.clear()
         _TEMPLATES[key] = template
-    params = {bind.name: _bound(bind, value_at(query, bind.path)) for bind in template.binds}
+    params = {}
+    for at, binds in template.binds:
+        node = value_at(query, at)
+        for name, path, field_name, convert in binds:
+            params[name] = _bound(field_name, convert, value_at(node, path))
     return Compiled(template.where, template.order, params)
 
 
-def _bound(bind: _Bind, value: Any) -> Any:
-    """The value bound for ``bind``, checked as compiling the shape checked the first one."""
-    _check_nul(value if isinstance(value, tuple) else (value,), bind.field)
-    return bind.convert(value)
+# sort keys by (field path, direction, id of the field map, dialect), with the field map they
+# keep alive (as _Template does): a new shape mostly sorts as earlier ones did
+_SORT_KEYS: dict[Hashable, tuple[FieldMap, SortKey]] = {}
+_SORT_KEY_LIMIT = 1024
+
+
+def _sort_key(order: ast.Order, fields: FieldMap, compiler: _Compiler) -> SortKey:
+    key = (order.field.path, order.descending, id(fields), compiler.dialect)
+    found = _SORT_KEYS.get(key)
+    if found is not None and found[0] is fields:
+        return found[1]
+    made = compiler.sort_key(order, fields)
+    if len(_SORT_KEYS) >= _SORT_KEY_LIMIT:
+        _SORT_KEYS.clear()
+    _SORT_KEYS[key] = (fields, made)
+    return made
+
+
+def _bound(field_name: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    """The value bound for a parameter, checked as compiling the shape checked the first one."""
+    _check_nul(value if isinstance(value, tuple) else (value,), field_name)
+    return convert(value)
 
 
 def json_path_expression(column: ColumnElement[Any], path: tuple[str, ...], dialect: str) -> Any:
@@ -394,7 +421,8 @@ class _Compiler:
         # (JSON column, inner path) -> the path's stored expressions, as resolved field maps say
         self.stored: dict[tuple[Any, tuple[str, ...]], Mapping[str, Any]] = {}
         self.serial = next(_SERIALS)
-        self.binds: list[_Bind] = []
+        self.binds: list[tuple[Path, tuple[_Bind, ...]]] = []  # as _Template.binds
+        self.made = 0  # parameters so far, made or reused (named in turn)
         self.names: set[str] = set()  # of self.binds
 
     def bind(
@@ -410,8 +438,9 @@ class _Compiler:
         """A parameter compared with ``left`` by ``op``, of the type SQLAlchemy gives ``sample``
         (the value of this compilation; ``convert`` makes it from the query's value at
         ``path``). It has no value: every query of the shape brings its own."""
-        name = f"dql{self.serial}_{len(self.binds)}"
-        self.binds.append(_Bind(name, path, field, convert))
+        name = f"dql{self.serial}_{self.made}"
+        self.made += 1
+        self.binds.append(((), ((name, path, field, convert),)))
         self.names.add(name)
         type_ = left.type.coerce_compared_value(op, sample[0] if expanding else sample)
         return BindParameter(name, type_=type_, expanding=expanding, required=True)
@@ -439,15 +468,7 @@ class _Compiler:
         Plain paths are rendered inline (quoted by SQLAlchemy), so the expression is the one an
         index is built on; any other path is a bound parameter.
         """
-        plain = all(_PLAIN_SEGMENT.fullmatch(s) for s in path)
-        if self.dialect == "sqlite":
-            text = "$" + "".join(
-                f".{s}" if _PLAIN_SEGMENT.fullmatch(s) else '."' + s.replace('"', '\\"') + '"'
-                for s in path
-            )
-        else:
-            quoted = path if plain else ['"' + s.replace('"', '\\"') + '"' for s in path]
-            text = "{" + ",".join(quoted) + "}"
+        text, plain = _path_text(path, self.dialect)
         return literal(text, String(), literal_execute=plain)
 
     def json_text(self, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
@@ -543,54 +564,67 @@ class _Compiler:
 
     # expressions -----------------------------------------------------------------------------------
 
-    def expr(self, node: ast.Expr, fields: FieldMap, depth: int, at: Path) -> ColumnElement[bool]:
-        """``node``, found at ``at`` in the query (where its parameters' values are taken from)."""
+    def expr(
+        self,
+        node: ast.Expr,
+        fields: FieldMap,
+        depth: int,
+        at: Path,
+        node_shape: Hashable | None = None,
+    ) -> ColumnElement[bool]:
+        """``node``, found at ``at`` in the query (where its parameters' values are taken from);
+        ``node_shape`` its :func:`clause_shape` when the caller has it (part of the query's)."""
         if depth > _MAX_DEPTH:
             raise DQLError(f"the query is nested more than {_MAX_DEPTH} levels deep")
         depth += 1
+        if node_shape is None:
+            node_shape = clause_shape(node)
         if isinstance(node, ast.And | ast.Or | ast.Not):
-            return self.junction(node, fields, depth, at)
+            return self.junction(node, fields, depth, at, node_shape)
         # a condition: as an earlier shape compiled it, unless this query holds it twice (one
         # parameter name would then stand for two values)
         correlated = self.correlated and self.nesting == 0
-        key = (clause_shape(node), id(fields), id(self.root), self.dialect, correlated)
+        key = (node_shape, id(fields), id(self.root), self.dialect, correlated)
         clause = _CLAUSES.get(key)
         if clause is not None and clause.fields is fields and clause.root is self.root:
-            names = [bind.name for bind in clause.binds]
-            if self.names.isdisjoint(names):
-                self.names.update(names)
-                self.binds.extend(
-                    _Bind(b.name, (*at, *b.path), b.field, b.convert) for b in clause.binds
-                )
+            if self.names.isdisjoint(clause.names):
+                self.names |= clause.names
+                self.binds.append((at, clause.binds))
+                self.made += len(clause.binds)
                 return clause.element
         first = len(self.binds)
         element = self.condition(node, fields, depth, at)
+        cut = len(at)
         binds = tuple(
-            _Bind(b.name, b.path[len(at) :], b.field, b.convert) for b in self.binds[first:]
+            (name, (*inner, *path)[cut:], field_name, convert)
+            for inner, made in self.binds[first:]
+            for name, path, field_name, convert in made
         )
+        del self.binds[first:]
+        self.binds.append((at, binds))
         if len(_CLAUSES) >= _CLAUSE_LIMIT:
             _CLAUSES.clear()
-        _CLAUSES[key] = _Clause(fields, self.root, element, binds)
+        _CLAUSES[key] = _Clause(
+            fields, self.root, element, binds, frozenset(name for name, *_ in binds)
+        )
         return element
 
     def junction(
-        self, node: ast.And | ast.Or | ast.Not, fields: FieldMap, depth: int, at: Path
+        self,
+        node: ast.And | ast.Or | ast.Not,
+        fields: FieldMap,
+        depth: int,
+        at: Path,
+        node_shape: Any,
     ) -> ColumnElement[bool]:
-        if isinstance(node, ast.And):
-            return and_(
-                *(
-                    self.expr(item, fields, depth, (*at, "items", i))
-                    for i, item in enumerate(node.items)
-                )
-            )
-        if isinstance(node, ast.Or):
-            return or_(
-                *(
-                    self.expr(item, fields, depth, (*at, "items", i))
-                    for i, item in enumerate(node.items)
-                )
-            )
-        return not_(self.expr(node.item, fields, depth, (*at, "item")))
+        """``node`` of shape ``node_shape`` (whose second member holds its items' shapes)."""
+        if isinstance(node, ast.Not):
+            return not_(self.expr(node.item, fields, depth, (*at, "item"), node_shape[1]))
+        items = [
+            self.expr(item, fields, depth, (*at, "items", i), item_shape)
+            for i, (item, item_shape) in enumerate(zip(node.items, node_shape[1], strict=True))
+        ]
+        return and_(*items) if isinstance(node, ast.And) else or_(*items)
 
     def condition(
         self, node: ast.Expr, fields: FieldMap, depth: int, at: Path
@@ -868,17 +902,67 @@ def _inline(value: str) -> Any:
     return literal(value, String(), literal_execute=True)
 
 
+def _path_text(path: tuple[str, ...], dialect: str) -> tuple[str, bool]:
+    """The text of :meth:`_Compiler.path_literal` and whether it is written inline."""
+    plain = all(_PLAIN_SEGMENT.fullmatch(s) for s in path)
+    if dialect == "sqlite":
+        text = "$" + "".join(
+            f".{s}" if _PLAIN_SEGMENT.fullmatch(s) else '."' + s.replace('"', '\\"') + '"'
+            for s in path
+        )
+    else:
+        quoted = path if plain else ['"' + s.replace('"', '\\"') + '"' for s in path]
+        text = "{" + ",".join(quoted) + "}"
+    return text, plain
+
+
 def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _Compiler) -> Any:
     stored = compiler.stored.get((column, path))
     if stored is not None:  # built on the stored columns: not for the cache of plain paths
         return stored[what] if what in stored else compiler.build_json(what, column, path)
-    key = (what, column, path, compiler.dialect)
+    dialect = compiler.dialect
+    key = (what, column, path, dialect)
     found = _JSON_EXPRESSIONS.get(key)
     if found is None:
+        prototype = _PROTOTYPES.get((what, column, dialect))
+        if prototype is None:
+            found = compiler.build_json(what, column, path)
+            _keep_prototype(what, column, path, dialect, found)
+        else:
+            text, plain = _path_text(path, dialect)
+            found = prototype.made(
+                text, plain, lambda part: _json_expression(part, column, path, compiler)
+            )
         if len(_JSON_EXPRESSIONS) >= _JSON_CACHE_LIMIT:
             _JSON_EXPRESSIONS.clear()
-        found = _JSON_EXPRESSIONS[key] = compiler.build_json(what, column, path)
+        _JSON_EXPRESSIONS[key] = found
     return found
+
+
+# the first expression of each kind built for a JSON column, which those for other paths are
+# copied from (dql.prototypes): a few dozen for the tables' columns (more only for the elements
+# of $match arrays, a column each compilation)
+_PROTOTYPES: dict[tuple[str, Any, str], Prototype] = {}
+_PROTOTYPE_LIMIT = 256
+_JSON_PARTS = ("type", "type-name", "text", "node", "number") + tuple(
+    f"{prefix}{kind}" for kind in _JSON_KINDS["sqlite"] for prefix in ("is-", "is-not-")
+)
+
+
+def _keep_prototype(
+    what: str, column: Any, path: tuple[str, ...], dialect: str, built: Any
+) -> None:
+    """``built`` (the expression ``what`` of ``path``) made the prototype of its kind."""
+    parts = {}
+    for part in _JSON_PARTS:  # the path's expressions built for it (the parts it is made of)
+        found = _JSON_EXPRESSIONS.get((part, column, path, dialect))
+        if found is not None:
+            parts[id(found)] = part
+    prototype = Prototype(built, column, _path_text(path, dialect)[0], parts)
+    if prototype.usable:
+        if len(_PROTOTYPES) >= _PROTOTYPE_LIMIT:
+            _PROTOTYPES.clear()
+        _PROTOTYPES[what, column, dialect] = prototype
 
 
 _OPERATORS = {
