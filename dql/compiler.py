@@ -35,6 +35,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count as serials
+from itertools import islice
 from typing import Any, Literal, TypeAlias
 
 from sqlalchemy import (
@@ -168,6 +169,15 @@ class _Template:
     binds: _Binds
 
 
+def _make_room(cache: dict[Any, Any], limit: int) -> None:
+    """At ``limit`` entries, the oldest 1/64th of ``cache`` dropped (in one go: dropping the
+    first entry of a dict finds it past the slots of those dropped before). Never all at once:
+    freeing a full cache's thousands of expressions took ~10 ms in one unlucky call."""
+    if len(cache) >= limit:
+        for key in list(islice(cache, max(1, limit // 64))):
+            del cache[key]
+
+
 _TEMPLATES: dict[Hashable, _Template] = {}
 _TEMPLATE_LIMIT = 1024  # a 10-clause shape holds some 30 KB of expressions
 _SERIALS = serials()  # one a compilation: parameter names differ between shapes in one statement
@@ -190,7 +200,7 @@ class _Clause:
 
 
 _CLAUSES: dict[Hashable, _Clause] = {}
-_CLAUSE_LIMIT = 8192
+_CLAUSE_LIMIT = 4096  # ~30 objects each, which every full garbage collection visits
 
 
 def compile_query(
@@ -216,8 +226,7 @@ def compile_query(
             where = compiler.expr(query.where, fields, 0, ("where",), query_shape[0])
         order = tuple(_sort_key(o, fields, compiler) for o in query.order)
         template = _Template(fields, where, order, tuple(compiler.binds))
-        if len(_TEMPLATES) >= _TEMPLATE_LIMIT:
-            _TEMPLATES.clear()
+        _make_room(_TEMPLATES, _TEMPLATE_LIMIT)
         _TEMPLATES[key] = template
     params = {}
     for at, binds in template.binds:
@@ -239,8 +248,7 @@ def _sort_key(order: ast.Order, fields: FieldMap, compiler: _Compiler) -> SortKe
     if found is not None and found[0] is fields:
         return found[1]
     made = compiler.sort_key(order, fields)
-    if len(_SORT_KEYS) >= _SORT_KEY_LIMIT:
-        _SORT_KEYS.clear()
+    _make_room(_SORT_KEYS, _SORT_KEY_LIMIT)
     _SORT_KEYS[key] = (fields, made)
     return made
 
@@ -492,6 +500,8 @@ class _Compiler:
             # serves (with the value after it, a count never reads the table)
             kinds = _JSON_KINDS[self.dialect][what[3:]]
             return _json_expression("type-name", column, path, self).in_(kinds)
+        if what == "has":  # (not `is-not-missing`: the SQL is that of `not (x = null)`)
+            return not_(_json_expression("is-missing", column, path, self))
         if what == "type-name":
             return func.coalesce(self.json_type(column, path), _inline(""))
         if what == "number":  # PostgreSQL: cast only what is known to be a number
@@ -602,8 +612,7 @@ class _Compiler:
         )
         del self.binds[first:]
         self.binds.append((at, binds))
-        if len(_CLAUSES) >= _CLAUSE_LIMIT:
-            _CLAUSES.clear()
+        _make_room(_CLAUSES, _CLAUSE_LIMIT)
         _CLAUSES[key] = _Clause(
             fields, self.root, element, binds, frozenset(name for name, *_ in binds)
         )
@@ -651,6 +660,8 @@ class _Compiler:
         if isinstance(node, ast.Like):
             return self.like(resolved, node.pattern, (*at, "pattern"))
         if isinstance(node, ast.Exists):
+            if resolved.json_column is not None:
+                return _json_expression("has", resolved.json_column, resolved.json_path, self)
             return not_(self.compare(resolved, "=", None, at))
         raise DQLError(f"cannot compile {type(node).__name__}")
 
@@ -862,8 +873,7 @@ def _guarded(column: Any, predicate: ColumnElement[bool]) -> ColumnElement[bool]
         return predicate
     guard = _NOT_NULL.get(column)
     if guard is None:
-        if len(_NOT_NULL) >= _JSON_CACHE_LIMIT:
-            _NOT_NULL.clear()
+        _make_room(_NOT_NULL, _JSON_CACHE_LIMIT)
         guard = _NOT_NULL[column] = column.is_not(None)
     return and_(guard, predicate)
 
@@ -891,8 +901,10 @@ _JSON_KINDS = {
     },
 }
 # Expressions for a JSON path are immutable and the same in every query that names the path, so
-# they are built once (a few hundred paths, not per query or per value).
-_JSON_EXPRESSIONS: dict[tuple[str, Any, tuple[str, ...], str], Any] = {}
+# they are built once (a few hundred paths, not per query or per value). Keyed by the column's id
+# (every expression holds its column, so no other takes the id while the entry lives): a key of
+# strings and numbers is one the garbage collector stops tracking.
+_JSON_EXPRESSIONS: dict[tuple[str, int, tuple[str, ...], str], Any] = {}
 _JSON_CACHE_LIMIT = 4096
 
 
@@ -921,7 +933,7 @@ def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _C
     if stored is not None:  # built on the stored columns: not for the cache of plain paths
         return stored[what] if what in stored else compiler.build_json(what, column, path)
     dialect = compiler.dialect
-    key = (what, column, path, dialect)
+    key = (what, id(column), path, dialect)
     found = _JSON_EXPRESSIONS.get(key)
     if found is None:
         prototype = _PROTOTYPES.get((what, column, dialect))
@@ -933,8 +945,7 @@ def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _C
             found = prototype.made(
                 text, plain, lambda part: _json_expression(part, column, path, compiler)
             )
-        if len(_JSON_EXPRESSIONS) >= _JSON_CACHE_LIMIT:
-            _JSON_EXPRESSIONS.clear()
+        _make_room(_JSON_EXPRESSIONS, _JSON_CACHE_LIMIT)
         _JSON_EXPRESSIONS[key] = found
     return found
 
@@ -944,7 +955,7 @@ def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _C
 # of $match arrays, a column each compilation)
 _PROTOTYPES: dict[tuple[str, Any, str], Prototype] = {}
 _PROTOTYPE_LIMIT = 256
-_JSON_PARTS = ("type", "type-name", "text", "node", "number") + tuple(
+_JSON_PARTS = ("type", "type-name", "text", "node", "number", "has") + tuple(
     f"{prefix}{kind}" for kind in _JSON_KINDS["sqlite"] for prefix in ("is-", "is-not-")
 )
 
@@ -955,13 +966,12 @@ def _keep_prototype(
     """``built`` (the expression ``what`` of ``path``) made the prototype of its kind."""
     parts = {}
     for part in _JSON_PARTS:  # the path's expressions built for it (the parts it is made of)
-        found = _JSON_EXPRESSIONS.get((part, column, path, dialect))
+        found = _JSON_EXPRESSIONS.get((part, id(column), path, dialect))
         if found is not None:
             parts[id(found)] = part
     prototype = Prototype(built, column, _path_text(path, dialect)[0], parts)
     if prototype.usable:
-        if len(_PROTOTYPES) >= _PROTOTYPE_LIMIT:
-            _PROTOTYPES.clear()
+        _make_room(_PROTOTYPES, _PROTOTYPE_LIMIT)
         _PROTOTYPES[what, column, dialect] = prototype
 
 

@@ -62,9 +62,10 @@ class Prototype:
         if not root and id(node) in self.parts:
             return ("json", self.parts[id(node)])
         if isinstance(node, BindParameter):
+            keys = tuple(key for key in node.__dict__ if key not in _LINEAGE)
             if node.value == self.text:
-                return ("path", tuple(node.__dict__))
-            return ("bind", tuple(node.__dict__)) if node.unique else None
+                return ("path", keys)
+            return ("bind", keys) if node.unique else None
         children = []
         for name, kind in getattr(node, "_traverse_internals", ()):
             value = getattr(node, name, None)
@@ -82,12 +83,18 @@ class Prototype:
                 children.append((name, kind, plan))
         if not children:
             return None
-        return ("copy", tuple(node.__dict__), tuple(children))
+        keys = tuple(key for key in node.__dict__ if key not in _LINEAGE)
+        return ("copy", keys, tuple(children))
 
     def made(self, text: str, inline: bool, part: Callable[[str], Any]) -> Any:
         """The element for the path whose literal's text is ``text`` (``inline``: written into the
         SQL, else bound), ``part(name)`` giving that path's other expressions."""
         return _made(self.element, self.plan, text, inline, part)
+
+
+# what links an element SQLAlchemy cloned (a negated IN's parameter) to its original: a copy is
+# not a clone of it
+_LINEAGE = frozenset({"_is_clone_of", "_cloned_set"})
 
 
 def _copy(node: Any, keys: tuple[str, ...]) -> Any:
