@@ -54,7 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, BooleanClauseList
 from sqlalchemy.types import Float, String
 
 from dql import ast
@@ -633,7 +633,7 @@ class _Compiler:
             self.expr(item, fields, depth, (*at, "items", i), item_shape)
             for i, (item, item_shape) in enumerate(zip(node.items, node_shape[1], strict=True))
         ]
-        return and_(*items) if isinstance(node, ast.And) else or_(*items)
+        return _all_of(items) if isinstance(node, ast.And) else or_(*items)
 
     def condition(
         self, node: ast.Expr, fields: FieldMap, depth: int, at: Path
@@ -865,6 +865,35 @@ class _Compiler:
                 expression = self.json_node(resolved.json_column, resolved.json_path)
         nulls_last = case((expression.is_(None), 1), else_=0)
         return SortKey(resolved.name, expression, nulls_last, order.descending, is_json)
+
+
+def _all_of(elements: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """``and_(*elements)``, the same SQL at a fraction of the cost: each element's terms (itself
+    grouped, or the terms of an ``AND``) are found once and kept, where ``and_`` coerces and
+    groups every element of every query (~2 us each: a fifth of a new 10-clause shape's cost)."""
+    terms: list[ColumnElement[bool]] = []
+    for element in elements:
+        kept = _AND_TERMS.get(id(element))
+        if kept is None or kept[0] is not element:
+            if element is _TRUE or element is _FALSE:  # (and_ drops or keeps only these)
+                return and_(*elements)
+            grouped = element.self_group(against=operators.and_)
+            if getattr(grouped, "operator", None) is operators.and_:
+                found = tuple(grouped._flattened_operator_clauses)  # type: ignore[attr-defined]
+            else:
+                found = (grouped,)
+            _make_room(_AND_TERMS, _JSON_CACHE_LIMIT)
+            kept = _AND_TERMS[id(element)] = (element, found)
+        terms.extend(kept[1])
+    if len(terms) < 2:
+        return and_(*elements)
+    # (the constructor and_ ends with, once its elements are coerced, grouped and flattened)
+    return BooleanClauseList._construct_raw(operators.and_, terms)
+
+
+# the terms an element contributes to an AND (see _all_of), by id with the element kept alive
+_AND_TERMS: dict[int, tuple[ColumnElement[bool], tuple[ColumnElement[bool], ...]]] = {}
+_TRUE, _FALSE = true(), false()
 
 
 def _guarded(column: Any, predicate: ColumnElement[bool]) -> ColumnElement[bool]:
