@@ -100,7 +100,8 @@ _LINEAGE = frozenset({"_is_clone_of", "_cloned_set"})
 def _copy(node: Any, keys: tuple[str, ...]) -> Any:
     made = node.__class__.__new__(node.__class__)
     attributes = node.__dict__
-    made.__dict__ = {key: attributes[key] for key in keys}
+    for key in keys:  # (set one by one: the attributes then live in the object, not in a dict
+        setattr(made, key, attributes[key])  # the garbage collector also tracks)
     return made
 
 

@@ -69,8 +69,7 @@ def _empty_caches() -> Iterator[None]:
 
 
 def _clear() -> None:
-    for cache in _CACHES:
-        cache.clear()
+    compiler.clear_caches()
 
 
 def _rendered(compiled: Compiled, dialect: str) -> tuple[str, str, list[Any]]:
