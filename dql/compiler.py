@@ -980,10 +980,16 @@ def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _C
     key = (what, id(column), path, dialect)
     found = _JSON_EXPRESSIONS.get(key)
     if found is None:
-        prototype = _PROTOTYPES.get((what, column, dialect))
-        if prototype is None:
+        kind = (what, column, dialect)
+        prototype = _PROTOTYPES.get(kind, _UNSEEN)
+        if prototype is _UNSEEN:  # the first path of its kind: most queries name only one
             found = compiler.build_json(what, column, path)
-            _keep_prototype(what, column, path, dialect, found)
+            _make_room(_PROTOTYPES, _PROTOTYPE_LIMIT)
+            _PROTOTYPES[kind] = None
+        elif prototype is None or not prototype.usable:
+            found = compiler.build_json(what, column, path)
+            if prototype is None:  # the second: what the next are copied from
+                _keep_prototype(what, column, path, dialect, found)
         else:
             text, plain = _path_text(path, dialect)
             found = prototype.made(
@@ -994,29 +1000,42 @@ def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _C
     return found
 
 
-# the first expression of each kind built for a JSON column, which those for other paths are
-# copied from (dql.prototypes): a few dozen for the tables' columns (more only for the elements
-# of $match arrays, a column each compilation)
-_PROTOTYPES: dict[tuple[str, Any, str], Prototype] = {}
+# the expression of each kind built for a JSON column's second path, which those for the next
+# paths are copied from (dql.prototypes): a few dozen for the tables' columns (more only for the
+# elements of $match arrays, a column each compilation); None after the first path (a query of
+# one path, e.g. on a cold start, spends nothing on a prototype)
+_PROTOTYPES: dict[tuple[str, Any, str], Prototype | None] = {}
+_UNSEEN = Prototype.__new__(Prototype)  # (a marker: no path of the kind built yet)
 _PROTOTYPE_LIMIT = 256
-_JSON_PARTS = ("type", "type-name", "text", "node", "number", "has") + tuple(
-    f"{prefix}{kind}" for kind in _JSON_KINDS["sqlite"] for prefix in ("is-", "is-not-")
-)
+
+
+def _json_parts(what: str) -> tuple[str, ...]:
+    """The path's other expressions ``what`` may hold (see build_json), at any depth: a
+    negation (``has``) holds the parts of what it negates, not that itself."""
+    if what == "has":
+        return ("is-missing", "type-name", "type", "node")
+    if what.startswith("is-"):
+        return ("type-name", "type", "node")
+    if what == "type-name":
+        return ("type", "node")
+    if what == "number":
+        return ("node", "text")
+    return ("node",) if what == "type" else ()
 
 
 def _keep_prototype(
     what: str, column: Any, path: tuple[str, ...], dialect: str, built: Any
 ) -> None:
-    """``built`` (the expression ``what`` of ``path``) made the prototype of its kind."""
+    """``built`` (the expression ``what`` of ``path``) made the prototype of its kind (unusable
+    when it does not depend on the path: then every path's is built)."""
     parts = {}
-    for part in _JSON_PARTS:  # the path's expressions built for it (the parts it is made of)
+    for part in _json_parts(what):
         found = _JSON_EXPRESSIONS.get((part, id(column), path, dialect))
         if found is not None:
             parts[id(found)] = part
-    prototype = Prototype(built, column, _path_text(path, dialect)[0], parts)
-    if prototype.usable:
-        _make_room(_PROTOTYPES, _PROTOTYPE_LIMIT)
-        _PROTOTYPES[what, column, dialect] = prototype
+    _PROTOTYPES[what, column, dialect] = Prototype(
+        built, column, _path_text(path, dialect)[0], parts
+    )
 
 
 _OPERATORS = {

@@ -19,6 +19,7 @@ was built.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any, TypeAlias
 
 from sqlalchemy.sql.elements import BindParameter, ClauseElement, _anonymous_label
@@ -67,18 +68,16 @@ class Prototype:
                 return ("path", keys)
             return ("bind", keys) if node.unique else None
         children = []
-        for name, kind in getattr(node, "_traverse_internals", ()):
+        for name, kind in _child_attributes(type(node)):
             value = getattr(node, name, None)
             if kind is _ONE:
                 plan: Any = self._plan(value)
             elif kind is _LIST:
                 plan = tuple(self._plan(v) for v in value)
                 plan = plan if any(p is not None for p in plan) else None
-            elif kind is _TUPLES:
+            else:
                 plan = tuple(tuple(self._plan(v) for v in pair) for pair in value)
                 plan = plan if any(p is not None for pair in plan for p in pair) else None
-            else:
-                continue
             if plan is not None:
                 children.append((name, kind, plan))
         if not children:
@@ -90,6 +89,16 @@ class Prototype:
         """The element for the path whose literal's text is ``text`` (``inline``: written into the
         SQL, else bound), ``part(name)`` giving that path's other expressions."""
         return _made(self.element, self.plan, text, inline, part)
+
+
+@cache
+def _child_attributes(kind: type) -> tuple[tuple[str, Any], ...]:
+    """The attributes of a kind of element that hold other elements, as SQLAlchemy lists them."""
+    return tuple(
+        (name, how)
+        for name, how in getattr(kind, "_traverse_internals", ())
+        if how in (_ONE, _LIST, _TUPLES)
+    )
 
 
 # what links an element SQLAlchemy cloned (a negated IN's parameter) to its original: a copy is
