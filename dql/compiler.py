@@ -35,6 +35,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count as serials
+from itertools import islice
 from typing import Any, Literal, TypeAlias
 
 from sqlalchemy import (
@@ -53,11 +54,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, BooleanClauseList
 from sqlalchemy.types import Float, String
 
 from dql import ast
 from dql.errors import DQLError, DQLFieldError, DQLTypeError
+from dql.prototypes import Prototype
 from dql.shapes import Path, clause_shape, shape, value_at
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "Relation",
     "Scalar",
     "SortKey",
+    "clear_caches",
     "compile_query",
     "index_expressions",
     "json_path_expression",
@@ -146,18 +149,17 @@ class Compiled:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Bind:
-    """A parameter of a compiled shape: its value is ``convert`` of the query's value at
-    ``path`` (a value of ``field``)."""
+_Bind: TypeAlias = tuple[str, Path, str, Callable[[Any], Any]]
+"""A parameter of a compiled shape: ``(name, path, field, convert)``, its value ``convert`` of
+the query's value at ``path`` (a value of ``field``). A plain tuple: thousands are kept and
+every compilation of a new shape makes some, so they cost as little as can be."""
 
-    name: str
-    path: Path
-    field: str
-    convert: Callable[[Any], Any]
+_Binds: TypeAlias = tuple[tuple[Path, tuple[_Bind, ...]], ...]
+"""Parameters by condition: ``(at, binds)``, the binds' paths relative to the condition at
+``at`` in the query (a condition reused in a new shape is added as it was kept)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Template:
     """What a shape compiles to over ``fields``, which it keeps alive: the cache is keyed by the
     field map's ``id``, which no other map can take while the entry holds this one."""
@@ -165,7 +167,16 @@ class _Template:
     fields: FieldMap
     where: ColumnElement[bool]
     order: tuple[SortKey, ...]
-    binds: tuple[_Bind, ...]
+    binds: _Binds
+
+
+def _make_room(cache: dict[Any, Any], limit: int) -> None:
+    """At ``limit`` entries, the oldest 1/64th of ``cache`` dropped (in one go: dropping the
+    first entry of a dict finds it past the slots of those dropped before). Never all at once:
+    freeing a full cache's thousands of expressions took ~10 ms in one unlucky call."""
+    if len(cache) >= limit:
+        for key in list(islice(cache, max(1, limit // 64))):
+            del cache[key]
 
 
 _TEMPLATES: dict[Hashable, _Template] = {}
@@ -173,7 +184,7 @@ _TEMPLATE_LIMIT = 1024  # a 10-clause shape holds some 30 KB of expressions
 _SERIALS = serials()  # one a compilation: parameter names differ between shapes in one statement
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Clause:
     """What one condition compiles to, kept for the shapes that hold it: a query of a new shape
     compiles only the conditions no earlier query held. ``binds`` are its parameters, their
@@ -186,10 +197,11 @@ class _Clause:
     root: FieldMap
     element: ColumnElement[bool]
     binds: tuple[_Bind, ...]
+    names: frozenset[str]  # of binds
 
 
 _CLAUSES: dict[Hashable, _Clause] = {}
-_CLAUSE_LIMIT = 8192
+_CLAUSE_LIMIT = 4096  # ~30 objects each, which every full garbage collection visits
 
 
 def compile_query(
@@ -204,24 +216,62 @@ def compile_query(
     """
     if dialect not in ("sqlite", "postgresql"):
         raise ValueError(f"DQL compiles for sqlite and postgresql, not {dialect!r}")
-    key = (shape(query), id(fields), dialect, correlated)
+    query_shape = shape(query)
+    key = (query_shape, id(fields), dialect, correlated)
     template = _TEMPLATES.get(key)
     if template is None:
         compiler = _Compiler(dialect, correlated, fields)  # type: ignore[arg-type]
-        where = true() if query.where is None else compiler.expr(query.where, fields, 0, ("where",))
-        order = tuple(compiler.sort_key(o, fields) for o in query.order)
+        if query.where is None:
+            where: ColumnElement[bool] = true()
+        else:
+            where = compiler.expr(query.where, fields, 0, ("where",), query_shape[0])
+        order = tuple(_sort_key(o, fields, compiler) for o in query.order)
         template = _Template(fields, where, order, tuple(compiler.binds))
-        if len(_TEMPLATES) >= _TEMPLATE_LIMIT:
-            _TEMPLATES.clear()
+        _make_room(_TEMPLATES, _TEMPLATE_LIMIT)
         _TEMPLATES[key] = template
-    params = {bind.name: _bound(bind, value_at(query, bind.path)) for bind in template.binds}
+    params = {}
+    for at, binds in template.binds:
+        node = value_at(query, at)
+        for name, path, field_name, convert in binds:
+            params[name] = _bound(field_name, convert, value_at(node, path))
     return Compiled(template.where, template.order, params)
 
 
-def _bound(bind: _Bind, value: Any) -> Any:
-    """The value bound for ``bind``, checked as compiling the shape checked the first one."""
-    _check_nul(value if isinstance(value, tuple) else (value,), bind.field)
-    return bind.convert(value)
+# sort keys by (field path, direction, id of the field map, dialect), with the field map they
+# keep alive (as _Template does): a new shape mostly sorts as earlier ones did
+_SORT_KEYS: dict[Hashable, tuple[FieldMap, SortKey]] = {}
+_SORT_KEY_LIMIT = 1024
+
+
+def _sort_key(order: ast.Order, fields: FieldMap, compiler: _Compiler) -> SortKey:
+    key = (order.field.path, order.descending, id(fields), compiler.dialect)
+    found = _SORT_KEYS.get(key)
+    if found is not None and found[0] is fields:
+        return found[1]
+    made = compiler.sort_key(order, fields)
+    _make_room(_SORT_KEYS, _SORT_KEY_LIMIT)
+    _SORT_KEYS[key] = (fields, made)
+    return made
+
+
+def clear_caches() -> None:
+    """Forget every expression kept between compilations (for measuring a cold compile)."""
+    for cache in (
+        _TEMPLATES,
+        _CLAUSES,
+        _SORT_KEYS,
+        _JSON_EXPRESSIONS,
+        _PROTOTYPES,
+        _NOT_NULL,
+        _AND_TERMS,
+    ):
+        cache.clear()
+
+
+def _bound(field_name: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    """The value bound for a parameter, checked as compiling the shape checked the first one."""
+    _check_nul(value if isinstance(value, tuple) else (value,), field_name)
+    return convert(value)
 
 
 def json_path_expression(column: ColumnElement[Any], path: tuple[str, ...], dialect: str) -> Any:
@@ -394,7 +444,8 @@ class _Compiler:
         # (JSON column, inner path) -> the path's stored expressions, as resolved field maps say
         self.stored: dict[tuple[Any, tuple[str, ...]], Mapping[str, Any]] = {}
         self.serial = next(_SERIALS)
-        self.binds: list[_Bind] = []
+        self.binds: list[tuple[Path, tuple[_Bind, ...]]] = []  # as _Template.binds
+        self.made = 0  # parameters so far, made or reused (named in turn)
         self.names: set[str] = set()  # of self.binds
 
     def bind(
@@ -410,8 +461,9 @@ class _Compiler:
         """A parameter compared with ``left`` by ``op``, of the type SQLAlchemy gives ``sample``
         (the value of this compilation; ``convert`` makes it from the query's value at
         ``path``). It has no value: every query of the shape brings its own."""
-        name = f"dql{self.serial}_{len(self.binds)}"
-        self.binds.append(_Bind(name, path, field, convert))
+        name = f"dql{self.serial}_{self.made}"
+        self.made += 1
+        self.binds.append(((), ((name, path, field, convert),)))
         self.names.add(name)
         type_ = left.type.coerce_compared_value(op, sample[0] if expanding else sample)
         return BindParameter(name, type_=type_, expanding=expanding, required=True)
@@ -439,15 +491,7 @@ class _Compiler:
         Plain paths are rendered inline (quoted by SQLAlchemy), so the expression is the one an
         index is built on; any other path is a bound parameter.
         """
-        plain = all(_PLAIN_SEGMENT.fullmatch(s) for s in path)
-        if self.dialect == "sqlite":
-            text = "$" + "".join(
-                f".{s}" if _PLAIN_SEGMENT.fullmatch(s) else '."' + s.replace('"', '\\"') + '"'
-                for s in path
-            )
-        else:
-            quoted = path if plain else ['"' + s.replace('"', '\\"') + '"' for s in path]
-            text = "{" + ",".join(quoted) + "}"
+        text, plain = _path_text(path, self.dialect)
         return literal(text, String(), literal_execute=plain)
 
     def json_text(self, column: ColumnElement[Any], path: tuple[str, ...]) -> Any:
@@ -471,6 +515,8 @@ class _Compiler:
             # serves (with the value after it, a count never reads the table)
             kinds = _JSON_KINDS[self.dialect][what[3:]]
             return _json_expression("type-name", column, path, self).in_(kinds)
+        if what == "has":  # (not `is-not-missing`: the SQL is that of `not (x = null)`)
+            return not_(_json_expression("is-missing", column, path, self))
         if what == "type-name":
             return func.coalesce(self.json_type(column, path), _inline(""))
         if what == "number":  # PostgreSQL: cast only what is known to be a number
@@ -543,54 +589,66 @@ class _Compiler:
 
     # expressions -----------------------------------------------------------------------------------
 
-    def expr(self, node: ast.Expr, fields: FieldMap, depth: int, at: Path) -> ColumnElement[bool]:
-        """``node``, found at ``at`` in the query (where its parameters' values are taken from)."""
+    def expr(
+        self,
+        node: ast.Expr,
+        fields: FieldMap,
+        depth: int,
+        at: Path,
+        node_shape: Hashable | None = None,
+    ) -> ColumnElement[bool]:
+        """``node``, found at ``at`` in the query (where its parameters' values are taken from);
+        ``node_shape`` its :func:`clause_shape` when the caller has it (part of the query's)."""
         if depth > _MAX_DEPTH:
             raise DQLError(f"the query is nested more than {_MAX_DEPTH} levels deep")
         depth += 1
+        if node_shape is None:
+            node_shape = clause_shape(node)
         if isinstance(node, ast.And | ast.Or | ast.Not):
-            return self.junction(node, fields, depth, at)
+            return self.junction(node, fields, depth, at, node_shape)
         # a condition: as an earlier shape compiled it, unless this query holds it twice (one
         # parameter name would then stand for two values)
         correlated = self.correlated and self.nesting == 0
-        key = (clause_shape(node), id(fields), id(self.root), self.dialect, correlated)
+        key = (node_shape, id(fields), id(self.root), self.dialect, correlated)
         clause = _CLAUSES.get(key)
         if clause is not None and clause.fields is fields and clause.root is self.root:
-            names = [bind.name for bind in clause.binds]
-            if self.names.isdisjoint(names):
-                self.names.update(names)
-                self.binds.extend(
-                    _Bind(b.name, (*at, *b.path), b.field, b.convert) for b in clause.binds
-                )
+            if self.names.isdisjoint(clause.names):
+                self.names |= clause.names
+                self.binds.append((at, clause.binds))
+                self.made += len(clause.binds)
                 return clause.element
         first = len(self.binds)
         element = self.condition(node, fields, depth, at)
+        cut = len(at)
         binds = tuple(
-            _Bind(b.name, b.path[len(at) :], b.field, b.convert) for b in self.binds[first:]
+            (name, (*inner, *path)[cut:], field_name, convert)
+            for inner, made in self.binds[first:]
+            for name, path, field_name, convert in made
         )
-        if len(_CLAUSES) >= _CLAUSE_LIMIT:
-            _CLAUSES.clear()
-        _CLAUSES[key] = _Clause(fields, self.root, element, binds)
+        del self.binds[first:]
+        self.binds.append((at, binds))
+        _make_room(_CLAUSES, _CLAUSE_LIMIT)
+        _CLAUSES[key] = _Clause(
+            fields, self.root, element, binds, frozenset(name for name, *_ in binds)
+        )
         return element
 
     def junction(
-        self, node: ast.And | ast.Or | ast.Not, fields: FieldMap, depth: int, at: Path
+        self,
+        node: ast.And | ast.Or | ast.Not,
+        fields: FieldMap,
+        depth: int,
+        at: Path,
+        node_shape: Any,
     ) -> ColumnElement[bool]:
-        if isinstance(node, ast.And):
-            return and_(
-                *(
-                    self.expr(item, fields, depth, (*at, "items", i))
-                    for i, item in enumerate(node.items)
-                )
-            )
-        if isinstance(node, ast.Or):
-            return or_(
-                *(
-                    self.expr(item, fields, depth, (*at, "items", i))
-                    for i, item in enumerate(node.items)
-                )
-            )
-        return not_(self.expr(node.item, fields, depth, (*at, "item")))
+        """``node`` of shape ``node_shape`` (whose second member holds its items' shapes)."""
+        if isinstance(node, ast.Not):
+            return not_(self.expr(node.item, fields, depth, (*at, "item"), node_shape[1]))
+        items = [
+            self.expr(item, fields, depth, (*at, "items", i), item_shape)
+            for i, (item, item_shape) in enumerate(zip(node.items, node_shape[1], strict=True))
+        ]
+        return _all_of(items) if isinstance(node, ast.And) else or_(*items)
 
     def condition(
         self, node: ast.Expr, fields: FieldMap, depth: int, at: Path
@@ -617,6 +675,8 @@ class _Compiler:
         if isinstance(node, ast.Like):
             return self.like(resolved, node.pattern, (*at, "pattern"))
         if isinstance(node, ast.Exists):
+            if resolved.json_column is not None:
+                return _json_expression("has", resolved.json_column, resolved.json_path, self)
             return not_(self.compare(resolved, "=", None, at))
         raise DQLError(f"cannot compile {type(node).__name__}")
 
@@ -822,14 +882,42 @@ class _Compiler:
         return SortKey(resolved.name, expression, nulls_last, order.descending, is_json)
 
 
+def _all_of(elements: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """``and_(*elements)``, the same SQL at a fraction of the cost: each element's terms (itself
+    grouped, or the terms of an ``AND``) are found once and kept, where ``and_`` coerces and
+    groups every element of every query (~2 us each: a fifth of a new 10-clause shape's cost)."""
+    terms: list[ColumnElement[bool]] = []
+    for element in elements:
+        kept = _AND_TERMS.get(id(element))
+        if kept is None or kept[0] is not element:
+            if element is _TRUE or element is _FALSE:  # (and_ drops or keeps only these)
+                return and_(*elements)
+            grouped = element.self_group(against=operators.and_)
+            if getattr(grouped, "operator", None) is operators.and_:
+                found = tuple(grouped._flattened_operator_clauses)  # type: ignore[attr-defined]
+            else:
+                found = (grouped,)
+            _make_room(_AND_TERMS, _JSON_CACHE_LIMIT)
+            kept = _AND_TERMS[id(element)] = (element, found)
+        terms.extend(kept[1])
+    if len(terms) < 2:
+        return and_(*elements)
+    # (the constructor and_ ends with, once its elements are coerced, grouped and flattened)
+    return BooleanClauseList._construct_raw(operators.and_, terms)
+
+
+# the terms an element contributes to an AND (see _all_of), by id with the element kept alive
+_AND_TERMS: dict[int, tuple[ColumnElement[bool], tuple[ColumnElement[bool], ...]]] = {}
+_TRUE, _FALSE = true(), false()
+
+
 def _guarded(column: Any, predicate: ColumnElement[bool]) -> ColumnElement[bool]:
     """``predicate`` made two-valued: false, not NULL, where a nullable column is NULL."""
     if getattr(column, "nullable", True) is False:
         return predicate
     guard = _NOT_NULL.get(column)
     if guard is None:
-        if len(_NOT_NULL) >= _JSON_CACHE_LIMIT:
-            _NOT_NULL.clear()
+        _make_room(_NOT_NULL, _JSON_CACHE_LIMIT)
         guard = _NOT_NULL[column] = column.is_not(None)
     return and_(guard, predicate)
 
@@ -857,8 +945,10 @@ _JSON_KINDS = {
     },
 }
 # Expressions for a JSON path are immutable and the same in every query that names the path, so
-# they are built once (a few hundred paths, not per query or per value).
-_JSON_EXPRESSIONS: dict[tuple[str, Any, tuple[str, ...], str], Any] = {}
+# they are built once (a few hundred paths, not per query or per value). Keyed by the column's id
+# (every expression holds its column, so no other takes the id while the entry lives): a key of
+# strings and numbers is one the garbage collector stops tracking.
+_JSON_EXPRESSIONS: dict[tuple[str, int, tuple[str, ...], str], Any] = {}
 _JSON_CACHE_LIMIT = 4096
 
 
@@ -868,17 +958,84 @@ def _inline(value: str) -> Any:
     return literal(value, String(), literal_execute=True)
 
 
+def _path_text(path: tuple[str, ...], dialect: str) -> tuple[str, bool]:
+    """The text of :meth:`_Compiler.path_literal` and whether it is written inline."""
+    plain = all(_PLAIN_SEGMENT.fullmatch(s) for s in path)
+    if dialect == "sqlite":
+        text = "$" + "".join(
+            f".{s}" if _PLAIN_SEGMENT.fullmatch(s) else '."' + s.replace('"', '\\"') + '"'
+            for s in path
+        )
+    else:
+        quoted = path if plain else ['"' + s.replace('"', '\\"') + '"' for s in path]
+        text = "{" + ",".join(quoted) + "}"
+    return text, plain
+
+
 def _json_expression(what: str, column: Any, path: tuple[str, ...], compiler: _Compiler) -> Any:
     stored = compiler.stored.get((column, path))
     if stored is not None:  # built on the stored columns: not for the cache of plain paths
         return stored[what] if what in stored else compiler.build_json(what, column, path)
-    key = (what, column, path, compiler.dialect)
+    dialect = compiler.dialect
+    key = (what, id(column), path, dialect)
     found = _JSON_EXPRESSIONS.get(key)
     if found is None:
-        if len(_JSON_EXPRESSIONS) >= _JSON_CACHE_LIMIT:
-            _JSON_EXPRESSIONS.clear()
-        found = _JSON_EXPRESSIONS[key] = compiler.build_json(what, column, path)
+        kind = (what, column, dialect)
+        prototype = _PROTOTYPES.get(kind, _UNSEEN)
+        if prototype is _UNSEEN:  # the first path of its kind: most queries name only one
+            found = compiler.build_json(what, column, path)
+            _make_room(_PROTOTYPES, _PROTOTYPE_LIMIT)
+            _PROTOTYPES[kind] = None
+        elif prototype is None or not prototype.usable:
+            found = compiler.build_json(what, column, path)
+            if prototype is None:  # the second: what the next are copied from
+                _keep_prototype(what, column, path, dialect, found)
+        else:
+            text, plain = _path_text(path, dialect)
+            found = prototype.made(
+                text, plain, lambda part: _json_expression(part, column, path, compiler)
+            )
+        _make_room(_JSON_EXPRESSIONS, _JSON_CACHE_LIMIT)
+        _JSON_EXPRESSIONS[key] = found
     return found
+
+
+# the expression of each kind built for a JSON column's second path, which those for the next
+# paths are copied from (dql.prototypes): a few dozen for the tables' columns (more only for the
+# elements of $match arrays, a column each compilation); None after the first path (a query of
+# one path, e.g. on a cold start, spends nothing on a prototype)
+_PROTOTYPES: dict[tuple[str, Any, str], Prototype | None] = {}
+_UNSEEN = Prototype.__new__(Prototype)  # (a marker: no path of the kind built yet)
+_PROTOTYPE_LIMIT = 256
+
+
+def _json_parts(what: str) -> tuple[str, ...]:
+    """The path's other expressions ``what`` may hold (see build_json), at any depth: a
+    negation (``has``) holds the parts of what it negates, not that itself."""
+    if what == "has":
+        return ("is-missing", "type-name", "type", "node")
+    if what.startswith("is-"):
+        return ("type-name", "type", "node")
+    if what == "type-name":
+        return ("type", "node")
+    if what == "number":
+        return ("node", "text")
+    return ("node",) if what == "type" else ()
+
+
+def _keep_prototype(
+    what: str, column: Any, path: tuple[str, ...], dialect: str, built: Any
+) -> None:
+    """``built`` (the expression ``what`` of ``path``) made the prototype of its kind (unusable
+    when it does not depend on the path: then every path's is built)."""
+    parts = {}
+    for part in _json_parts(what):
+        found = _JSON_EXPRESSIONS.get((part, id(column), path, dialect))
+        if found is not None:
+            parts[id(found)] = part
+    _PROTOTYPES[what, column, dialect] = Prototype(
+        built, column, _path_text(path, dialect)[0], parts
+    )
 
 
 _OPERATORS = {

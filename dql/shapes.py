@@ -36,36 +36,42 @@ def value_at(query: ast.Query, path: Path) -> Any:
     return found
 
 
-def _tag(value: ast.Value) -> Hashable:
+def _tag(value: ast.Value) -> str:
     kind = type(value)
     if kind is bool or value is None:
         return repr(value)  # built into the SQL: true and false, null
-    return kind
+    return kind.__name__  # (bool, None and these never share a name)
 
 
 def clause_shape(node: ast.Expr) -> Hashable:
-    """The shape of one condition (or junction) of a query, as :func:`shape` is of a query."""
+    """The shape of one condition (or junction) of a query, as :func:`shape` is of a query.
+
+    Made of strings, numbers and tuples only, which the garbage collector stops tracking: the
+    compiler keeps thousands of shapes as cache keys, and every object it tracks lengthens each
+    full collection (a class in a shape would keep the tuple tracked)."""
     if isinstance(node, ast.Compare):
-        return ast.Compare, node.field.path, node.op, _tag(node.value)
+        return "compare", node.field.path, node.op, _tag(node.value)
     if isinstance(node, ast.And | ast.Or):
-        return type(node), tuple(clause_shape(item) for item in node.items)
+        return "and" if isinstance(node, ast.And) else "or", tuple(
+            clause_shape(item) for item in node.items
+        )
     if isinstance(node, ast.In):
         values = node.values
         if values and all(type(v) is str for v in values):
-            listed: Hashable = str  # one IN of any length
+            listed: Hashable = "strings"  # one IN of any length
         else:
             listed = tuple(_tag(v) for v in values)
-        return ast.In, node.field.path, node.negated, listed
+        return "in", node.field.path, node.negated, listed
     if isinstance(node, ast.Like):
         pattern = node.pattern
-        return ast.Like, node.field.path, "*" in pattern, pattern.startswith("*")
+        return "like", node.field.path, "*" in pattern, pattern.startswith("*")
     if isinstance(node, ast.Exists):
-        return ast.Exists, node.field.path
+        return "has", node.field.path
     if isinstance(node, ast.Not):
-        return ast.Not, clause_shape(node.item)
+        return "not", clause_shape(node.item)
     inner = None if node.where is None else clause_shape(node.where)
     if isinstance(node, ast.Quantified):
-        return ast.Quantified, node.relation, node.quantifier, inner
+        return "quantified", node.relation, node.quantifier, inner
     if isinstance(node, ast.Count):
-        return ast.Count, node.relation, inner, node.op, node.value
-    return ast.Match, node.field.path, inner
+        return "count", node.relation, inner, node.op, node.value
+    return "match", node.field.path, inner

@@ -323,8 +323,7 @@ async def compile_rows(dialect: str, dataset_id: str, repeat: int) -> list[Row]:
 
     async def cold() -> Any:
         # nothing compiled before: every condition and JSON path expression built anew
-        for kept in (compiler._TEMPLATES, compiler._CLAUSES, compiler._JSON_EXPRESSIONS):
-            kept.clear()
+        compiler.clear_caches()
         return compile_query(parse(TEN_CLAUSES.format(n=640 + next(counter))), fields, dialect)
 
     async def cached() -> Any:
