@@ -24,6 +24,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from graph.api.context import Context, bearer_token
 from graph.api.errors import typed_errors
+from graph.api.fanout import SharedFrames
 from graph.api.schema import schema
 from graph.db.migrate import upgrade
 from graph.domain.errors import Unauthenticated
@@ -46,6 +47,10 @@ class _GraphQL(GraphQL[Context, None]):
             max_subscriptions_per_connection=100,
         )
         self.platform = platform
+        self._frames = SharedFrames()
+
+    def encode_json(self, data: object) -> str:
+        return self._frames(data)
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -13,8 +13,10 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -25,7 +27,7 @@ from graph.api.datasets import DatasetMutations, DatasetQueries
 from graph.api.errors import typed_errors
 from graph.api.executions import ExecutionMutations, ExecutionQueries
 from graph.api.exports import ExportMutations, ExportQueries
-from graph.api.fanout import SharedEvents
+from graph.api.fanout import PerResultHooks, SharedEvents
 from graph.api.imports import ImportMutations
 from graph.api.indexes import IndexMutations, IndexQueries
 from graph.api.items import ItemMutations, ItemQueries
@@ -113,6 +115,11 @@ class _Schema(strawberry.Schema):
             and not isinstance(e.original_error, DomainError | GraphQLError)
         ]
         super().process_errors(unexpected, execution_context)
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return PerResultHooks(execution_context, extensions)
 
     async def stream(self, *args: Any, **kwargs: Any) -> StreamResult:
         """Results over a websocket, with errors typed as the HTTP view types them."""

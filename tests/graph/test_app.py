@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
+from strawberry.extensions import ParserCache, SchemaExtension
 
-from graph.api.schema import LIMITS
+from graph.api.schema import LIMITS, schema
 from graph.config import Settings
 from tests.graphql import gql_errors
 
@@ -42,6 +44,27 @@ async def test_token_limit(client) -> None:
     fields = " ".join(["id"] * LIMITS["tokens"])
     errors = await gql_errors(client, f"query {{ me {{ {fields} }} }}")
     assert "token" in errors[0]["message"].lower()
+
+
+async def test_extensions_that_report_per_result_are_still_asked() -> None:
+    """Per-result hooks skip the extensions without them (graph/api/fanout.py), not the others."""
+    seen: list[object] = []
+
+    class Reporting(SchemaExtension):
+        def get_results(self) -> dict[str, object]:
+            return {"reported": True}
+
+        def on_stream_result(self, result: object) -> None:
+            seen.append(result)
+
+    runner = schema.create_extensions_runner(None, [ParserCache(), Reporting()])  # type: ignore[arg-type]
+    assert await runner.get_extensions_results(SimpleNamespace(extensions_results={"own": 1})) == {
+        "reported": True,
+        "own": 1,
+    }
+    async with runner.on_stream_result("a result"):  # type: ignore[arg-type]
+        pass
+    assert seen == ["a result"]
 
 
 async def test_oversized_body_is_refused_with_413(client, platform) -> None:

@@ -8,12 +8,13 @@ import json
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
 import uvicorn
 from sqlalchemy import select
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -214,6 +215,46 @@ async def test_every_execution_of_a_service(platform, settings, owner, service, 
             update = (await receive(ws))["executionUpdated"]
             assert update["serviceId"] == service.id
             final[update["id"]] = update["status"]
+
+
+async def test_subscribers_of_one_event_share_one_execution_each_query(
+    platform, owner, service, api, monkeypatch
+) -> None:
+    """Hundreds of subscribers of one execution cost one execution of each distinct query, and
+    each still receives its own frame (its own operation id), byte for byte what it would be."""
+    actor, token = owner
+    execution = await executions.create_execution(platform, actor, service.id, "noop")
+    claim = await runs.claim(platform, execution.id, "test")
+    assert claim is not None
+    executed: list[Any] = []
+    real = StrawberryGraphQLCoreExecutionContext.execute_operation
+
+    def counted(self: Any, serially: bool | None = None) -> Any:
+        executed.append(self.root_value)
+        return real(self, serially)
+
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_operation", counted)
+    narrow = "subscription ($id: ID) { executionUpdated(id: $id) { id progress } }"
+    queries = [EXECUTION, EXECUTION, EXECUTION, narrow]
+    async with AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(subscribed(api, token, q, {"id": execution.id}))
+            for q in queries
+        ]
+        for ws in sockets:
+            assert (await receive(ws))["executionUpdated"]["id"] == execution.id
+        await until_subscribed(api, execution_channel(execution.id), len(sockets))
+        executed.clear()
+        await runs.report_progress(platform, claim.id, claim.attempt, progress=40, message="m")
+        frames = [await asyncio.wait_for(ws.recv(), 10) for ws in sockets]
+    assert len(executed) == 2  # the full query once for three subscribers, the narrow once
+    for raw, query in zip(frames, queries, strict=True):
+        frame = json.loads(raw)
+        assert raw == json.dumps(frame, separators=(",", ":"))
+        assert frame["id"] == "1" and frame["type"] == "next"
+        update = frame["payload"]["data"]["executionUpdated"]
+        assert update["progress"] == 40
+        assert ("message" in update) == (query is EXECUTION)
 
 
 async def add(platform: Platform, actor: Any, dataset: Any, paths: list[str]) -> list[str]:
