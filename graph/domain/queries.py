@@ -8,7 +8,7 @@ aliases of those columns, so filters written for dtlpy run unchanged and use the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypeAlias
@@ -21,6 +21,7 @@ from sqlalchemy.types import Float, String
 from dql import DQLError, from_json, parse
 from dql.ast import And, Query
 from dql.compiler import Compiled, FieldMap, Json, Kind, Relation, Scalar, compile_query
+from dql.shapes import shape
 from graph.db.tables import (
     Annotation,
     Dataset,
@@ -511,6 +512,7 @@ _FIELDS: dict[str, Callable[[str | None, Stored, bool], FieldMap]] = {
 @lru_cache(maxsize=1024)
 def _compiled(
     query: Query,
+    query_shape: Hashable,
     resource: str,
     dataset_id: str | None,
     dialect: str,
@@ -519,7 +521,9 @@ def _compiled(
     viewed: bool,
 ) -> Compiled:
     # ASTs are frozen and hashable, and compiled clauses are immutable: a query a UI pages
-    # through, or a trigger evaluates on every event, is compiled once (for every viewer)
+    # through, or a trigger evaluates on every event, is compiled once (for every viewer). The
+    # shape is part of the key because ASTs compare values as Python does (True == 1, False == 0),
+    # and `= true` and `= 1` compile to different SQL.
     fields = _FIELDS[resource](dataset_id, stored, viewed)
     return compile_query(query, fields, dialect, correlated=correlated)
 
@@ -551,7 +555,14 @@ def compile_for(
     ``annotated``, ``annotationsCount`` and ``tasks`` only its own work on a consensus copy."""
     try:
         compiled = _compiled(
-            query, resource, dataset_id, dialect, correlated, stored, viewer is not None
+            query,
+            shape(query),
+            resource,
+            dataset_id,
+            dialect,
+            correlated,
+            stored,
+            viewer is not None,
         )
     except DQLError as exc:
         raise _invalid(exc) from None

@@ -120,6 +120,25 @@ async def test_text_queries(platform, owner, data, dql, expected) -> None:
     assert await _names(platform, owner, dataset_id, dql) == expected
 
 
+async def test_true_and_one_are_different_queries(platform, owner, project) -> None:
+    """Python holds True == 1 and False == 0; the queries `= true` and `= 1` must still each find
+    their own items, whichever ran first (compiled queries are kept between requests)."""
+    dataset = await datasets.create_dataset(platform, owner[0], project.id, "truths")
+    values = {"/t.jpg": True, "/one.jpg": 1, "/f.jpg": False, "/zero.jpg": 0}
+    specs = [items.ItemSpec(path=path, user={"v": value}) for path, value in values.items()]
+    async with platform.db.write() as session:
+        await items.insert_items(session, owner[0], dataset, specs)
+    for dql, expected in [
+        ("metadata.user.v = true", {"/t.jpg"}),
+        ("metadata.user.v = 1", {"/one.jpg"}),
+        ("metadata.user.v = false", {"/f.jpg"}),
+        ("metadata.user.v = 0", {"/zero.jpg"}),
+        ("metadata.user.v in (1, 0)", {"/one.jpg", "/zero.jpg"}),
+        ("metadata.user.v in (true, false)", {"/t.jpg", "/f.jpg"}),
+    ]:
+        assert await _names(platform, owner, dataset.id, dql) == expected, dql
+
+
 async def test_dataloop_json_queries(platform, owner, data) -> None:
     dataset_id, _ = data
     subset = {"filter": {"$and": [{"metadata": {"user": {"camera": "front"}}}]}}
