@@ -239,13 +239,14 @@ async def insert_rows(
         return
     await label_counts.insert_annotations(session, rows)
     await recount(session, {r["item_id"] for r in rows}, dataset.id, len(rows))
-    await events.record_many(
+    await events.record_columns(
         session,
         project_id=dataset.project_id,
         resource="annotation",
         action="created",
         actor=actor.email,
-        changes=[(r["id"], {"itemId": r["item_id"], "datasetId": dataset.id}) for r in rows],
+        resource_ids=[r["id"] for r in rows],
+        payload={"itemId": [r["item_id"] for r in rows], "datasetId": dataset.id},
     )
 
 

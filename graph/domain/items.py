@@ -294,18 +294,15 @@ async def ensure_folders(
         rows,
     )
     ours = {row.id for row in await items_at(session, dataset.id, missing)}
-    created = [
-        (r["id"], {"datasetId": dataset.id, "filename": r["filename"]})
-        for r in rows
-        if r["id"] in ours
-    ]
-    await events.record_many(
+    created = [r for r in rows if r["id"] in ours]
+    await events.record_columns(
         session,
         project_id=dataset.project_id,
         resource="item",
         action="created",
         actor=actor.email,
-        changes=created,
+        resource_ids=[r["id"] for r in created],
+        payload={"datasetId": dataset.id, "filename": [r["filename"] for r in created]},
     )
 
 
@@ -471,17 +468,15 @@ async def _insert_once(
             update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id")), overwritten
         )
     for op, action in (("created", "created"), ("overwritten", "updated")):
-        await events.record_many(
+        done = [r for r in results if r.op == op]
+        await events.record_columns(
             session,
             project_id=dataset.project_id,
             resource="item",
             action=action,
             actor=actor.email,
-            changes=[
-                (r.item_id, {"datasetId": dataset.id, "filename": r.filename})
-                for r in results
-                if r.op == op
-            ],
+            resource_ids=[r.item_id for r in done],
+            payload={"datasetId": dataset.id, "filename": [r.filename for r in done]},
         )
     still_used = {v.blob_id for v in specs if v.blob_id} | {
         v.thumbnail_blob_id for v in specs if v.thumbnail_blob_id

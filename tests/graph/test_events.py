@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from graph.db.tables import Event
-from graph.domain import annotations, datasets, items
+from graph.domain import annotations, datasets, events, items
 from graph.domain.errors import InvalidInput
 
 
@@ -53,6 +53,39 @@ async def test_changes_write_events_in_order(platform, owner, project) -> None:
         event = await session.scalar(select(Event).where(Event.resource == "item").limit(1))
     assert event.actor == "owner@example.com" and event.project_id == project.id
     assert event.payload == {"datasetId": dataset.id, "filename": "/a"}
+
+
+async def test_events_from_columns_are_those_of_rows(platform) -> None:
+    """``record_columns`` (payloads built by the database) writes what ``record_many`` writes."""
+    ids = [f"r{n:03d}" for n in range(300)]
+    items_of = [f"i{n % 7}" for n in range(300)]
+    common = {"project_id": None, "resource": "annotation", "action": "created", "actor": "a@b"}
+    async with platform.db.write() as session:
+        await events.record_columns(
+            session, **common, resource_ids=ids, payload={"itemId": items_of, "datasetId": "d"}
+        )
+        await events.record_many(
+            session,
+            **common,
+            changes=[
+                (i, {"itemId": k, "datasetId": "d"}) for i, k in zip(ids, items_of, strict=True)
+            ],
+        )
+        await events.record_columns(session, **common, resource_ids=[], payload={"x": "y"})
+    async with platform.db.read() as session:
+        found = (await session.scalars(select(Event).order_by(Event.seq))).all()
+    assert len(found) == 600
+    made = [(e.project_id, e.resource, e.action, e.resource_id, e.actor, e.payload) for e in found]
+    assert made[:300] == made[300:]
+    assert made[299] == (
+        None,
+        "annotation",
+        "created",
+        "r299",
+        "a@b",
+        {"itemId": "i5", "datasetId": "d"},
+    )
+    assert all(not e.dispatched and e.created_at is not None for e in found)
 
 
 async def test_a_failed_change_writes_no_event(platform, owner, project) -> None:
