@@ -29,7 +29,7 @@ async def insert_many(session: AsyncSession, table: Table, rows: Sequence[dict[s
         return
     connection = await session.connection()
     dialect = connection.dialect
-    keys = list(rows[0])
+    keys = [key for key in rows[0] if not _stored_as_null(table, key, dialect, rows)]
     compiled = insert(table).compile(dialect=dialect, column_keys=keys)
     order = compiled.positiontup
     if order is None or set(order) != set(keys):  # a shape we do not handle: let SQLAlchemy bind
@@ -59,6 +59,22 @@ async def insert_many(session: AsyncSession, table: Table, rows: Sequence[dict[s
         await connection.exec_driver_sql(_unnest(table, order, dialect), arrays)
     else:
         await connection.exec_driver_sql(str(compiled), values)
+
+
+def _stored_as_null(
+    table: Table, key: str, dialect: Dialect, rows: Sequence[dict[str, Any]]
+) -> bool:
+    """Whether the table would store NULL in ``key`` without it: None in every row, no default,
+    and None bound as NULL (JSON binds it as the JSON ``null``). Such columns are left out of
+    the statement: an annotation has a dozen optional columns, mostly empty, each otherwise an
+    array of NULLs to encode, send and unnest."""
+    column = table.c[key]
+    if column.default is not None or column.server_default is not None:
+        return False
+    if any(row[key] is not None for row in rows):
+        return False
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return process is None or process(None) is None
 
 
 def _unnest(table: Table, order: Sequence[str], dialect: Dialect) -> str:
