@@ -205,6 +205,18 @@ class Database:
             yield connection
             await connection.commit()  # ends SQLAlchemy's transaction; the database has none
 
+    async def warm(self) -> None:
+        """Open the connections the pool keeps (PostgreSQL) now rather than on demand: the
+        first burst of requests after a start (20 annotators pulling at once) otherwise waits
+        while each of its connections is opened and set up, one after another on the loop."""
+        if self.is_sqlite:
+            return
+        opened = [self.engine.connect() for _ in range(self.engine.pool.size())]  # type: ignore[attr-defined]
+        try:
+            await asyncio.gather(*(connection.start() for connection in opened))
+        finally:
+            await asyncio.gather(*(connection.close() for connection in opened))
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         if not self.is_sqlite:  # on SQLite it shares the engine's pool

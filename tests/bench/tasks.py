@@ -227,6 +227,7 @@ async def run_one(url: str, n: int, repeat: int, pullers: int, pulls: int) -> No
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="loopline-bench-")), database_url=url)
     platform = Platform.from_settings(settings)
     try:
+        await platform.db.warm()  # as `loopline serve` does when it starts
         start = time.perf_counter()
         fixture = await build(platform, n)
         print(

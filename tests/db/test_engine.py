@@ -48,3 +48,16 @@ async def test_concurrent_creates_of_one_name_give_one_winner(platform, owner) -
     )
     assert sum(1 for r in results if isinstance(r, Project)) == 1
     assert all(isinstance(r, Conflict) for r in results if not isinstance(r, Project))
+
+
+async def test_warming_opens_the_kept_connections_once(platform) -> None:
+    """After ``warm`` (done when the API starts) a burst of requests finds its PostgreSQL
+    connections open; SQLite has nothing to open."""
+    db = platform.db
+    await db.warm()
+    if db.is_sqlite:
+        async with db.read() as session:
+            assert await session.scalar(text("SELECT 1")) == 1
+        return
+    pool = db.engine.pool
+    assert pool.checkedin() == pool.size() == 20  # open, idle, kept
