@@ -145,7 +145,9 @@ def _shaped(
     system = spec.metadata.get("system")
     snapshots = system.get("snapshots_") if isinstance(system, dict) else None
     if snapshots is None:
-        return replace(spec, coordinates=coordinates)
+        # not dataclasses.replace, which looks the fields up again each call: twice the time,
+        # and an import of 100,000 annotations comes here for each
+        return AnnotationSpec(**{**vars(spec), "coordinates": coordinates})
     path = f"{where}.metadata.system.snapshots_"
     if not isinstance(snapshots, list) or not all(isinstance(s, dict) for s in snapshots):
         raise InvalidInput("keyframe snapshots are a list of objects", field=path)
