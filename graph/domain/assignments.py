@@ -430,20 +430,24 @@ def _pull_statements(dialect: str) -> tuple[Any, Any]:
         ]
     else:  # one writer at a time: the rows the subquery found are still free; found by key
         where.append(tuple_(items.c.item_id, items.c.copy).in_(free))
+    to = bindparam("to")
     take = (
         update(items)
         .where(*where)
-        .values(assignment_id=bindparam("to"), assigned_at=bindparam("now"))
+        .values(assignment_id=to, assigned_at=bindparam("now"))
         .returning(items.c.item_id)
     )
+    if dialect == "postgresql":
+        return check, task_counts.counted_pull(take, task, to)
     return check, take
 
 
 async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     """The next batch of the task's items for the actor, an assignee of a pulling task: up to
     ``batchSize``, so that it holds at most ``maxBatchWorkload`` not done; the ids given (none
-    when it holds that many already, or nothing is left). Three statements: what the caller may
-    pull, the pull, and the puller's count (graph/domain/task_counts.py)."""
+    when it holds that many already, or nothing is left). Two statements on PostgreSQL: what the
+    caller may pull, then the pull with the puller's count (graph/domain/task_counts.py); three on
+    SQLite, where the count is a statement of its own."""
     async with platform.db.write() as session:
         connection = await session.connection()
         check, take = _pull_statements(connection.dialect.name)
@@ -467,9 +471,10 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
             {"task": task_id, "wanted": wanted, "to": assignment, "now": utcnow()},
         )
         pulled = sorted(row[0] for row in taken.all())
-        tally = Tally()
-        tally.move(task_id, (None, None), (assignment, None), len(pulled))
-        await tally.save(session)
+        if connection.dialect.name != "postgresql":  # counted by the take itself there
+            tally = Tally()
+            tally.move(task_id, (None, None), (assignment, None), len(pulled))
+            await tally.save(session)
     notify.tasks_changed(platform, project_id, [task_id])
     return pulled
 

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import BindParameter, Select, Update, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import TaskCount, TaskItem
 
-__all__ = ["Counts", "Tally", "count_new", "counts_of", "not_done"]
+__all__ = ["Counts", "Tally", "count_new", "counted_pull", "counts_of", "not_done"]
 
 _NONE = ""  # no assignment, no status: the key takes no NULL
 
@@ -91,12 +91,35 @@ class Tally:
 def _upsert(dialect: str) -> Any:
     """Add ``n`` to a counter row, made if missing: built and compiled once per dialect (a
     pull runs it every time)."""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return _adding(insert(TaskCount.__table__))
+
+
+def _adding(statement: Any) -> Any:
+    """``statement`` (an INSERT into ``task_counts``) adding to the rows it finds."""
     counts = TaskCount.__table__
-    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(counts)
     return statement.on_conflict_do_update(
         index_elements=[counts.c.task_id, counts.c.assignment_id, counts.c.status],
         set_={"n": counts.c.n + statement.excluded.n},
     )
+
+
+def counted_pull(take: Update, task: BindParameter[Any], to: BindParameter[Any]) -> Select[Any]:
+    """PostgreSQL: ``take`` (an UPDATE of a task's ``task_items`` giving free rows to the
+    assignment ``to``, returning their item ids) with that assignment's count raised in the same
+    statement (a data-modifying CTE), which then returns the ids: a pull's count costs no round
+    trip of its own."""
+    counts = TaskCount.__table__
+    taken = take.cte("taken")
+    given = func.count()
+    added = postgresql_insert(counts).from_select(
+        [counts.c.task_id, counts.c.assignment_id, counts.c.status, counts.c.n],
+        select(cast(task, counts.c.task_id.type), cast(to, counts.c.assignment_id.type))
+        .add_columns(literal(_NONE), given)
+        .select_from(taken)
+        .having(given > 0),
+    )
+    return select(taken.c.item_id).add_cte(_adding(added).cte("counted"))
 
 
 async def count_new(session: AsyncSession, task_id: str, added: int) -> None:
