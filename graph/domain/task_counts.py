@@ -4,7 +4,8 @@ a million.
 ``task_counts`` (graph/db/tables.py ``TaskCount``) holds a task's ``task_items`` rows per
 (assignment, status), but for the free rows (neither), whose key holds all of the task's rows
 instead: free rows are what is left once the others are taken off. Every writer of
-``task_items`` puts what it changed into a :class:`Tally` and saves it in the same transaction,
+``task_items`` puts what it changed into a :class:`Tally` and saves it in the same transaction
+(a pull on PostgreSQL counts in the statement that takes the rows instead: :func:`counted_pull`),
 from the rows as the database reports them (``RETURNING``, a row count, a grouped read of a
 task nobody else sees yet) or as the writer read them under a lock, so that the counts stay
 exact with concurrent writers. A writer saves after its changes to ``task_items``: a counter
