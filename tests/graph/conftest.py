@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from graph.domain import datasets, items, projects
+from graph.domain import datasets, items, projects, tasks
+from graph.domain.assignments import Pulling
 from tests.conftest import make_user
 
 
@@ -38,3 +41,24 @@ async def team(platform, owner, project) -> SimpleNamespace:
         results, _ = await items.insert_items(session, actor, dataset, specs)
     ids = {spec.path: r.item_id for spec, r in zip(specs, results, strict=True)}
     return SimpleNamespace(owner=actor, project=project, dataset=dataset, ids=ids, **people)
+
+
+async def pulling_task(
+    platform: Any,
+    team: SimpleNamespace,
+    people: Sequence[Any],
+    name: str = "pull",
+    *,
+    batch: int = 3,
+    most: int | None = None,
+) -> Any:
+    """A pulling task over every file of the team's dataset, made by its manager, for
+    ``people``: batches of ``batch``, at most ``most`` held (two batches unless given)."""
+    return await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        name,
+        dql="",
+        pulling=Pulling([p.email for p in people], batch, batch * 2 if most is None else most),
+    )

@@ -16,6 +16,7 @@ from graph.domain.assignments import Consensus, Pulling
 from graph.domain.tasks import Progress
 from tests.asserts import count_statements
 from tests.conftest import make_user
+from tests.graph.conftest import pulling_task
 
 
 async def _recount(platform, task_id: str) -> Progress:
@@ -56,17 +57,6 @@ async def _task(platform, team, name: str, dql: str, *shares: tuple[Any, float],
     )
 
 
-async def _pulling(platform, team, people: list[Any], name: str = "pull", batch: int = 3):
-    return await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        name,
-        dql="",
-        pulling=Pulling([p.email for p in people], batch, batch * 2),
-    )
-
-
 async def _given(platform, task_id: str, person: Any) -> list[str]:
     """The items of the task given to ``person``, in id order."""
     assigned = {
@@ -96,7 +86,7 @@ async def test_created_tasks_are_counted(platform, team) -> None:
         (team.ann3, 30),
         consensus=Consensus(percentage=50, copies=2),
     )
-    pulling = await _pulling(platform, team, [team.ann1, team.ann2])
+    pulling = await pulling_task(platform, team, [team.ann1, team.ann2])
     empty = await _task(platform, team, "none", 'dir = "/nowhere"', (team.ann1, 100))
     progress = await assert_counted(platform, team, work.id, copies.id, pulling.id, empty.id)
     assert [p.total for p in progress] == [10, 30, 20, 0]
@@ -106,7 +96,7 @@ async def test_created_tasks_are_counted(platform, team) -> None:
 
 async def test_items_added_and_removed_by_query_are_counted(platform, team) -> None:
     work = await _task(platform, team, "work", 'dir = "/day"', (team.ann1, 50), (team.ann2, 50))
-    pulling = await _pulling(platform, team, [team.ann1])
+    pulling = await pulling_task(platform, team, [team.ann1])
     await assignments.pull(platform, team.ann1, pulling.id)
     first = (await _given(platform, work.id, team.ann1))[:2]
     await item_statuses.set_status(platform, team.ann1, work.id, first, "completed")
@@ -126,7 +116,7 @@ async def test_pulls_and_concurrent_pulls_are_counted(platform, team) -> None:
         person, _ = await make_user(platform, f"puller{n}@example.com")
         await projects.add_member(platform, team.owner, team.project.id, person.email, "annotator")
         people.append(person)
-    task = await _pulling(platform, team, people, batch=2)
+    task = await pulling_task(platform, team, people, batch=2)
     await assignments.pull(platform, team.ann1, task.id)
     await assert_counted(platform, team, task.id)
     got = await asyncio.gather(
@@ -140,7 +130,7 @@ async def test_pulls_and_concurrent_pulls_are_counted(platform, team) -> None:
 
 async def test_statuses_set_and_cleared_are_counted(platform, team) -> None:
     work = await _task(platform, team, "work", "", (team.ann1, 50), (team.ann2, 50))
-    pulling = await _pulling(platform, team, [team.ann1])
+    pulling = await pulling_task(platform, team, [team.ann1])
     mine = await _given(platform, work.id, team.ann1)
     await item_statuses.set_status(platform, team.ann1, work.id, mine[:4], "completed")
     await item_statuses.set_status(platform, team.manager, work.id, mine[2:6], "discard")
@@ -212,7 +202,7 @@ async def test_deleting_items_and_tasks_keeps_the_counts(platform, team) -> None
         (team.ann2, 50),
         consensus=Consensus(percentage=100, copies=2),
     )
-    pulling = await _pulling(platform, team, [team.ann1])
+    pulling = await pulling_task(platform, team, [team.ann1])
     await assignments.pull(platform, team.ann1, pulling.id)
     day = [team.ids[f"/day/{i:02d}.jpg"] for i in range(10)]
     await item_statuses.set_status(platform, team.ann1, copies.id, day[:3], "completed")
@@ -233,7 +223,7 @@ async def test_deleting_items_and_tasks_keeps_the_counts(platform, team) -> None
 
 async def test_a_progress_read_is_one_statement_on_the_counts(platform, team) -> None:
     small = await _task(platform, team, "small", 'dir = "/day"', (team.ann1, 100))
-    large = await _pulling(platform, team, [team.ann1, team.ann2])
+    large = await pulling_task(platform, team, [team.ann1, team.ann2])
     await assignments.pull(platform, team.ann1, large.id)
     for task in (small, large):
         async with platform.db.read() as session:
@@ -245,7 +235,7 @@ async def test_a_progress_read_is_one_statement_on_the_counts(platform, team) ->
 
 async def test_the_migration_counts_the_tasks_there_are(platform, team) -> None:
     work = await _task(platform, team, "work", "", (team.ann1, 50), (team.ann2, 50))
-    pulling = await _pulling(platform, team, [team.ann1])
+    pulling = await pulling_task(platform, team, [team.ann1])
     await assignments.pull(platform, team.ann1, pulling.id)
     mine = await _given(platform, work.id, team.ann1)
     await item_statuses.set_status(platform, team.ann1, work.id, mine[:3], "completed")

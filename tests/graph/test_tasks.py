@@ -25,6 +25,7 @@ from graph.domain.assignments import Pulling
 from graph.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tests.asserts import count_statements
 from tests.conftest import make_user
+from tests.graph.conftest import pulling_task
 from tests.graphql import gql, gql_errors
 
 
@@ -271,19 +272,8 @@ async def test_redistribute_and_reassign_move_only_work_not_done(platform, team)
     assert loads == {"ann1@example.com": 50, "ann2@example.com": 50, "ann3@example.com": None}
 
 
-async def _pulling_task(platform, team, name: str = "pull", *, batch: int = 3, most: int = 5):
-    return await tasks.create_task(
-        platform,
-        team.manager,
-        team.dataset.id,
-        name,
-        dql="",
-        pulling=Pulling([team.ann1.email, team.ann2.email], batch, most),
-    )
-
-
 async def test_pulling_gives_batches_up_to_the_workload_limit(platform, team) -> None:
-    task = await _pulling_task(platform, team)
+    task = await pulling_task(platform, team, [team.ann1, team.ann2], most=5)
     assert task.items_count == 20 and task.distribution == "pulling"
     first = await assignments.pull(platform, team.ann1, task.id)
     assert len(first) == 3
@@ -295,7 +285,7 @@ async def test_pulling_gives_batches_up_to_the_workload_limit(platform, team) ->
     with pytest.raises(NotFound):  # not an assignee: the task is not its to see
         await assignments.pull(platform, team.ann3, task.id)
     # work held in another task does not count against this one's limit
-    other = await _pulling_task(platform, team, "other", batch=2, most=2)
+    other = await pulling_task(platform, team, [team.ann1, team.ann2], "other", batch=2, most=2)
     assert len(await assignments.pull(platform, team.ann1, other.id)) == 2
     assert await assignments.pull(platform, team.ann1, other.id) == []
     assert len(await assignments.pull(platform, team.ann2, task.id)) == 3
