@@ -45,6 +45,8 @@ _PREFIX = "loopline:live:"
 # messages a channel keeps while its feed is busy; past it the oldest are dropped
 _PENDING = 10_000
 _CONFIRM_SECONDS = 10.0
+# how long publish_soon gathers messages before sending them together
+_GATHER_SECONDS = 0.005
 
 
 def execution_channel(execution_id: str) -> str:
@@ -173,18 +175,24 @@ class Hub:
         with Redis down, nothing is published (a warning is logged): the change is committed."""
         if self.url is None or not messages:
             return
+        await self._publish_encoded(
+            [(channel, json.dumps(message, separators=(",", ":"))) for channel, message in messages]
+        )
+
+    async def _publish_encoded(self, messages: Sequence[tuple[str, str]]) -> None:
         try:
             async with self._client().pipeline(transaction=False) as pipe:
-                for channel, message in messages:
-                    pipe.publish(channel, json.dumps(message, separators=(",", ":")))
+                for channel, encoded in messages:
+                    pipe.publish(channel, encoded)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             log.warning("live updates: publishing %d messages failed (%s)", len(messages), exc)
 
     def publish_soon(self, messages: Sequence[tuple[str, Any]]) -> None:
-        """Publish without waiting: the messages go out in the next round trip, with whatever
-        else is published meanwhile (a worker does not wait on Redis between executions).
-        Messages name what changed; readers read the rows, so their order does not matter."""
+        """Publish without waiting: the messages go out together with whatever else is
+        published in the next 5 ms (a worker does not wait on Redis between executions).
+        Messages name what changed; readers read the rows, so their order does not matter,
+        and a message published twice in one round trip goes out once."""
         if self.url is None or not messages:
             return
         self._outbox.extend(messages)
@@ -192,10 +200,13 @@ class Hub:
             self._sending = asyncio.ensure_future(self._send())
 
     async def _send(self) -> None:
-        await asyncio.sleep(0)  # gather what this turn of the loop publishes
+        # gather what the next moments publish: a worker's claim and end of a short execution
+        # go out in one round trip, its execution's message once
+        await asyncio.sleep(_GATHER_SECONDS)
         while self._outbox:
             batch, self._outbox = self._outbox, []
-            await self.publish(batch)
+            encoded = ((c, json.dumps(m, separators=(",", ":"))) for c, m in batch)
+            await self._publish_encoded(list(dict.fromkeys(encoded)))
 
     @asynccontextmanager
     async def subscribe(

@@ -69,7 +69,7 @@ class JobQueue:
                             args=(q.execution_id,),
                             job_id=q.job_id,
                             timeout=-1,
-                            result_ttl=0,
+                            result_ttl=1,
                             failure_ttl=3600,
                         )
                         for q in batch

@@ -33,6 +33,7 @@ import time
 import traceback
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -504,8 +505,30 @@ class _Worker(SimpleWorker):
             sleep_time=_PUBSUB_POLL, daemon=True, exception_handler=self._pubsub_exception_handler
         )
 
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ renews the worker's key (a TTL of minutes) three times per job, three round trips
+        each; once a second keeps it as alive. Heartbeats in a pipeline or with their own
+        timeout (RQ's job monitoring) go out as RQ sends them."""
+        last = self.last_heartbeat
+        if (
+            timeout is None
+            and pipeline is None
+            and last is not None
+            and (datetime.now(UTC) - last).total_seconds() < _HEARTBEAT_EVERY
+        ):
+            return
+        super().heartbeat(timeout, pipeline)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """RQ marks the worker idle after a job and again before taking the next; the second
+        write changes nothing."""
+        if pipeline is None and state == self._state:
+            return
+        super().set_state(state, pipeline)
+
 
 _PUBSUB_POLL = 0.2
+_HEARTBEAT_EVERY = 1.0
 _runtime: ProcessRuntime | None = None
 
 

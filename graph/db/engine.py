@@ -171,6 +171,18 @@ class Database:
                 raise
 
     @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction on a bare connection, no ORM session: for a few Core statements
+        that must commit together, on a hot path (an execution's end on SQLite). Like
+        ``write(durable=False)``, it does not wait for the WAL flush on PostgreSQL."""
+        async with self._turn(), self.engine.connect() as connection:
+            connection = await connection.execution_options(**{_WRITE: True})
+            async with connection.begin():
+                if not self.is_sqlite:
+                    await connection.execute(text("SET LOCAL synchronous_commit = off"))
+                yield connection
+
+    @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
         """SQLite: this process's writers take turns in order on an asyncio lock, rather than
         each waiting in SQLite's busy handler, which sleeps up to 100 ms between tries (20

@@ -424,10 +424,10 @@ async def finish(
         async with platform.db.statements() as connection:
             row = (await connection.execute(statement, parameters)).first()
     else:
-        async with platform.db.write(durable=False) as session:
-            row = (await session.execute(statement, parameters)).first()
+        async with platform.db.transaction() as connection:
+            row = (await connection.execute(statement, parameters)).first()
             if row is not None:
-                await session.execute(_event_after_update(), parameters)
+                await connection.execute(_event_after_update(), parameters)
     if row is None:
         return False
     await notify.executions_changed(platform, [(claimed.id, claimed.service_id)])

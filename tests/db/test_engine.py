@@ -34,6 +34,30 @@ async def test_write_rolls_back_whole_on_error(platform, owner) -> None:
         assert await session.scalar(select(func.count()).where(Project.name == "half")) == 0
 
 
+async def test_a_bare_transaction_commits_together_or_not_at_all(platform, owner) -> None:
+    """``transaction()``: Core statements that commit together, or roll back whole on error,
+    and take their turn beside concurrent writers."""
+    table = Project.__table__
+    with pytest.raises(RuntimeError):
+        async with platform.db.transaction() as connection:
+            await connection.execute(table.insert().values(id="p-half", name="half"))
+            raise RuntimeError("boom")
+
+    async def both(n: int) -> None:
+        async with platform.db.transaction() as connection:
+            for part in "ab":
+                await connection.execute(table.insert().values(id=f"p{n}{part}", name=f"{n}{part}"))
+
+    await asyncio.gather(
+        *(both(n) for n in range(10)),
+        *(projects.create_project(platform, owner[0], f"other{n}") for n in range(10)),
+    )
+    async with platform.db.read() as session:
+        names = set(await session.scalars(select(Project.name)))
+    assert "half" not in names
+    assert {f"{n}{part}" for n in range(10) for part in "ab"} <= names
+
+
 async def test_many_concurrent_writers_all_succeed(platform, owner) -> None:
     names = [f"p{i}" for i in range(30)]
     await asyncio.gather(*(projects.create_project(platform, owner[0], n) for n in names))

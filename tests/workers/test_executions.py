@@ -4,6 +4,7 @@ finished; retries, termination, batches by DQL, and the bad inputs refused befor
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -93,6 +94,33 @@ async def test_a_worker_whose_queues_are_empty_ends_at_once(
         started = time.monotonic()
         burst(settings)
         assert time.monotonic() - started < 10
+
+
+def test_rq_sees_a_worker_alive_and_its_state_with_one_heartbeat_a_second(settings) -> None:
+    """RQ's view of a worker (``rq info``, dashboards) stays right though its worker key is
+    renewed at most once a second, not three times per job: a heartbeat after a pause renews
+    it at once, and its state is the last one set."""
+    from redis import Redis
+    from rq import Worker
+
+    from workers.worker import _Worker
+
+    connection = Redis.from_url(settings.redis_url)
+    worker = _Worker(["default"], connection=connection)
+    worker.register_birth()
+    born = connection.hget(worker.key, "last_heartbeat")
+    worker.heartbeat()  # within the second: the key is as fresh as it needs to be
+    assert connection.hget(worker.key, "last_heartbeat") == born
+    worker.last_heartbeat -= timedelta(seconds=2)
+    worker.heartbeat()
+    assert connection.hget(worker.key, "last_heartbeat") != born
+    assert connection.ttl(worker.key) > worker.worker_ttl
+    for state in ("busy", "idle", "idle", "busy"):
+        worker.set_state(state)
+    [seen] = Worker.all(connection)
+    assert (seen.name, seen.get_state()) == (worker.name, "busy")
+    worker.register_death()
+    assert Worker.all(connection) == []
 
 
 async def test_effects_carry_the_execution_and_a_retry_does_not_repeat_them(

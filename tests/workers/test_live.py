@@ -409,6 +409,49 @@ async def test_publishing_without_redis_changes_nothing(tmp_path, database_url, 
     await platform.close()
 
 
+async def test_messages_published_soon_go_out_together_each_once(platform, settings) -> None:
+    """What a worker publishes in quick succession (an execution's claim, then its end) reaches
+    Redis once per distinct message; a message published after the first went out is sent
+    again."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url)
+    listener = redis.pubsub()
+    await listener.subscribe(execution_channel("e1"), service_channel("s1"))
+    for _ in range(2):
+        await listener.get_message(timeout=1)  # the two subscribe confirmations
+
+    def changed(execution_id: str) -> None:
+        platform.hub.publish_soon(
+            [
+                (execution_channel(execution_id), {"ids": [execution_id]}),
+                (service_channel("s1"), {"ids": [execution_id]}),
+            ]
+        )
+
+    async def heard() -> list[tuple[str, dict[str, Any]]]:
+        got = []
+        while (message := await listener.get_message(timeout=0.3)) is not None:
+            got.append((message["channel"].decode(), json.loads(message["data"])))
+        return got
+
+    changed("e1")
+    changed("e1")  # its end, before the claim went out
+    changed("e2")
+    assert await heard() == [
+        (execution_channel("e1"), {"ids": ["e1"]}),
+        (service_channel("s1"), {"ids": ["e1"]}),
+        (service_channel("s1"), {"ids": ["e2"]}),
+    ]
+    changed("e1")
+    assert await heard() == [
+        (execution_channel("e1"), {"ids": ["e1"]}),
+        (service_channel("s1"), {"ids": ["e1"]}),
+    ]
+    await listener.aclose()
+    await redis.aclose()
+
+
 def test_mailbox_drops_the_oldest_and_keeps_the_latest_state() -> None:
     events: Mailbox[int] = Mailbox(100)
     states: Mailbox[tuple[str, int]] = Mailbox(100, key=lambda state: state[0])
