@@ -6,6 +6,7 @@ import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from graph.config import Settings, normalise_database_url
 from graph.db.engine import Database
 from graph.db.migrate import upgrade
 from graph.db.tables import Base
-from graph.domain import projects, users
+from graph.domain import datasets, items, projects, users
 from graph.domain.access import Actor
 from graph.domain.platform import Platform
 from plugins.manager import Plugins
@@ -141,3 +142,33 @@ async def client(platform: Platform, owner: tuple[Actor, str]) -> AsyncIterator[
         headers={"Authorization": f"Bearer {owner[1]}"},
     ) as http:
         yield http
+
+
+@pytest.fixture
+async def team(platform, owner, project) -> SimpleNamespace:
+    """A project with a manager, three annotators, and a dataset of 20 files in two folders."""
+    actor = owner[0]
+    people = {}
+    for name, role in (
+        ("manager", "annotationManager"),
+        ("ann1", "annotator"),
+        ("ann2", "annotator"),
+        ("ann3", "annotator"),
+    ):
+        person, token = await make_user(platform, f"{name}@example.com")
+        await projects.add_member(platform, actor, project.id, person.email, role)
+        people[name] = person
+        people[f"{name}_token"] = token
+    dataset = await datasets.create_dataset(platform, actor, project.id, "photos")
+    specs = [
+        items.ItemSpec(
+            path=f"/{'day' if i < 10 else 'night'}/{i:02d}.jpg",
+            url=f"https://x.test/{i}",
+            user={"n": i},
+        )
+        for i in range(20)
+    ]
+    async with platform.db.write() as session:
+        results, _ = await items.insert_items(session, actor, dataset, specs)
+    ids = {spec.path: r.item_id for spec, r in zip(specs, results, strict=True)}
+    return SimpleNamespace(owner=actor, project=project, dataset=dataset, ids=ids, **people)

@@ -402,7 +402,8 @@ class Assignment(_Entity, Base):
 
 class TaskItem(Base):
     """An item in a task (``copy`` > 0: another annotator's copy of a consensus item), the
-    assignment it is given to (none: waiting to be pulled) and its status in the task."""
+    assignment it is given to (none: waiting to be pulled) and its status in the task. Its
+    three keys are statement triggers on PostgreSQL (:mod:`graph.db.trigger_keys`)."""
 
     __tablename__ = "task_items"
     __table_args__ = (

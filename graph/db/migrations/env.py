@@ -3,6 +3,7 @@
 from alembic import context
 
 from graph.db.tables import Base
+from graph.db.trigger_keys import include_object
 
 connection = context.config.attributes["connection"]
 context.configure(
@@ -10,6 +11,7 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_object=include_object(connection.dialect.name),
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -1,0 +1,162 @@
+"""task_items' keys (constraints on SQLite, statement triggers on PostgreSQL) hold as keys do."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from graph.domain import tasks
+
+_INSERT = text(
+    "INSERT INTO task_items (task_id, item_id, copy, assignment_id) "
+    "VALUES (:task, :item, :copy, :assignment)"
+)
+
+
+@pytest.fixture
+async def task(platform, team) -> Any:
+    """A task over the team's 20 files, half to ann1 and half to ann2."""
+    return await tasks.create_task(
+        platform,
+        team.manager,
+        team.dataset.id,
+        "keys",
+        dql="",
+        workload=[(team.ann1.email, 50), (team.ann2.email, 50)],
+    )
+
+
+async def _rows(platform, where: str, **values: Any) -> list[Any]:
+    async with platform.db.engine.connect() as conn:
+        found = await conn.execute(
+            text(f"SELECT item_id, copy, assignment_id FROM task_items WHERE {where}"), values
+        )
+        return list(found)
+
+
+async def _assignments(platform, task_id: str) -> list[str]:
+    async with platform.db.engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT id FROM assignments WHERE task_id = :t ORDER BY id"), {"t": task_id}
+        )
+        return [row.id for row in found]
+
+
+@pytest.mark.parametrize(
+    ("column", "constraint"),
+    [
+        ("task", "fk_task_items_task_id_tasks"),
+        ("item", "fk_task_items_item_id_items"),
+        ("assignment", "fk_task_items_assignment_id_assignments"),
+    ],
+)
+async def test_a_row_referencing_nothing_is_refused_and_nothing_written(
+    platform, team, task, column: str, constraint: str
+) -> None:
+    item = team.ids["/day/00.jpg"]
+    (assignment, *_) = await _assignments(platform, task.id)
+    good = {"task": task.id, "item": item, "copy": 1, "assignment": assignment}
+    with pytest.raises(IntegrityError) as refused:
+        async with platform.db.engine.begin() as conn:
+            await conn.execute(_INSERT, [good | {"copy": 2}, good | {column: "0" * 24}])
+    if not platform.db.is_sqlite:  # SQLite does not say which key
+        assert constraint in str(refused.value)
+    assert await _rows(platform, "copy > 0") == []
+    async with platform.db.engine.begin() as conn:  # the same row with real references is fine
+        await conn.execute(_INSERT, good)
+    assert await _rows(platform, "copy > 0") == [(item, 1, assignment)]
+
+
+async def test_an_update_to_an_unknown_assignment_is_refused(platform, team, task) -> None:
+    item = team.ids["/day/00.jpg"]
+    with pytest.raises(IntegrityError):
+        async with platform.db.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE task_items SET assignment_id = :a WHERE item_id = :i"),
+                {"a": "1" * 24, "i": item},
+            )
+    (row,) = await _rows(platform, "item_id = :i", i=item)
+    assert row.assignment_id in await _assignments(platform, task.id)
+    other = next(a for a in await _assignments(platform, task.id) if a != row.assignment_id)
+    async with platform.db.engine.begin() as conn:  # reassigning to a real one is fine
+        await conn.execute(
+            text("UPDATE task_items SET assignment_id = :a WHERE item_id = :i"),
+            {"a": other, "i": item},
+        )
+    assert (await _rows(platform, "item_id = :i", i=item))[0].assignment_id == other
+
+
+async def test_deleting_items_assignments_and_tasks_reaches_their_rows(
+    platform, team, task
+) -> None:
+    gone = [team.ids["/day/00.jpg"], team.ids["/day/01.jpg"]]
+    async with platform.db.engine.begin() as conn:
+        await conn.execute(
+            text("DELETE FROM items WHERE id IN (:a, :b)"), {"a": gone[0], "b": gone[1]}
+        )
+    left = await _rows(platform, "task_id = :t", t=task.id)
+    assert len(left) == 18 and not {row.item_id for row in left} & set(gone)
+
+    first, second = await _assignments(platform, task.id)
+    held = len(await _rows(platform, "assignment_id = :a", a=first))
+    async with platform.db.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM assignments WHERE id = :a"), {"a": first})
+    assert len(await _rows(platform, "task_id = :t AND assignment_id IS NULL", t=task.id)) == held
+    assert len(await _rows(platform, "task_id = :t", t=task.id)) == 18
+
+    async with platform.db.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM tasks WHERE id = :t"), {"t": task.id})
+    assert await _rows(platform, "task_id = :t", t=task.id) == []
+
+
+async def test_a_row_added_while_its_item_is_deleted_waits_and_is_refused(
+    platform, team, task
+) -> None:
+    if platform.db.is_sqlite:
+        pytest.skip("SQLite runs one write at a time")
+    item = team.ids["/night/10.jpg"]
+    (assignment, *_) = await _assignments(platform, task.id)
+    async with platform.db.engine.connect() as deleting:
+        await deleting.execute(text("DELETE FROM items WHERE id = :i"), {"i": item})
+
+        async def add() -> None:
+            async with platform.db.engine.begin() as conn:
+                await conn.execute(
+                    _INSERT, {"task": task.id, "item": item, "copy": 1, "assignment": assignment}
+                )
+
+        adding = asyncio.create_task(add())
+        await asyncio.sleep(0.3)
+        assert not adding.done()  # waits for the delete's transaction
+        await deleting.commit()
+        with pytest.raises(IntegrityError):
+            await adding
+    assert await _rows(platform, "item_id = :i", i=item) == []
+
+
+async def test_an_item_deleted_while_a_row_is_added_takes_the_row_with_it(
+    platform, team, task
+) -> None:
+    if platform.db.is_sqlite:
+        pytest.skip("SQLite runs one write at a time")
+    item = team.ids["/night/11.jpg"]
+    (assignment, *_) = await _assignments(platform, task.id)
+    async with platform.db.engine.connect() as adding:
+        await adding.execute(
+            _INSERT, {"task": task.id, "item": item, "copy": 1, "assignment": assignment}
+        )
+
+        async def delete() -> None:
+            async with platform.db.engine.begin() as conn:
+                await conn.execute(text("DELETE FROM items WHERE id = :i"), {"i": item})
+
+        deleting = asyncio.create_task(delete())
+        await asyncio.sleep(0.3)
+        assert not deleting.done()  # the added row holds its item
+        await adding.commit()
+        await deleting
+    assert await _rows(platform, "item_id = :i", i=item) == []
