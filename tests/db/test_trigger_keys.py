@@ -38,6 +38,22 @@ async def _rows(platform, where: str, **values: Any) -> list[Any]:
         return list(found)
 
 
+async def _second_copy(platform, task: Any, item: str) -> dict[str, Any]:
+    """The values of a row giving ``item`` a second time in ``task``, to its first assignment."""
+    (assignment, *_) = await _assignments(platform, task.id)
+    return {"task": task.id, "item": item, "copy": 1, "assignment": assignment}
+
+
+def _started(platform, statement: Any, values: dict[str, Any]) -> asyncio.Task[None]:
+    """``statement`` running in a transaction of its own, beside the test's."""
+
+    async def run() -> None:
+        async with platform.db.engine.begin() as conn:
+            await conn.execute(statement, values)
+
+    return asyncio.create_task(run())
+
+
 async def _assignments(platform, task_id: str) -> list[str]:
     async with platform.db.engine.connect() as conn:
         found = await conn.execute(
@@ -58,8 +74,7 @@ async def test_a_row_referencing_nothing_is_refused_and_nothing_written(
     platform, team, task, column: str, constraint: str
 ) -> None:
     item = team.ids["/day/00.jpg"]
-    (assignment, *_) = await _assignments(platform, task.id)
-    good = {"task": task.id, "item": item, "copy": 1, "assignment": assignment}
+    good = await _second_copy(platform, task, item)
     with pytest.raises(IntegrityError) as refused:
         async with platform.db.engine.begin() as conn:
             await conn.execute(_INSERT, [good | {"copy": 2}, good | {column: "0" * 24}])
@@ -68,7 +83,7 @@ async def test_a_row_referencing_nothing_is_refused_and_nothing_written(
     assert await _rows(platform, "copy > 0") == []
     async with platform.db.engine.begin() as conn:  # the same row with real references is fine
         await conn.execute(_INSERT, good)
-    assert await _rows(platform, "copy > 0") == [(item, 1, assignment)]
+    assert await _rows(platform, "copy > 0") == [(item, 1, good["assignment"])]
 
 
 async def test_an_update_to_an_unknown_assignment_is_refused(platform, team, task) -> None:
@@ -119,17 +134,11 @@ async def test_a_row_added_while_its_item_is_deleted_waits_and_is_refused(
     if platform.db.is_sqlite:
         pytest.skip("SQLite runs one write at a time")
     item = team.ids["/night/10.jpg"]
-    (assignment, *_) = await _assignments(platform, task.id)
+    row = await _second_copy(platform, task, item)
     async with platform.db.engine.connect() as deleting:
         await deleting.execute(text("DELETE FROM items WHERE id = :i"), {"i": item})
 
-        async def add() -> None:
-            async with platform.db.engine.begin() as conn:
-                await conn.execute(
-                    _INSERT, {"task": task.id, "item": item, "copy": 1, "assignment": assignment}
-                )
-
-        adding = asyncio.create_task(add())
+        adding = _started(platform, _INSERT, row)
         await asyncio.sleep(0.3)
         assert not adding.done()  # waits for the delete's transaction
         await deleting.commit()
@@ -144,17 +153,10 @@ async def test_an_item_deleted_while_a_row_is_added_takes_the_row_with_it(
     if platform.db.is_sqlite:
         pytest.skip("SQLite runs one write at a time")
     item = team.ids["/night/11.jpg"]
-    (assignment, *_) = await _assignments(platform, task.id)
     async with platform.db.engine.connect() as adding:
-        await adding.execute(
-            _INSERT, {"task": task.id, "item": item, "copy": 1, "assignment": assignment}
-        )
+        await adding.execute(_INSERT, await _second_copy(platform, task, item))
 
-        async def delete() -> None:
-            async with platform.db.engine.begin() as conn:
-                await conn.execute(text("DELETE FROM items WHERE id = :i"), {"i": item})
-
-        deleting = asyncio.create_task(delete())
+        deleting = _started(platform, text("DELETE FROM items WHERE id = :i"), {"i": item})
         await asyncio.sleep(0.3)
         assert not deleting.done()  # the added row holds its item
         await adding.commit()
