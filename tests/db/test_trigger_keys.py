@@ -1,8 +1,10 @@
-"""task_items' keys (constraints on SQLite, statement triggers on PostgreSQL) hold as keys do."""
+"""The keys of task_items and annotations (constraints on SQLite, triggers on PostgreSQL) hold as
+keys do."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -162,3 +164,67 @@ async def test_an_item_deleted_while_a_row_is_added_takes_the_row_with_it(
         await adding.commit()
         await deleting
     assert await _rows(platform, "item_id = :i", i=item) == []
+
+
+_ANNOTATE = text(
+    "INSERT INTO annotations (id, item_id, dataset_id, type, coordinates, attributes, metadata, "
+    "source, creator, parent_id, created_at, updated_at) VALUES (:id, :item, :dataset, 'point', "
+    "'{}', '{}', '{}', 'api', 'test', :parent, :now, :now)"
+)
+
+
+def _annotation(team: Any, id: str, parent: str | None = None, **given: str) -> dict[str, Any]:
+    return {
+        "id": id,
+        "item": team.ids["/day/00.jpg"],
+        "dataset": team.dataset.id,
+        "parent": parent,
+        "now": datetime.now(UTC),
+    } | given
+
+
+async def _annotation_ids(platform) -> list[str]:
+    async with platform.db.engine.connect() as conn:
+        return list(await conn.scalars(text("SELECT id FROM annotations ORDER BY id")))
+
+
+@pytest.mark.parametrize(
+    ("column", "constraint"),
+    [
+        ("item", "fk_annotations_item_id_items"),
+        ("dataset", "fk_annotations_dataset_id_datasets"),
+        ("parent", "fk_annotations_parent_id_annotations"),
+    ],
+)
+async def test_an_annotation_referencing_nothing_is_refused_and_nothing_written(
+    platform, team, column: str, constraint: str
+) -> None:
+    with pytest.raises(IntegrityError) as refused:
+        async with platform.db.engine.begin() as conn:
+            await conn.execute(
+                _ANNOTATE, [_annotation(team, "a1"), _annotation(team, "a2", **{column: "0" * 24})]
+            )
+    if not platform.db.is_sqlite:
+        assert constraint in str(refused.value)
+    assert await _annotation_ids(platform) == []
+
+
+async def test_a_parent_in_the_same_statement_is_found_and_takes_its_children_along(
+    platform, team
+) -> None:
+    async with platform.db.engine.begin() as conn:
+        await conn.execute(
+            _ANNOTATE,
+            [
+                _annotation(team, "pose"),
+                _annotation(team, "point1", parent="pose"),
+                _annotation(team, "point2", parent="pose"),
+                _annotation(team, "other", item=team.ids["/day/01.jpg"]),
+            ],
+        )
+    async with platform.db.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM annotations WHERE id = 'pose'"))
+    assert await _annotation_ids(platform) == ["other"]
+    async with platform.db.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM items WHERE id = :i"), {"i": team.ids["/day/01.jpg"]})
+    assert await _annotation_ids(platform) == []
