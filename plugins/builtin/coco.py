@@ -132,9 +132,8 @@ def _shapes(raw: dict[str, Any], category: dict[str, Any]) -> list[dict[str, Any
     attributes = raw.get("attributes") if isinstance(raw.get("attributes"), dict) else {}
 
     def shape(kind: str, coordinates: Any, **more: Any) -> dict[str, Any]:
-        return with_attributes(
-            {"label": label, "type": kind, "coordinates": coordinates, **more}, dict(attributes)
-        )
+        found = {"label": label, "type": kind, "coordinates": coordinates, **more}
+        return with_attributes(found, dict(attributes)) if attributes else found
 
     keypoints = raw.get("keypoints")
     if keypoints:
@@ -167,7 +166,10 @@ def _shapes(raw: dict[str, Any], category: dict[str, Any]) -> list[dict[str, Any
     bbox = raw.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4:
         raise _Bad("bbox must be [x, y, width, height]")
-    x, y, w, h = (_number(n, "a bbox number") for n in bbox)
+    x, y, w, h = bbox
+    for n in bbox:  # the usual numbers passed with two comparisons (n - n is 0 when finite)
+        if n.__class__ is not float and n.__class__ is not int or n - n != 0:
+            _number(n, "a bbox number")
     if w < 0 or h < 0:
         raise _Bad(f"bbox has a negative size ({w} x {h})")
     return [shape("box", [{"x": x, "y": y}, {"x": x + w, "y": y + h}])]
