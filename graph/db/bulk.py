@@ -7,10 +7,11 @@ and the driver gets plain values: the same values SQLAlchemy would send. SQLite 
 few ``INSERT ... VALUES (...), (...), ...`` of as many rows as its bound variables allow: one
 step of the engine each, with the GIL released throughout, where ``executemany`` takes the GIL
 back after every row, and waits for it while another thread computes (an import checking the
-next chunk): 5000 rows took 1 s alone and minutes beside a busy thread. PostgreSQL takes them in
-one statement, ``INSERT ... SELECT * FROM unnest($1::type[], ...)`` with a column's values an
-array: one round trip, and one statement for the statement-level triggers (``label_counts``,
-graph/db/trigger_keys.py), which an ``executemany`` fires once per row.
+next chunk): 5000 rows took 1 s alone and minutes beside a busy thread. PostgreSQL takes them by
+``COPY`` in the binary format, the least work for its server (100,000 annotations: 3.4-4.1 s
+against 4.6-5.4 s as ``INSERT ... SELECT FROM unnest(...)`` of arrays), one statement for the
+statement-level triggers (``label_counts``, graph/db/trigger_keys.py), which an
+``executemany`` fires once per row.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from functools import cache
 from operator import itemgetter
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Dialect, Table, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 __all__ = ["insert_many"]
 
@@ -61,8 +64,7 @@ async def insert_many(session: AsyncSession, table: Table, rows: Sequence[dict[s
                 out[i] = last_out[i] = process(value)
         values.append(tuple(out))
     if dialect.name == "postgresql":
-        arrays = tuple(list(column) for column in zip(*values, strict=True))
-        await connection.exec_driver_sql(_unnest(table, order, dialect), arrays)
+        await _copy(connection, table, order, values)
         return
     head, row = str(compiled).split(" VALUES ")
     per_statement = max(1, _sqlite_variables() // len(order))
@@ -99,11 +101,22 @@ def _stored_as_null(
     return process is None or process(None) is None
 
 
-def _unnest(table: Table, order: Sequence[str], dialect: Dialect) -> str:
-    """``INSERT INTO table (columns) SELECT * FROM unnest($1::type[], ...)``."""
-    quote = dialect.identifier_preparer
-    columns = ", ".join(quote.format_column(table.c[key]) for key in order)
-    arrays = ", ".join(
-        f"${n}::{table.c[key].type.compile(dialect=dialect)}[]" for n, key in enumerate(order, 1)
-    )
-    return f"INSERT INTO {quote.format_table(table)} ({columns}) SELECT * FROM unnest({arrays})"
+async def _copy(
+    connection: AsyncConnection, table: Table, order: Sequence[str], values: list[Any]
+) -> None:
+    """PostgreSQL: the rows sent by ``COPY ... FROM STDIN`` (binary) in the connection's
+    transaction; a key or constraint refusing them raises :class:`IntegrityError` as an INSERT
+    would."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    if not driver.is_in_transaction():  # SQLAlchemy's driver begins with its first statement
+        await connection.exec_driver_sql("SELECT 1")
+    try:
+        await driver.copy_records_to_table(
+            table.name,
+            schema_name=table.schema,
+            columns=[table.c[key].name for key in order],
+            records=values,
+        )
+    except asyncpg.IntegrityConstraintViolationError as error:
+        raise IntegrityError(f"COPY {table.name}", None, error) from error
