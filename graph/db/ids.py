@@ -18,6 +18,7 @@ _lock = threading.Lock()
 _process_bytes = os.urandom(3)
 _last_ms = 0
 _sequence = 0
+_MAX_SEQUENCE = 0xFFFFFF
 
 
 def _reseed_after_fork() -> None:
@@ -29,21 +30,21 @@ os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
 def new_ids(n: int) -> list[str]:
-    """``n`` strictly increasing ids (bulk registration makes hundreds of thousands at once)."""
+    """``n`` strictly increasing ids (bulk registration makes hundreds of thousands at once),
+    all of the millisecond of the call unless it runs out of sequence numbers."""
     global _last_ms, _sequence
     out: list[str] = []
     with _lock:
-        for _ in range(n):
-            now = time.time_ns() // 1_000_000
-            if now > _last_ms:
-                _last_ms, _sequence = now, 0
-            else:
-                _sequence += 1
-                if _sequence > 0xFFFFFF:  # more than 16M ids in one millisecond: borrow the next
-                    _last_ms, _sequence = _last_ms + 1, 0
-            out.append(
-                (_last_ms.to_bytes(6, "big") + _process_bytes + _sequence.to_bytes(3, "big")).hex()
-            )
+        now = time.time_ns() // 1_000_000
+        if now > _last_ms:
+            _last_ms, _sequence = now, -1
+        while len(out) < n:
+            if _sequence >= _MAX_SEQUENCE:  # 16M ids in one millisecond: borrow the next
+                _last_ms, _sequence = _last_ms + 1, -1
+            take = min(n - len(out), _MAX_SEQUENCE - _sequence)
+            prefix = f"{_last_ms:012x}{_process_bytes.hex()}"
+            out.extend(f"{prefix}{s:06x}" for s in range(_sequence + 1, _sequence + 1 + take))
+            _sequence += take
     return out
 
 

@@ -64,18 +64,23 @@ def prepare(
     given = image.record.annotations
     specs = annotations.checked([from_dataloop(a) for a in given], image.target.size, outside)
     ids = new_ids(len(specs))
-    # a child's parent is an annotation of the file that is no child itself
-    parents = {
-        a["id"]: i for a, i in zip(given, ids, strict=True) if a.get("id") and _parent_of(a) is None
-    }
-    order = sorted(range(len(given)), key=lambda n: _parent_of(given[n]) is not None)
-    for n in order:
-        parent = _parent_of(given[n])
-        if parent is None:
-            continue
-        if parent not in parents:
-            raise InvalidInput(f"the parent {parent!r} is not in the file", field="parentId")
-        specs[n] = replace(specs[n], parent_id=parents[parent])
+    parent_of = [_parent_of(a) for a in given]
+    order: Sequence[int] = range(len(given))
+    if any(parent is not None for parent in parent_of):
+        # a child's parent is an annotation of the file that is no child itself
+        parents = {
+            a["id"]: i
+            for a, i, parent in zip(given, ids, parent_of, strict=True)
+            if a.get("id") and parent is None
+        }
+        order = sorted(order, key=lambda n: parent_of[n] is not None)
+        for n in order:
+            parent = parent_of[n]
+            if parent is None:
+                continue
+            if parent not in parents:
+                raise InvalidInput(f"the parent {parent!r} is not in the file", field="parentId")
+            specs[n] = replace(specs[n], parent_id=parents[parent])
     now = utcnow()
     image.specs = specs
     image.rows = [
