@@ -37,7 +37,7 @@ from graph.domain.errors import DomainError, InvalidInput, NotFound
 from graph.domain.formats import converter_for
 from graph.domain.geometry import Outside
 from graph.domain.import_images import Uploaded, upload_images
-from graph.domain.import_matching import Matcher
+from graph.domain.import_matching import Matcher, Target
 from graph.domain.import_writing import Image, prepare, write_chunk
 from graph.domain.platform import Platform
 from graph.domain.uploads import TooLarge
@@ -214,10 +214,17 @@ class _Import:
         return None if target is None else target.size
 
     async def checked(self, taken: list[ItemAnnotations | Problem]) -> list[Image]:
-        """A chunk's records matched to files and made rows; what cannot be, reported."""
+        """A chunk's records matched to files and made rows, what cannot be, reported: the
+        rows made in a worker thread, so that the loop goes on with the chunk in writing
+        meanwhile (each of its statements would otherwise wait for the whole chunk's checks)."""
         records = [r for r in taken if isinstance(r, ItemAnnotations)]
         matched = await self.matcher.match(r.filename for r in records)
         self.matcher.forget(matched)
+        return await asyncio.to_thread(self._prepared, taken, matched)
+
+    def _prepared(
+        self, taken: list[ItemAnnotations | Problem], matched: dict[str, Target | None]
+    ) -> list[Image]:
         images = []
         for record in taken:
             if isinstance(record, Problem):
