@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,15 +41,25 @@ class StatementLog:
 @contextmanager
 def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
     """Record every SQL statement ``engine`` sends while the block runs (an executemany counts
-    once), leaving out transaction control and the periodic read of the declared indexes."""
+    once, a ``COPY`` too), leaving out transaction control and the periodic read of the declared
+    indexes."""
     log = StatementLog()
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.lstrip().upper().startswith(_IGNORED):
             log.statements.append(" ".join(statement.split()))
 
+    copy = asyncpg.Connection.copy_records_to_table
+
+    async def copied(self: asyncpg.Connection, table_name: str, **given: Any) -> Any:
+        # a bulk insert on PostgreSQL (graph/db/bulk.py) goes by COPY, past SQLAlchemy
+        log.statements.append(f"COPY {table_name}")
+        return await copy(self, table_name, **given)
+
     event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    asyncpg.Connection.copy_records_to_table = copied  # type: ignore[method-assign]
     try:
         yield log
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", seen)
+        asyncpg.Connection.copy_records_to_table = copy  # type: ignore[method-assign]
