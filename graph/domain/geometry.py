@@ -104,6 +104,9 @@ class _Check:
     # --- the types ------------------------------------------------------------------------------
 
     def box(self, value: Any, path: str) -> list[Any]:
+        plain = _plain_box(value, self.size)
+        if plain is not None:
+            return plain
         shape = "a box [{x, y}, {x, y}] and an optional rotation"
         listed = self.sequence(value, path, shape)
         if len(listed) not in (2, 3):
@@ -244,10 +247,6 @@ def check_coordinates(
 ) -> Any:
     """``coordinates`` of an annotation of ``annotation_type`` in their stored form, or an
     :class:`InvalidInput` naming the place under ``where`` (``annotations[2].coordinates``)."""
-    if annotation_type == "box":
-        plain = _plain_box(coordinates, size)
-        if plain is not None:
-            return plain
     check = _Check(where, size, outside)
     layout = _LAYOUTS.get(annotation_type, _Check.opaque)
     return layout(check, coordinates, "")

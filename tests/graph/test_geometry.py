@@ -81,6 +81,7 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("box", [p(1, 1), {"x": "2", "y": 2}], "[1].x", "expected a number, got str"),
     ("box", [p(1, 1), {"x": True, "y": 2}], "[1].x", "got bool"),
     ("box", [p(1, 1), {"x": float("nan"), "y": 2}], "[1].x", "finite"),
+    ("box", [p(1, 1), {"x": float("inf"), "y": 2}], "[1].x", "finite"),
     ("box", {"x": 1}, "", "expected a box"),
     ("segment", [[p(0, 0), p(1, 1)]], "[0]", "at least 3 points, got 2"),
     ("segment", [], "", "at least one"),

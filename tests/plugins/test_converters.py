@@ -472,6 +472,26 @@ def test_bad_coco_records_are_reported_and_the_rest_read() -> None:
     assert "RLE runs cover 1 pixels, the mask has 4" in where["good.json: annotations[5]"]
 
 
+def test_coco_bbox_numbers_are_checked() -> None:
+    bboxes = [[1.5, 1, 4, 4], ["1", 1, 4, 4], [True, 1, 4, 4], [1, 1, 4, None], [1, 1, 4]]
+    data = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [
+            {"id": n, "image_id": 1, "category_id": 1, "bbox": bbox}
+            for n, bbox in enumerate(bboxes)
+        ],
+    }
+    [item], problems = _read(coco.read, _zip_of({"a.json": json.dumps(data)}), {})
+    assert [a["coordinates"] for a in item.annotations] == [
+        [{"x": 1.5, "y": 1}, {"x": 5.5, "y": 5}]
+    ]
+    where = {p.where: p.message for p in problems}
+    for n in (1, 2, 3):
+        assert "a bbox number must be a finite number" in where[f"a.json: annotations[{n}]"]
+    assert "bbox must be [x, y, width, height]" in where["a.json: annotations[4]"]
+
+
 def test_dataloop_exports_keep_every_field_and_round_trip(shared_data_dir) -> None:
     root = shared_data_dir / "dataloop-json"
     for folder in ("voc", "yolo"):
