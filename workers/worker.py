@@ -38,7 +38,9 @@ from typing import Any
 
 import orjson
 from redis import Redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.job import Job, JobStatus
+from rq.worker import WorkerStatus
 from sqlalchemy import select
 
 from graph.config import Settings
@@ -47,6 +49,7 @@ from graph.domain import operations, runs
 from graph.domain.access import Actor
 from graph.domain.errors import DomainError
 from graph.domain.platform import Platform
+from graph.queue import RUN_EXECUTION
 from plugins.functions import ENTITY_TYPES, FunctionSpec, ModuleSpec
 from workers import loader, runtime
 from workers.capture import LineStream, LogBuffer, LogHandler
@@ -493,10 +496,14 @@ def _output(function: FunctionSpec, result: Any) -> Any:
 
 
 class _Worker(SimpleWorker):
-    """RQ's ``SimpleWorker`` whose thread listening for RQ's commands (stop, kill the job)
+    """RQ's ``SimpleWorker`` with less bookkeeping in Redis per job (RQ's costs as much as the
+    execution: each round trip also waits for the GIL that the loop thread, writing the last
+    execution's end, holds), and whose thread listening for RQ's commands (stop, kill the job)
     checks for its own stop every ``_PUBSUB_POLL`` seconds: RQ waits up to 60 s for a message,
     and since redis-py 8.2 stopping the thread waits for it, so each worker took a minute to
     end once its queues were empty."""
+
+    _suspension_checked = float("-inf")
 
     def subscribe(self) -> None:
         self.pubsub = self.connection.pubsub()
@@ -525,6 +532,39 @@ class _Worker(SimpleWorker):
         if pipeline is None and state == self._state:
             return
         super().set_state(state, pipeline)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ asks Redis whether workers are suspended (``rq suspend``) before every job, a
+        round trip each; asked once a second, a suspension is honoured as well."""
+        if time.monotonic() - self._suspension_checked < _HEARTBEAT_EVERY:
+            return
+        self._suspension_checked = time.monotonic()
+        super().check_for_suspension(burst)
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """RQ stamps the job's heartbeat once more when it returns, a round trip that the write
+        of its outcome, next, makes moot."""
+        job.ended_at = datetime.now(UTC)
+
+    def handle_job_success(
+        self, job: Job, queue: Queue, started_job_registry: Any, execution: Any
+    ) -> None:
+        """An execution's job has no dependents or repeats and keeps no result in Redis (the
+        database holds the outcome): its end is one pipeline, with the worker's idle state,
+        where RQ's watches the job's dependents, saves the job and stores its result."""
+        if job.func_name != RUN_EXECUTION:
+            super().handle_job_success(job, queue, started_job_registry, execution)
+            return
+        assert job.started_at is not None and job.ended_at is not None
+        with self.connection.pipeline() as pipeline:
+            self.increment_successful_job_count(pipeline=pipeline)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            job.set_status(JobStatus.FINISHED, pipeline=pipeline)
+            ttl = job.get_result_ttl(self.default_result_ttl)
+            job.cleanup(ttl, pipeline=pipeline, remove_from_queue=False)
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
+            pipeline.execute()
 
 
 _PUBSUB_POLL = 0.2

@@ -123,6 +123,41 @@ def test_rq_sees_a_worker_alive_and_its_state_with_one_heartbeat_a_second(settin
     assert Worker.all(connection) == []
 
 
+async def test_rq_keeps_its_books_on_the_jobs_and_honours_rq_suspend(
+    platform, owner, service, settings
+) -> None:
+    """RQ's view of a worker's jobs (``rq info``, dashboards) stays right though the worker
+    writes an execution job's end in one pipeline: the jobs counted as done, none left started,
+    the worker idle; and a suspended burst worker runs nothing."""
+    import dataclasses
+
+    from redis import Redis
+    from rq import Queue
+    from rq.suspension import resume, suspend
+
+    from workers.worker import run_worker
+
+    connection = Redis.from_url(settings.redis_url)
+    made = [
+        await executions.create_execution(platform, owner[0], service.id, "greet", {"name": n})
+        for n in ("ada", "bo")
+    ]
+    settings = dataclasses.replace(settings, plugins_enabled=False)
+    suspend(connection)
+    run_worker(settings, ["default"], burst=True, name="books")
+    for m in made:
+        assert (await executions.get_execution(platform, owner[0], m.id)).status == "created"
+    resume(connection)
+    run_worker(settings, ["default"], burst=True, name="books")
+    for m in made:
+        assert (await executions.get_execution(platform, owner[0], m.id)).status == "success"
+    books = connection.hgetall("rq:worker:books")
+    assert (books[b"successful_job_count"], books[b"state"]) == (b"2", b"idle")
+    assert float(books[b"total_working_time"]) > 0
+    queue = Queue("default", connection=connection)
+    assert (queue.count, queue.started_job_registry.get_job_ids()) == (0, [])
+
+
 async def test_effects_carry_the_execution_and_a_retry_does_not_repeat_them(
     platform, owner, service, dataset, settings
 ) -> None:
