@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from graph.db import sqlite_driver
+from graph.db.checkpoints import Checkpointer
 
 __all__ = ["SQLITE_MMAP_BYTES", "Database", "dialect_insert"]
 
@@ -55,14 +56,17 @@ pages are the operating system's file cache, shared by every connection and proc
 caps it at its build's maximum (2 GiB in the common builds); the rest is read page by page."""
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, on_connect: Callable[[], None]) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        on_connect()
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in (
             "PRAGMA journal_mode=WAL",
+            # checkpoints run on a thread of their own (graph/db/checkpoints.py)
+            "PRAGMA wal_autocheckpoint=0",
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
             f"PRAGMA busy_timeout={_BUSY_SECONDS * 1000}",
@@ -119,8 +123,9 @@ class Database:
             settings = {"jit": "off", "plan_cache_mode": "force_custom_plan"}
             options["connect_args"] = {"server_settings": settings}
         self.engine = create_async_engine(url, **options)
+        self._checkpointer: Checkpointer | None = None
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, self._checkpoint)
             self._autocommit = self.engine.execution_options(**{_AUTOCOMMIT: True})
         else:
             # its own small pool: connections that autocommit and do not wait for the WAL flush
@@ -171,14 +176,14 @@ class Database:
                 raise
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[AsyncConnection]:
         """A write transaction on a bare connection, no ORM session: for a few Core statements
-        that must commit together, on a hot path (an execution's end on SQLite). Like
-        ``write(durable=False)``, it does not wait for the WAL flush on PostgreSQL."""
+        that must commit together, on a hot path (a pull, an execution's end on SQLite).
+        ``durable`` as for :meth:`write`."""
         async with self._turn(), self.engine.connect() as connection:
             connection = await connection.execution_options(**{_WRITE: True})
             async with connection.begin():
-                if not self.is_sqlite:
+                if not durable and not self.is_sqlite:
                     await connection.execute(text("SET LOCAL synchronous_commit = off"))
                 yield connection
 
@@ -229,7 +234,17 @@ class Database:
         finally:
             await asyncio.gather(*(connection.close() for connection in opened))
 
+    def _checkpoint(self) -> None:
+        """Start the file's checkpoints with its first connection (an in-memory database has
+        no WAL)."""
+        path = self.engine.url.database
+        if self._checkpointer is None and path and path != ":memory:":
+            self._checkpointer = Checkpointer(path, self)
+
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         await self.engine.dispose()
         if not self.is_sqlite:  # on SQLite it shares the engine's pool
             await self._autocommit.dispose()

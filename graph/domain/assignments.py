@@ -448,8 +448,7 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     when it holds that many already, or nothing is left). Two statements on PostgreSQL: what the
     caller may pull, then the pull with the puller's count (graph/domain/task_counts.py); three on
     SQLite, where the count is a statement of its own."""
-    async with platform.db.write() as session:
-        connection = await session.connection()
+    async with platform.db.transaction() as connection:
         check, take = _pull_statements(connection.dialect.name)
         row = (await connection.execute(check, {"user": actor.user_id, "task": task_id})).first()
         if row is None:
@@ -474,7 +473,7 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
         if connection.dialect.name != "postgresql":  # counted by the take itself there
             tally = Tally()
             tally.move(task_id, (None, None), (assignment, None), len(pulled))
-            await tally.save(session)
+            await tally.save(connection)
     notify.tasks_changed(platform, project_id, [task_id])
     return pulled
 

@@ -424,7 +424,7 @@ async def finish(
         async with platform.db.statements() as connection:
             row = (await connection.execute(statement, parameters)).first()
     else:
-        async with platform.db.transaction() as connection:
+        async with platform.db.transaction(durable=False) as connection:
             row = (await connection.execute(statement, parameters)).first()
             if row is not None:
                 await connection.execute(_event_after_update(), parameters)

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import BindParameter, Select, Update, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from graph.db.tables import TaskCount, TaskItem
 
@@ -76,7 +76,7 @@ class Tally:
                 key = (task_id, assignment_id or _NONE, status or _NONE)
                 self._changes[key] += sign * n
 
-    async def save(self, session: AsyncSession) -> None:
+    async def save(self, session: AsyncSession | AsyncConnection) -> None:
         """Add the changes to the counts: one statement, its rows in key order."""
         rows = [
             {"task_id": t, "assignment_id": a, "status": s, "n": n}
@@ -85,7 +85,8 @@ class Tally:
         ]
         self._changes.clear()
         if rows:
-            await session.execute(_upsert(session.bind.dialect.name), rows)
+            bind = session.bind if isinstance(session, AsyncSession) else session
+            await session.execute(_upsert(bind.dialect.name), rows)
 
 
 @cache

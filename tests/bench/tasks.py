@@ -12,7 +12,8 @@ times through the domain layer:
   the same SELECT into a plain table (what the database costs to write that many rows);
 - ``--pullers`` annotators pulling batches of 10 at the same time, ``--pulls`` each, from a
   pulling task over every file: back to back (each pulls again as soon as it has its batch:
-  every pull waits for the others ahead of it) and paced (each waits up to half a second before
+  every pull waits for the others ahead of it), the first such round since the platform
+  started (its connections prepare their statements) and a second one, and paced (each waits up to half a second before
   a pull, as annotators between batches do); latency of each pull as its caller sees it, p50
   and p99, every pulled item counted to show none went out twice; beside one bare UPDATE;
 - the progress of the 100k-item task, beside the bare ``GROUP BY`` it runs.
@@ -171,6 +172,7 @@ async def measure(
 
         rng = random.Random(7)
         pulling_id: list[str] = []
+        cold = await round_of("cold", 0.0)  # each connection prepares its statements once
         burst = await round_of("burst", 0.0)
         paced = await round_of("paced", THINK)
         one = _sql(
@@ -197,6 +199,7 @@ async def measure(
 
         anchor, _ = await timed(pull_raw, repeat * 4)
         for how, (latencies, pulled, wall) in (
+            ("back to back, the first pulls since start", cold),
             ("back to back", burst),
             (f"each waiting 0-{THINK * 1000:.0f} ms between pulls", paced),
         ):
