@@ -213,11 +213,16 @@ class Database:
             lock.release()
 
     @asynccontextmanager
-    async def statements(self) -> AsyncIterator[AsyncConnection]:
+    async def statements(self, *, durable: bool = False) -> AsyncIterator[AsyncConnection]:
         """A connection whose statements each commit on their own, with no BEGIN and COMMIT
         (round trips, or thread hops on SQLite): for a write that is one statement, atomic by
-        itself. Not durable, like ``write(durable=False)``: for writes that are redone when lost.
-        """
+        itself. ``durable`` as for :meth:`write`: by default for writes that are redone when
+        lost; durable ones (a pull) use the main pool on PostgreSQL."""
+        if durable and not self.is_sqlite:
+            async with self.engine.connect() as connection:
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                yield connection
+            return
         async with self._autocommit.connect() as connection:
             yield connection
             await connection.commit()  # ends SQLAlchemy's transaction; the database has none

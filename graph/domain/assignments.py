@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    and_,
     bindparam,
     case,
     func,
@@ -386,7 +387,7 @@ def _pull_statements(dialect: str) -> tuple[Any, Any]:
     how much it holds not done) and its take, built once per dialect with the caller's values
     bound: a pull is the most frequent write, and building its statements each time cost as
     much as running them."""
-    tasks, items = Task.__table__, TaskItem.__table__
+    tasks = Task.__table__
     user, task = bindparam("user"), bindparam("task")
     mine = (
         select(Assignment.id)
@@ -406,76 +407,130 @@ def _pull_statements(dialect: str) -> tuple[Any, Any]:
         tasks.c.status,
         tasks.c.batch_size,
         tasks.c.max_batch_workload,
-        role,
-        mine,
-        task_counts.not_done(tasks.c.id, mine),
+        role.label("role"),
+        mine.label("mine"),
+        task_counts.not_done(tasks.c.id, mine).label("holding"),
     ).where(tasks.c.id == task)
-    free = (
+    if dialect == "postgresql":
+        return check, _take_counted(task)
+    return check, _take_checked(check, task)
+
+
+def _free(task: Any, wanted: Any) -> Any:
+    """The first ``wanted`` free rows of the task, in order."""
+    items = TaskItem.__table__
+    return (
         select(items.c.item_id, items.c.copy)
         .where(items.c.task_id == task, items.c.assignment_id.is_(None), items.c.status.is_(None))
         .order_by(items.c.item_id, items.c.copy)
-        .limit(bindparam("wanted"))
+        .limit(wanted)
     )
-    where = [items.c.task_id == task]
-    if dialect == "postgresql":
-        # locked and limited once, in a materialized CTE (as an IN subquery PostgreSQL may
-        # run it again per row, and skipping what it locked itself gives more rows each
-        # time), then joined by key: the rows taken are found by their primary key
-        chosen = free.with_for_update(skip_locked=True).cte("free")
-        chosen = chosen.prefix_with("MATERIALIZED", dialect="postgresql")
-        where += [
-            items.c.assignment_id.is_(None),  # checked again on the row it locks
-            items.c.item_id == chosen.c.item_id,
-            items.c.copy == chosen.c.copy,
-        ]
-    else:  # one writer at a time: the rows the subquery found are still free; found by key
-        where.append(tuple_(items.c.item_id, items.c.copy).in_(free))
-    to = bindparam("to")
+
+
+def _take_counted(task: Any) -> Any:
+    """PostgreSQL: the take of ``wanted`` rows for the assignment ``to`` (both bound: the
+    planner picks the index walk for a known small LIMIT) with their count, one statement. The
+    free rows are locked and limited once, in a materialized CTE (as an IN subquery PostgreSQL
+    may run it again per row, and skipping what it locked itself gives more rows each time),
+    then updated by key and counted (:func:`task_counts.counted_pull`)."""
+    items, to = TaskItem.__table__, bindparam("to")
+    locked = _free(task, bindparam("wanted")).with_for_update(skip_locked=True).cte("free")
+    locked = locked.prefix_with("MATERIALIZED", dialect="postgresql")
     take = (
         update(items)
-        .where(*where)
+        .where(
+            items.c.task_id == task,
+            items.c.assignment_id.is_(None),  # checked again on the row it locks
+            items.c.item_id == locked.c.item_id,
+            items.c.copy == locked.c.copy,
+        )
         .values(assignment_id=to, assigned_at=bindparam("now"))
         .returning(items.c.item_id)
     )
-    if dialect == "postgresql":
-        return check, task_counts.counted_pull(take, task, to)
-    return check, take
+    return task_counts.counted_pull(take, task, to)
+
+
+def _take_checked(check: Any, task: Any) -> Any:
+    """SQLite: the take with the check in it (a CTE that sets how many rows it takes, none
+    unless the caller may pull), returning the ids, the assignment and the task's project: one
+    statement where there were two. One writer at a time: the rows the subquery found are
+    still free when they are updated."""
+    items = TaskItem.__table__
+    checked = check.cte("checked").prefix_with("MATERIALIZED")  # read once
+    may_pull = and_(
+        checked.c.mine.is_not(None),
+        checked.c.distribution == "pulling",
+        checked.c.status == "active",
+    )
+    room = func.min(  # SQLite's min and max of two values
+        func.coalesce(checked.c.batch_size, 0),
+        func.coalesce(checked.c.max_batch_workload, 0) - checked.c.holding,
+    )
+    wanted = select(case((may_pull, func.max(room, 0)), else_=0)).scalar_subquery()
+    return (
+        update(items)
+        .where(
+            items.c.task_id == task, tuple_(items.c.item_id, items.c.copy).in_(_free(task, wanted))
+        )
+        .values(
+            assignment_id=select(checked.c.mine).scalar_subquery(), assigned_at=bindparam("now")
+        )
+        .returning(
+            items.c.item_id,
+            items.c.assignment_id,
+            select(checked.c.project_id).label("project_id"),
+        )
+    )
 
 
 async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     """The next batch of the task's items for the actor, an assignee of a pulling task: up to
     ``batchSize``, so that it holds at most ``maxBatchWorkload`` not done; the ids given (none
-    when it holds that many already, or nothing is left). Two statements on PostgreSQL: what the
-    caller may pull, then the pull with the puller's count (graph/domain/task_counts.py); three on
-    SQLite, where the count is a statement of its own."""
-    async with platform.db.transaction() as connection:
-        check, take = _pull_statements(connection.dialect.name)
-        row = (await connection.execute(check, {"user": actor.user_id, "task": task_id})).first()
-        if row is None:
-            raise NotFound("task", task_id)
-        project_id, name, distribution, state, batch, most, role, assignment, holding = row
-        if assignment is None:
-            if role is None or (role == Role.annotator.name and not actor.is_admin):
-                raise NotFound("task", task_id)  # as the task is to those not working on it
-            raise Forbidden("only the task's assignees pull its work")
-        if distribution != "pulling":
-            raise InvalidInput("this task gives out work by workload, not by pulling", id=task_id)
-        if state != "active":
-            raise Conflict(f"task {name!r} is {state}: it gives out no work", id=task_id)
-        wanted = min(batch or 0, (most or 0) - holding)
-        if wanted <= 0:
-            return []
-        taken = await connection.execute(
-            take,
-            {"task": task_id, "wanted": wanted, "to": assignment, "now": utcnow()},
-        )
-        pulled = sorted(row[0] for row in taken.all())
-        if connection.dialect.name != "postgresql":  # counted by the take itself there
+    when it holds that many already, or nothing is left). On PostgreSQL two statements, each
+    atomic by itself, with no BEGIN and COMMIT (round trips): the check, then the take with the
+    puller's count. On SQLite, in its turn as a writer: the take with the check in it, then the
+    count (and the check alone when nothing was taken, to tell why)."""
+    dialect = platform.db.dialect
+    check, take = _pull_statements(dialect)
+    parameters = {"user": actor.user_id, "task": task_id, "now": utcnow()}
+    if dialect == "postgresql":
+        async with platform.db.statements(durable=True) as connection:
+            row = (await connection.execute(check, parameters)).first()
+            wanted = _may_pull(actor, task_id, row)
+            if wanted <= 0:
+                return []
+            assert row is not None
+            parameters.update(wanted=wanted, to=row.mine)
+            taken = await connection.execute(take, parameters)
+            pulled, project_id = sorted(r.item_id for r in taken.all()), row.project_id
+    else:
+        async with platform.db.transaction() as connection:
+            rows = (await connection.execute(take, parameters)).all()
+            if not rows:
+                _may_pull(actor, task_id, (await connection.execute(check, parameters)).first())
+                return []
+            pulled, project_id = sorted(r.item_id for r in rows), rows[0].project_id
             tally = Tally()
-            tally.move(task_id, (None, None), (assignment, None), len(pulled))
+            tally.move(task_id, (None, None), (rows[0].assignment_id, None), len(pulled))
             await tally.save(connection)
-    notify.tasks_changed(platform, project_id, [task_id])
+    if pulled:
+        notify.tasks_changed(platform, project_id, [task_id])
     return pulled
+
+
+def _may_pull(actor: Actor, task_id: str, row: Any) -> int:
+    """How many rows the caller may pull, given the check's ``row``; raises when it may not."""
+    if row is None:
+        raise NotFound("task", task_id)
+    if row.mine is None:
+        if row.role is None or (row.role == Role.annotator.name and not actor.is_admin):
+            raise NotFound("task", task_id)  # as the task is to those not working on it
+        raise Forbidden("only the task's assignees pull its work")
+    if row.distribution != "pulling":
+        raise InvalidInput("this task gives out work by workload, not by pulling", id=task_id)
+    if row.status != "active":
+        raise Conflict(f"task {row.name!r} is {row.status}: it gives out no work", id=task_id)
+    return min(row.batch_size or 0, (row.max_batch_workload or 0) - row.holding)
 
 
 # --- changing -------------------------------------------------------------------------------------

@@ -277,8 +277,11 @@ async def test_pulling_gives_batches_up_to_the_workload_limit(platform, team) ->
     assert task.items_count == 20 and task.distribution == "pulling"
     first = await assignments.pull(platform, team.ann1, task.id)
     assert len(first) == 3
-    second = await assignments.pull(platform, team.ann1, task.id)
+    with count_statements(platform.db.engine) as log:
+        second = await assignments.pull(platform, team.ann1, task.id)
     assert len(second) == 2 and not set(first) & set(second)  # holds 5 = maxBatchWorkload
+    # the check, the take and the count in two statements
+    assert len(log) == 2, str(log)
     assert await assignments.pull(platform, team.ann1, task.id) == []
     await item_statuses.set_status(platform, team.ann1, task.id, first, "completed")
     assert len(await assignments.pull(platform, team.ann1, task.id)) == 3
