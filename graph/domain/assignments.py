@@ -35,6 +35,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import Assignment, Item, Member, Task, TaskItem, User, utcnow
@@ -488,8 +489,9 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     ``batchSize``, so that it holds at most ``maxBatchWorkload`` not done; the ids given (none
     when it holds that many already, or nothing is left). On PostgreSQL two statements, each
     atomic by itself, with no BEGIN and COMMIT (round trips): the check, then the take with the
-    puller's count. On SQLite, in its turn as a writer: the take with the check in it, then the
-    count (and the check alone when nothing was taken, to tell why)."""
+    puller's count. On SQLite the take with the check in it, then the count (and the check
+    alone when nothing was taken, to tell why), committed with the other pulls and short writes
+    waiting for the writer's turn (a group commit: graph/db/grouped.py)."""
     dialect = platform.db.dialect
     check, take = _pull_statements(dialect)
     parameters = {"user": actor.user_id, "task": task_id, "now": utcnow()}
@@ -504,18 +506,30 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
             taken = await connection.execute(take, parameters)
             pulled, project_id = sorted(r.item_id for r in taken.all()), row.project_id
     else:
-        async with platform.db.transaction() as connection:
-            rows = (await connection.execute(take, parameters)).all()
-            if not rows:
-                _may_pull(actor, task_id, (await connection.execute(check, parameters)).first())
-                return []
-            pulled, project_id = sorted(r.item_id for r in rows), rows[0].project_id
-            tally = Tally()
-            tally.move(task_id, (None, None), (rows[0].assignment_id, None), len(pulled))
-            await tally.save(connection)
+        rows, checked = await platform.db.together(
+            lambda connection: _take_on(connection, take, check, parameters)
+        )
+        if not rows:
+            _may_pull(actor, task_id, checked)
+            return []
+        pulled, project_id = sorted(r.item_id for r in rows), rows[0].project_id
     if pulled:
         notify.tasks_changed(platform, project_id, [task_id])
     return pulled
+
+
+def _take_on(
+    connection: Connection, take: Any, check: Any, parameters: dict[str, Any]
+) -> tuple[list[Any], Any]:
+    """SQLite, a write of a group commit: the take and its count; the check's row when
+    nothing was taken (to tell why), else ``None``."""
+    rows = connection.execute(take, parameters).all()
+    if not rows:
+        return [], connection.execute(check, parameters).first()
+    tally = Tally()
+    tally.move(parameters["task"], (None, None), (rows[0].assignment_id, None), len(rows))
+    tally.save_on(connection)
+    return rows, None
 
 
 def _may_pull(actor: Actor, task_id: str, row: Any) -> int:

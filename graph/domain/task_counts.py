@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import BindParameter, Select, Update, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from graph.db.tables import TaskCount, TaskItem
@@ -78,15 +79,26 @@ class Tally:
 
     async def save(self, session: AsyncSession | AsyncConnection) -> None:
         """Add the changes to the counts: one statement, its rows in key order."""
+        rows = self._rows()
+        if rows:
+            bind = session.bind if isinstance(session, AsyncSession) else session
+            await session.execute(_upsert(bind.dialect.name), rows)
+
+    def save_on(self, connection: Connection) -> None:
+        """:meth:`save` on a synchronous connection (a write of a group commit,
+        graph/db/grouped.py)."""
+        rows = self._rows()
+        if rows:
+            connection.execute(_upsert(connection.dialect.name), rows)
+
+    def _rows(self) -> list[dict[str, Any]]:
         rows = [
             {"task_id": t, "assignment_id": a, "status": s, "n": n}
             for (t, a, s), n in sorted(self._changes.items())
             if n
         ]
         self._changes.clear()
-        if rows:
-            bind = session.bind if isinstance(session, AsyncSession) else session
-            await session.execute(_upsert(bind.dialect.name), rows)
+        return rows
 
 
 @cache

@@ -54,6 +54,22 @@ async def test_an_error_rolls_the_whole_transaction_back_and_the_connection_goes
         assert (await session.execute(text("SELECT regexp('^a', 'abc')"))).scalar() == 1
 
 
+async def test_a_commit_that_fails_rolls_back_and_the_connection_goes_on(db) -> None:
+    async with db.write() as session:  # a deferred foreign key fails only at COMMIT
+        await session.execute(
+            text("CREATE TABLE c (t_id INTEGER REFERENCES t (id) DEFERRABLE INITIALLY DEFERRED)")
+        )
+    for _ in range(2):  # the pooled connection is not left inside the failed transaction
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            async with db.write() as session:
+                await session.execute(text("INSERT INTO t (name) VALUES ('kept?')"))
+                await session.execute(text("INSERT INTO c VALUES (99)"))
+    async with db.transaction() as connection:
+        await connection.execute(text("INSERT INTO t (name) VALUES ('after')"))
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT name FROM t"))).scalars().all() == ["after"]
+
+
 async def test_a_transaction_that_runs_nothing_ends_cleanly(db) -> None:
     async with db.write():
         pass
