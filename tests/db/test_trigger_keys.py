@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from graph.db.tables import Item
 from graph.domain import tasks
 
 _INSERT = text(
@@ -164,6 +165,85 @@ async def test_an_item_deleted_while_a_row_is_added_takes_the_row_with_it(
         await adding.commit()
         await deleting
     assert await _rows(platform, "item_id = :i", i=item) == []
+
+
+_MANY = 1200  # past the number of references a check looks up one by one (trigger_keys._FEW)
+_ADD_MANY = text(
+    "INSERT INTO task_items (task_id, item_id, copy, assignment_id) "
+    "SELECT CAST(:task AS VARCHAR), id, 1, CAST(:assignment AS VARCHAR) FROM items "
+    "WHERE dir = '/many' UNION ALL SELECT CAST(:task AS VARCHAR), CAST(:extra AS VARCHAR), 1, "
+    "CAST(:assignment AS VARCHAR) WHERE CAST(:extra AS VARCHAR) IS NOT NULL"
+)
+
+
+async def _many_items(platform, team) -> list[str]:
+    """``_MANY`` new files of the team's dataset, in the folder ``/many``."""
+    async with platform.db.write() as session:
+        made = [
+            Item(
+                dataset_id=team.dataset.id, dir="/many", name=f"{k}.jpg", filename=f"/many/{k}.jpg"
+            )
+            for k in range(_MANY)
+        ]
+        session.add_all(made)
+    return [item.id for item in made]
+
+
+async def test_many_rows_in_one_statement_are_checked_as_one_is(platform, team, task) -> None:
+    ids = await _many_items(platform, team)
+    (assignment, *_) = await _assignments(platform, task.id)
+    values = {"task": task.id, "assignment": assignment}
+    with pytest.raises(IntegrityError) as refused:
+        async with platform.db.engine.begin() as conn:
+            await conn.execute(_ADD_MANY, values | {"extra": "0" * 24})
+    if not platform.db.is_sqlite:
+        assert "fk_task_items_item_id_items" in str(refused.value)
+        assert "0" * 24 in str(refused.value)
+    assert await _rows(platform, "copy = 1") == []
+    async with platform.db.engine.begin() as conn:
+        await conn.execute(_ADD_MANY, values | {"extra": None})
+    assert len(await _rows(platform, "copy = 1")) == _MANY
+    async with platform.db.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM items WHERE id = :i"), {"i": ids[7]})
+    assert len(await _rows(platform, "copy = 1")) == _MANY - 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # 2 writers
+async def test_many_rows_added_while_one_of_their_items_is_deleted_wait_and_are_refused(
+    platform, team, task
+) -> None:
+    ids = await _many_items(platform, team)
+    (assignment, *_) = await _assignments(platform, task.id)
+    async with platform.db.engine.connect() as deleting:
+        await deleting.execute(text("DELETE FROM items WHERE id = :i"), {"i": ids[500]})
+
+        adding = _started(
+            platform, _ADD_MANY, {"task": task.id, "assignment": assignment, "extra": None}
+        )
+        await asyncio.sleep(0.3)
+        assert not adding.done()  # waits for the delete's transaction
+        await deleting.commit()
+        with pytest.raises(IntegrityError):
+            await adding
+    assert await _rows(platform, "copy = 1") == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # 2 writers
+async def test_an_item_deleted_while_many_rows_are_added_takes_its_row_with_it(
+    platform, team, task
+) -> None:
+    ids = await _many_items(platform, team)
+    (assignment, *_) = await _assignments(platform, task.id)
+    async with platform.db.engine.connect() as adding:
+        await adding.execute(_ADD_MANY, {"task": task.id, "assignment": assignment, "extra": None})
+
+        deleting = _started(platform, text("DELETE FROM items WHERE id = :i"), {"i": ids[500]})
+        await asyncio.sleep(0.3)
+        assert not deleting.done()  # the added rows hold their items
+        await adding.commit()
+        await deleting
+    assert len(await _rows(platform, "copy = 1")) == _MANY - 1
+    assert await _rows(platform, "item_id = :i", i=ids[500]) == []
 
 
 _ANNOTATE = text(
