@@ -163,7 +163,7 @@ def create_app(platform: Platform, *, migrate: bool = True) -> Starlette:
                     f"saved to {platform.settings.admin_token_file}):\n\n    {token}\n",
                     flush=True,
                 )
-        await platform.db.warm()
+        await platform.warm()
         drivers = platform.plugins.storage_drivers  # load plugins now, so failures show at start
         log.info("storage drivers: %s", ", ".join(sorted(drivers)))
         for failure in platform.plugins.failures:

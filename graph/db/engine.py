@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql import Executable
 
 from graph.db import sqlite_driver
 from graph.db.checkpoints import Checkpointer
@@ -256,15 +257,19 @@ class Database:
             yield connection
             await connection.commit()  # ends SQLAlchemy's transaction; the database has none
 
-    async def warm(self) -> None:
-        """Open the connections the pool keeps (PostgreSQL) now rather than on demand: the
-        first burst of requests after a start (20 annotators pulling at once) otherwise waits
-        while each of its connections is opened and set up, one after another on the loop."""
+    async def warm(self, statements: Sequence[tuple[Executable, Mapping[str, Any]]] = ()) -> None:
+        """Open the connections the pool keeps (PostgreSQL) now rather than on demand, and run
+        ``statements`` (with values that match nothing) on each: the first burst of requests
+        after a start (20 annotators pulling at once) otherwise waits while each of its
+        connections is opened and set up, one after another on the loop, and then prepares
+        its statements (asyncpg prepares each statement on each connection the first time it
+        runs there: a round trip and a plan)."""
         if self.is_sqlite:
             return
         opened = [self.engine.connect() for _ in range(self.engine.pool.size())]  # type: ignore[attr-defined]
         try:
             await asyncio.gather(*(connection.start() for connection in opened))
+            await asyncio.gather(*(_prepare(connection, statements) for connection in opened))
         finally:
             await asyncio.gather(*(connection.close() for connection in opened))
 
@@ -282,6 +287,14 @@ class Database:
         await self.engine.dispose()
         if not self.is_sqlite:  # on SQLite it shares the engine's pool
             await self._autocommit.dispose()
+
+
+async def _prepare(
+    connection: AsyncConnection, statements: Sequence[tuple[Executable, Mapping[str, Any]]]
+) -> None:
+    for statement, values in statements:
+        await connection.execute(statement, dict(values))
+    await connection.rollback()
 
 
 def dialect_insert(session: AsyncSession) -> Any:

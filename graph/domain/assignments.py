@@ -60,6 +60,7 @@ __all__ = [
     "reassign",
     "redistribute",
     "set_up",
+    "statements_to_prepare",
 ]
 
 _MAX_BATCH = 100
@@ -415,6 +416,14 @@ def _pull_statements(dialect: str) -> tuple[Any, Any]:
     if dialect == "postgresql":
         return check, _take_counted(task)
     return check, _take_checked(check, task)
+
+
+def statements_to_prepare(dialect: str) -> list[tuple[Any, dict[str, Any]]]:
+    """A pull's statements with values that match nothing, for ``Database.warm`` to prepare
+    on each connection before the first pulls."""
+    check, take = _pull_statements(dialect)
+    nothing = {"user": "", "task": "", "now": utcnow(), "wanted": 0, "to": ""}
+    return [(check, nothing), (take, nothing)]
 
 
 def _free(task: Any, wanted: Any) -> Any:

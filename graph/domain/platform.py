@@ -32,6 +32,13 @@ class Platform:
         )
         return cls(settings, Database(settings.database_url), plugins)
 
+    async def warm(self) -> None:
+        """Ready the database for the first burst of requests, as the API starts: the pool's
+        connections opened, the hot statements (a pull's) prepared on each."""
+        from graph.domain import assignments  # (which imports this module)
+
+        await self.db.warm(assignments.statements_to_prepare(self.db.dialect))
+
     async def close(self) -> None:
         self.queue.close()
         await self.hub.close()

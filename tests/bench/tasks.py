@@ -230,13 +230,13 @@ async def run_one(url: str, n: int, repeat: int, pullers: int, pulls: int) -> No
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="loopline-bench-")), database_url=url)
     platform = Platform.from_settings(settings)
     try:
-        await platform.db.warm()  # as `loopline serve` does when it starts
         start = time.perf_counter()
-        fixture = await build(platform, n)
+        fixture = await build(platform, n)  # migrates the database first
         print(
             f"{platform.db.dialect}: {fixture.items:,} items built in "
             f"{time.perf_counter() - start:.0f} s"
         )
+        await platform.warm()  # as `loopline serve` does once it has migrated the database
         print(table(platform.db.dialect, await measure(platform, fixture, repeat, pullers, pulls)))
     finally:
         await platform.close()

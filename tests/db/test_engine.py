@@ -74,14 +74,28 @@ async def test_concurrent_creates_of_one_name_give_one_winner(platform, owner) -
     assert all(isinstance(r, Conflict) for r in results if not isinstance(r, Project))
 
 
-async def test_warming_opens_the_kept_connections_once(platform) -> None:
+async def test_warming_opens_the_kept_connections_once_and_prepares_a_pull(platform) -> None:
     """After ``warm`` (done when the API starts) a burst of requests finds its PostgreSQL
-    connections open; SQLite has nothing to open."""
+    connections open, each with a pull's statements prepared; SQLite has nothing to open."""
     db = platform.db
-    await db.warm()
+    await platform.warm()
     if db.is_sqlite:
         async with db.read() as session:
             assert await session.scalar(text("SELECT 1")) == 1
         return
     pool = db.engine.pool
     assert pool.checkedin() == pool.size() == 20  # open, idle, kept
+    held = [db.engine.connect() for _ in range(pool.size())]
+    await asyncio.gather(*(connection.start() for connection in held))
+    try:
+        for connection in held:  # every kept connection, none opened anew
+            prepared = list(
+                await connection.scalars(text("SELECT statement FROM pg_prepared_statements"))
+            )
+            assert any(s.lstrip().startswith("SELECT tasks.project_id") for s in prepared)
+            assert any("UPDATE task_items SET assignment_id" in s for s in prepared)
+        assert pool.checkedout() == pool.size()
+    finally:
+        await asyncio.gather(*(connection.close() for connection in held))
+    async with db.read() as session:  # the values that prepared them changed nothing
+        assert await session.scalar(text("SELECT count(*) FROM task_counts")) == 0
