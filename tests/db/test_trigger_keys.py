@@ -131,42 +131,6 @@ async def test_deleting_items_assignments_and_tasks_reaches_their_rows(
     assert await _rows(platform, "task_id = :t", t=task.id) == []
 
 
-async def test_a_row_added_while_its_item_is_deleted_waits_and_is_refused(
-    platform, team, task
-) -> None:
-    if platform.db.is_sqlite:
-        pytest.skip("SQLite runs one write at a time")
-    item = team.ids["/night/10.jpg"]
-    row = await _second_copy(platform, task, item)
-    async with platform.db.engine.connect() as deleting:
-        await deleting.execute(text("DELETE FROM items WHERE id = :i"), {"i": item})
-
-        adding = _started(platform, _INSERT, row)
-        await asyncio.sleep(0.3)
-        assert not adding.done()  # waits for the delete's transaction
-        await deleting.commit()
-        with pytest.raises(IntegrityError):
-            await adding
-    assert await _rows(platform, "item_id = :i", i=item) == []
-
-
-async def test_an_item_deleted_while_a_row_is_added_takes_the_row_with_it(
-    platform, team, task
-) -> None:
-    if platform.db.is_sqlite:
-        pytest.skip("SQLite runs one write at a time")
-    item = team.ids["/night/11.jpg"]
-    async with platform.db.engine.connect() as adding:
-        await adding.execute(_INSERT, await _second_copy(platform, task, item))
-
-        deleting = _started(platform, text("DELETE FROM items WHERE id = :i"), {"i": item})
-        await asyncio.sleep(0.3)
-        assert not deleting.done()  # the added row holds its item
-        await adding.commit()
-        await deleting
-    assert await _rows(platform, "item_id = :i", i=item) == []
-
-
 _MANY = 1200  # past the number of references a check looks up one by one (trigger_keys._FEW)
 _ADD_MANY = text(
     "INSERT INTO task_items (task_id, item_id, copy, assignment_id) "
@@ -208,18 +172,32 @@ async def test_many_rows_in_one_statement_are_checked_as_one_is(platform, team, 
     assert len(await _rows(platform, "copy = 1")) == _MANY - 1
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # 2 writers
-async def test_many_rows_added_while_one_of_their_items_is_deleted_wait_and_are_refused(
-    platform, team, task
-) -> None:
+async def _adding(platform, team, task, many: bool) -> tuple[Any, dict[str, Any], str, int]:
+    """A statement adding one row to the task, or ``_MANY`` rows at once (each the second copy
+    of its item); its values, an item it references and how many rows it adds."""
+    if not many:
+        item = team.ids["/night/10.jpg"]
+        return _INSERT, await _second_copy(platform, task, item), item, 1
     ids = await _many_items(platform, team)
     (assignment, *_) = await _assignments(platform, task.id)
-    async with platform.db.engine.connect() as deleting:
-        await deleting.execute(text("DELETE FROM items WHERE id = :i"), {"i": ids[500]})
+    return _ADD_MANY, {"task": task.id, "assignment": assignment, "extra": None}, ids[500], _MANY
 
-        adding = _started(
-            platform, _ADD_MANY, {"task": task.id, "assignment": assignment, "extra": None}
-        )
+
+# two writers at once: PostgreSQL only (SQLite runs one write at a time)
+_ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+_ONE_OR_MANY = pytest.mark.parametrize("many", [False, True], ids=["one row", "many rows"])
+
+
+@_ON_POSTGRESQL
+@_ONE_OR_MANY
+async def test_rows_added_while_their_item_is_deleted_wait_and_are_refused(
+    platform, team, task, many: bool
+) -> None:
+    statement, values, item, _ = await _adding(platform, team, task, many)
+    async with platform.db.engine.connect() as deleting:
+        await deleting.execute(text("DELETE FROM items WHERE id = :i"), {"i": item})
+
+        adding = _started(platform, statement, values)
         await asyncio.sleep(0.3)
         assert not adding.done()  # waits for the delete's transaction
         await deleting.commit()
@@ -228,22 +206,22 @@ async def test_many_rows_added_while_one_of_their_items_is_deleted_wait_and_are_
     assert await _rows(platform, "copy = 1") == []
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # 2 writers
-async def test_an_item_deleted_while_many_rows_are_added_takes_its_row_with_it(
-    platform, team, task
+@_ON_POSTGRESQL
+@_ONE_OR_MANY
+async def test_an_item_deleted_while_rows_are_added_takes_its_row_with_them(
+    platform, team, task, many: bool
 ) -> None:
-    ids = await _many_items(platform, team)
-    (assignment, *_) = await _assignments(platform, task.id)
+    statement, values, item, added = await _adding(platform, team, task, many)
     async with platform.db.engine.connect() as adding:
-        await adding.execute(_ADD_MANY, {"task": task.id, "assignment": assignment, "extra": None})
+        await adding.execute(statement, values)
 
-        deleting = _started(platform, text("DELETE FROM items WHERE id = :i"), {"i": ids[500]})
+        deleting = _started(platform, text("DELETE FROM items WHERE id = :i"), {"i": item})
         await asyncio.sleep(0.3)
         assert not deleting.done()  # the added rows hold their items
         await adding.commit()
         await deleting
-    assert len(await _rows(platform, "copy = 1")) == _MANY - 1
-    assert await _rows(platform, "item_id = :i", i=ids[500]) == []
+    assert await _rows(platform, "item_id = :i", i=item) == []
+    assert len(await _rows(platform, "copy = 1")) == added - 1
 
 
 _ANNOTATE = text(
