@@ -774,9 +774,9 @@ async def test_a_label_updated_relabels_keyframes(platform, zoo) -> None:
     assert refused.value.details["field"] == "annotations[0].metadata.system.snapshots_[0].label"
 
 
+# two writers at once: PostgreSQL only (SQLite runs one write at a time)
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_rename_waits_for_a_write_checked_against_the_old_labels(platform, zoo) -> None:
-    if platform.db.is_sqlite:
-        pytest.skip("SQLite runs one write at a time")
     async with platform.db.write() as session:
         dataset = await session.get(Dataset, zoo.id)
         await recipe_check.rules_of(session, dataset)  # as create_annotations reads the recipe
