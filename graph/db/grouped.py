@@ -70,23 +70,29 @@ class Group:
     async def _run_groups(self) -> None:
         try:
             while self._waiting:
-                # the writes that queued while the previous group ran, or while this one waited
-                # for its turn, go together
-                async with self._turn():
-                    group = [w for w in self._waiting[:_MOST] if not w.future.done()]
-                    del self._waiting[:_MOST]
-                    if group:
-                        await self._commit(group)
+                try:
+                    # the writes that queued while the previous group ran, or while this one
+                    # waited for its turn, go together
+                    async with self._turn():
+                        group = self._next()
+                        if group:
+                            await self._commit(group)
+                except Exception as exc:  # no turn came (waited past the busy timeout)
+                    _fail(self._next(), exc)
         finally:
             self._runner = None
+
+    def _next(self) -> list[_Waiting[Any]]:
+        """The next group: the writes waiting longest whose callers still wait."""
+        group = [w for w in self._waiting[:_MOST] if not w.future.done()]
+        del self._waiting[:_MOST]
+        return group
 
     async def _commit(self, group: list[_Waiting[Any]]) -> None:
         try:
             outcomes = await self._run([w.write for w in group])
         except BaseException as exc:
-            for waiting in group:
-                if not waiting.future.done():
-                    waiting.future.set_exception(exc)
+            _fail(group, exc)
             if not isinstance(exc, Exception):  # cancelled (the loop is closing): stop here
                 raise
             return
@@ -97,6 +103,12 @@ class Group:
                 waiting.future.set_exception(error)
             else:
                 waiting.future.set_result(result)
+
+
+def _fail(group: list[_Waiting[Any]], error: BaseException) -> None:
+    for waiting in group:
+        if not waiting.future.done():
+            waiting.future.set_exception(error)
 
 
 def run_together(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from graph.db.engine import Database
 
@@ -113,3 +113,16 @@ async def test_group_commit_is_sqlite_s(tmp_path) -> None:
             await db.together(_insert(1))
     finally:
         await db.dispose()
+
+
+async def test_a_group_whose_turn_never_comes_fails_as_a_locked_database_does(
+    db, monkeypatch
+) -> None:
+    monkeypatch.setattr("graph.db.engine._BUSY_SECONDS", 0.2)
+    async with db.write():  # holds the writer's turn past the (shortened) busy timeout
+        waited = await asyncio.gather(
+            db.together(_insert(1)), db.together(_insert(2)), return_exceptions=True
+        )
+    assert all(isinstance(w, OperationalError) and "locked" in str(w) for w in waited)
+    assert await db.together(_insert(3)) == 1  # the next group goes as usual
+    assert await _keys(db) == [3]
