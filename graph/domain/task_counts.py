@@ -25,7 +25,7 @@ from sqlalchemy import BindParameter, Select, Update, cast, func, literal, selec
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import TaskCount, TaskItem
 
@@ -77,12 +77,11 @@ class Tally:
                 key = (task_id, assignment_id or _NONE, status or _NONE)
                 self._changes[key] += sign * n
 
-    async def save(self, session: AsyncSession | AsyncConnection) -> None:
+    async def save(self, session: AsyncSession) -> None:
         """Add the changes to the counts: one statement, its rows in key order."""
         rows = self._rows()
         if rows:
-            bind = session.bind if isinstance(session, AsyncSession) else session
-            await session.execute(_upsert(bind.dialect.name), rows)
+            await session.execute(_upsert(session.bind.dialect.name), rows)
 
     def save_on(self, connection: Connection) -> None:
         """:meth:`save` on a synchronous connection (a write of a group commit,
