@@ -460,6 +460,25 @@ def _take_counted(task: Any) -> Any:
     return task_counts.counted_pull(take, task, to)
 
 
+@cache
+def _give_back() -> Any:
+    """PostgreSQL: the rows ``back`` the assignment ``to`` holds not done, free again and
+    counted off, in one statement."""
+    items, task, to = TaskItem.__table__, bindparam("task"), bindparam("to")
+    back = (
+        update(items)
+        .where(
+            items.c.task_id == task,
+            items.c.assignment_id == to,
+            items.c.status.is_(None),
+            items.c.item_id.in_(bindparam("back", expanding=True)),
+        )
+        .values(assignment_id=None, assigned_at=None)
+        .returning(items.c.item_id)
+    )
+    return task_counts.counted_pull(back, task, to, sign=-1)
+
+
 def _take_checked(check: Any, task: Any) -> Any:
     """SQLite: the take with the check in it (a CTE that sets how many rows it takes, none
     unless the caller may pull), returning the ids, the assignment and the task's project: one
@@ -498,7 +517,8 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     ``batchSize``, so that it holds at most ``maxBatchWorkload`` not done; the ids given (none
     when it holds that many already, or nothing is left). On PostgreSQL two statements, each
     atomic by itself, with no BEGIN and COMMIT (round trips): the check, then the take with the
-    puller's count. On SQLite the take with the check in it, then the count (and the check
+    puller's count (and, when the same assignee's pulls at the same instant took more than it
+    may hold, a third giving the excess back). On SQLite the take with the check in it, then the count (and the check
     alone when nothing was taken, to tell why), committed with the other pulls and short writes
     waiting for the writer's turn (a group commit: graph/db/grouped.py)."""
     dialect = platform.db.dialect
@@ -512,8 +532,14 @@ async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
                 return []
             assert row is not None
             parameters.update(wanted=wanted, to=row.mine)
-            taken = await connection.execute(take, parameters)
-            pulled, project_id = sorted(r.item_id for r in taken.all()), row.project_id
+            taken = (await connection.execute(take, parameters)).all()
+            pulled, project_id = sorted(r.item_id for r in taken), row.project_id
+            # more than it may hold: a pull of the same assignee's at the same instant counted
+            # first (both checked before either took); the excess goes back, from the last
+            over = min(len(pulled), taken[0].held - (row.max_batch_workload or 0)) if taken else 0
+            if over > 0:
+                back, pulled = pulled[-over:], pulled[:-over]
+                await connection.execute(_give_back(), {**parameters, "back": back})
     else:
         rows, checked = await platform.db.together(
             lambda connection: _take_on(connection, take, check, parameters)

@@ -117,22 +117,28 @@ def _adding(statement: Any) -> Any:
     )
 
 
-def counted_pull(take: Update, task: BindParameter[Any], to: BindParameter[Any]) -> Select[Any]:
-    """PostgreSQL: ``take`` (an UPDATE of a task's ``task_items`` giving free rows to the
-    assignment ``to``, returning their item ids) with that assignment's count raised in the same
-    statement (a data-modifying CTE), which then returns the ids: a pull's count costs no round
-    trip of its own."""
+def counted_pull(
+    change: Update, task: BindParameter[Any], to: BindParameter[Any], *, sign: int = 1
+) -> Select[Any]:
+    """PostgreSQL: ``change`` (an UPDATE of a task's ``task_items`` giving free rows to the
+    assignment ``to``, or with ``sign`` -1 taking them back, returning their item ids) with that
+    assignment's count changed in the same statement (a data-modifying CTE), which then returns
+    the ids, each with ``held``: how many not done the assignment holds after it (the counter row
+    is locked until the statement commits: concurrent pulls of one assignee count in turn).
+    A pull's count costs no round trip of its own."""
     counts = TaskCount.__table__
-    taken = take.cte("taken")
+    changed = change.cte("changed")
     given = func.count()
     added = postgresql_insert(counts).from_select(
         [counts.c.task_id, counts.c.assignment_id, counts.c.status, counts.c.n],
         select(cast(task, counts.c.task_id.type), cast(to, counts.c.assignment_id.type))
-        .add_columns(literal(_NONE), given)
-        .select_from(taken)
+        .add_columns(literal(_NONE), given * sign)
+        .select_from(changed)
         .having(given > 0),
     )
-    return select(taken.c.item_id).add_cte(_adding(added).cte("counted"))
+    counted = _adding(added).returning(counts.c.n).cte("counted")
+    held = select(counted.c.n).scalar_subquery().label("held")
+    return select(changed.c.item_id, held)
 
 
 async def count_new(session: AsyncSession, task_id: str, added: int) -> None:

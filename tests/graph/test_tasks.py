@@ -9,9 +9,9 @@ import math
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from graph.db.tables import Event, Item, TaskItem
+from graph.db.tables import Assignment, Event, Item, TaskItem
 from graph.domain import (
     assignments,
     datasets,
@@ -322,6 +322,52 @@ async def test_concurrent_pulls_never_give_an_item_twice(platform, team) -> None
             select(func.count()).select_from(TaskItem).where(TaskItem.assignment_id.is_not(None))
         )
     assert given == 20
+
+
+async def _pulled_at_the_same_instant(platform, task, actor, n: int) -> list[list[str]]:
+    """``n`` pulls of one assignee at the same instant. On PostgreSQL each checks, then takes;
+    the counter row of the assignee's held items is held by another transaction until all
+    have checked and taken, so that every check sees nothing held. On SQLite (one writer) they
+    go in one group commit, one after another."""
+    pulls = asyncio.gather(*(assignments.pull(platform, actor, task.id) for _ in range(n)))
+    if platform.db.is_sqlite:
+        return await pulls
+    async with platform.db.read() as session:
+        mine = await session.scalar(
+            select(Assignment.id).where(
+                Assignment.task_id == task.id, Assignment.assignee_id == actor.user_id
+            )
+        )
+    async with platform.db.engine.connect() as holding:
+        await holding.execute(  # made, or locked as it is
+            text(
+                "INSERT INTO task_counts (task_id, assignment_id, status, n) "
+                "VALUES (:t, :a, '', 0) ON CONFLICT (task_id, assignment_id, status) "
+                "DO UPDATE SET n = task_counts.n"
+            ),
+            {"t": task.id, "a": mine},
+        )
+        await asyncio.sleep(0.5)  # every pull has checked and taken, and waits to count
+        await holding.commit()
+    return await pulls
+
+
+async def test_pulls_of_one_assignee_at_the_same_instant_hold_no_more_than_its_limit(
+    platform, team
+) -> None:
+    task = await pulling_task(platform, team, [team.ann1, team.ann2], most=3)  # batches of 3
+    got = await _pulled_at_the_same_instant(platform, task, team.ann1, 6)
+    held = [item for batch in got for item in batch]
+    assert len(held) == len(set(held)) == 3  # one batch kept; what the others took went back
+    progress = await tasks.progress(platform, team.manager, task.id)  # the counts agree
+    counts = {a: dict(s) for a, s in progress.by_assignment.items()}
+    assert counts.pop(None) == {None: 17} and list(counts.values()) == [{None: 3}]
+    assert len(await assignments.pull(platform, team.ann2, task.id)) == 3
+    async with platform.db.read() as session:
+        given = await session.scalar(
+            select(func.count()).select_from(TaskItem).where(TaskItem.assignment_id.is_not(None))
+        )
+    assert given == 6
 
 
 async def test_qa_task_fills_itself_and_sends_rework_back(platform, team) -> None:
