@@ -383,10 +383,17 @@ async def assignments_of_users(
 # --- pulling --------------------------------------------------------------------------------------
 
 
+_PULL_FUNCTION = text(
+    "SELECT * FROM loopline_pull(CAST(:task AS VARCHAR), CAST(:user AS VARCHAR), :now)"
+).bindparams(bindparam("now", type_=TaskItem.__table__.c.assigned_at.type))
+"""PostgreSQL: a pull, one call (graph/db/migrations/versions/0010_pull_function.py): the
+check's fields, then the ids taken (none unless the caller may pull)."""
+
+
 @cache
-def _pull_statements(dialect: str) -> tuple[Any, Any]:
-    """A pull's check (what the caller may pull: the task, the caller's role and assignment,
-    how much it holds not done) and its take, built once per dialect with the caller's values
+def _sqlite_pull() -> tuple[Any, Any]:
+    """SQLite: a pull's check (what the caller may pull: the task, the caller's role and
+    assignment, how much it holds not done) and its take, built once with the caller's values
     bound: a pull is the most frequent write, and building its statements each time cost as
     much as running them."""
     tasks = Task.__table__
@@ -413,70 +420,15 @@ def _pull_statements(dialect: str) -> tuple[Any, Any]:
         mine.label("mine"),
         task_counts.not_done(tasks.c.id, mine).label("holding"),
     ).where(tasks.c.id == task)
-    if dialect == "postgresql":
-        return check, _take_counted(task)
     return check, _take_checked(check, task)
 
 
 def statements_to_prepare(dialect: str) -> list[tuple[Any, dict[str, Any]]]:
-    """A pull's statements with values that match nothing, for ``Database.warm`` to prepare
-    on each connection before the first pulls."""
-    check, take = _pull_statements(dialect)
-    nothing = {"user": "", "task": "", "now": utcnow(), "wanted": 0, "to": ""}
-    return [(check, nothing), (take, nothing)]
-
-
-def _free(task: Any, wanted: Any) -> Any:
-    """The first ``wanted`` free rows of the task, in order."""
-    items = TaskItem.__table__
-    return (
-        select(items.c.item_id, items.c.copy)
-        .where(items.c.task_id == task, items.c.assignment_id.is_(None), items.c.status.is_(None))
-        .order_by(items.c.item_id, items.c.copy)
-        .limit(wanted)
-    )
-
-
-def _take_counted(task: Any) -> Any:
-    """PostgreSQL: the take of ``wanted`` rows for the assignment ``to`` (both bound: the
-    planner picks the index walk for a known small LIMIT) with their count, one statement. The
-    free rows are locked and limited once, in a materialized CTE (as an IN subquery PostgreSQL
-    may run it again per row, and skipping what it locked itself gives more rows each time),
-    then updated by key and counted (:func:`task_counts.counted_pull`)."""
-    items, to = TaskItem.__table__, bindparam("to")
-    locked = _free(task, bindparam("wanted")).with_for_update(skip_locked=True).cte("free")
-    locked = locked.prefix_with("MATERIALIZED", dialect="postgresql")
-    take = (
-        update(items)
-        .where(
-            items.c.task_id == task,
-            items.c.assignment_id.is_(None),  # checked again on the row it locks
-            items.c.item_id == locked.c.item_id,
-            items.c.copy == locked.c.copy,
-        )
-        .values(assignment_id=to, assigned_at=bindparam("now"))
-        .returning(items.c.item_id)
-    )
-    return task_counts.counted_pull(take, task, to)
-
-
-@cache
-def _give_back() -> Any:
-    """PostgreSQL: the rows ``back`` the assignment ``to`` holds not done, free again and
-    counted off, in one statement."""
-    items, task, to = TaskItem.__table__, bindparam("task"), bindparam("to")
-    back = (
-        update(items)
-        .where(
-            items.c.task_id == task,
-            items.c.assignment_id == to,
-            items.c.status.is_(None),
-            items.c.item_id.in_(bindparam("back", expanding=True)),
-        )
-        .values(assignment_id=None, assigned_at=None)
-        .returning(items.c.item_id)
-    )
-    return task_counts.counted_pull(back, task, to, sign=-1)
+    """A pull's statement with values that match nothing, for ``Database.warm`` to prepare
+    on each PostgreSQL connection before the first pulls (it compiles the function there too)."""
+    if dialect != "postgresql":
+        return []
+    return [(_PULL_FUNCTION, {"user": "", "task": "", "now": utcnow()})]
 
 
 def _take_checked(check: Any, task: Any) -> Any:
@@ -496,11 +448,15 @@ def _take_checked(check: Any, task: Any) -> Any:
         func.coalesce(checked.c.max_batch_workload, 0) - checked.c.holding,
     )
     wanted = select(case((may_pull, func.max(room, 0)), else_=0)).scalar_subquery()
+    free = (
+        select(items.c.item_id, items.c.copy)
+        .where(items.c.task_id == task, items.c.assignment_id.is_(None), items.c.status.is_(None))
+        .order_by(items.c.item_id, items.c.copy)
+        .limit(wanted)
+    )
     return (
         update(items)
-        .where(
-            items.c.task_id == task, tuple_(items.c.item_id, items.c.copy).in_(_free(task, wanted))
-        )
+        .where(items.c.task_id == task, tuple_(items.c.item_id, items.c.copy).in_(free))
         .values(
             assignment_id=select(checked.c.mine).scalar_subquery(), assigned_at=bindparam("now")
         )
@@ -515,32 +471,20 @@ def _take_checked(check: Any, task: Any) -> Any:
 async def pull(platform: Platform, actor: Actor, task_id: str) -> list[str]:
     """The next batch of the task's items for the actor, an assignee of a pulling task: up to
     ``batchSize``, so that it holds at most ``maxBatchWorkload`` not done; the ids given (none
-    when it holds that many already, or nothing is left). On PostgreSQL two statements, each
-    atomic by itself, with no BEGIN and COMMIT (round trips): the check, then the take with the
-    puller's count (and, when the same assignee's pulls at the same instant took more than it
-    may hold, a third giving the excess back). On SQLite the take with the check in it, then the count (and the check
-    alone when nothing was taken, to tell why), committed with the other pulls and short writes
-    waiting for the writer's turn (a group commit: graph/db/grouped.py)."""
-    dialect = platform.db.dialect
-    check, take = _pull_statements(dialect)
+    when it holds that many already, or nothing is left). On PostgreSQL one statement, a call of
+    ``loopline_pull`` (one round trip; one pull of an assignee at a time). On SQLite the take
+    with the check in it, then the count (and the check alone when nothing was taken, to tell
+    why), committed with the other pulls and short writes waiting for the writer's turn (a
+    group commit: graph/db/grouped.py); one writer at a time, each pull sees the ones before."""
     parameters = {"user": actor.user_id, "task": task_id, "now": utcnow()}
-    if dialect == "postgresql":
+    if platform.db.dialect == "postgresql":
         async with platform.db.statements(durable=True) as connection:
-            row = (await connection.execute(check, parameters)).first()
-            wanted = _may_pull(actor, task_id, row)
-            if wanted <= 0:
-                return []
-            assert row is not None
-            parameters.update(wanted=wanted, to=row.mine)
-            taken = (await connection.execute(take, parameters)).all()
-            pulled, project_id = sorted(r.item_id for r in taken), row.project_id
-            # more than it may hold: a pull of the same assignee's at the same instant counted
-            # first (both checked before either took); the excess goes back, from the last
-            over = min(len(pulled), taken[0].held - (row.max_batch_workload or 0)) if taken else 0
-            if over > 0:
-                back, pulled = pulled[-over:], pulled[:-over]
-                await connection.execute(_give_back(), {**parameters, "back": back})
+            row = (await connection.execute(_PULL_FUNCTION, parameters)).first()
+        _may_pull(actor, task_id, row)  # raises why the caller may not pull
+        assert row is not None
+        pulled, project_id = list(row.items), row.project_id
     else:
+        check, take = _sqlite_pull()
         rows, checked = await platform.db.together(
             lambda connection: _take_on(connection, take, check, parameters)
         )

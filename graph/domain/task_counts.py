@@ -5,7 +5,8 @@ a million.
 (assignment, status), but for the free rows (neither), whose key holds all of the task's rows
 instead: free rows are what is left once the others are taken off. Every writer of
 ``task_items`` puts what it changed into a :class:`Tally` and saves it in the same transaction
-(a pull on PostgreSQL counts in the statement that takes the rows instead: :func:`counted_pull`),
+(a pull on PostgreSQL counts in the database function that takes the rows instead:
+``loopline_pull``, graph/db/migrations/versions/0010_pull_function.py),
 from the rows as the database reports them (``RETURNING``, a row count, a grouped read of a
 task nobody else sees yet) or as the writer read them under a lock, so that the counts stay
 exact with concurrent writers. A writer saves after its changes to ``task_items``: a counter
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, Update, cast, func, literal, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -29,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graph.db.tables import TaskCount, TaskItem
 
-__all__ = ["Counts", "Tally", "count_new", "counted_pull", "counts_of", "not_done"]
+__all__ = ["Counts", "Tally", "count_new", "counts_of", "not_done"]
 
 _NONE = ""  # no assignment, no status: the key takes no NULL
 
@@ -115,30 +116,6 @@ def _adding(statement: Any) -> Any:
         index_elements=[counts.c.task_id, counts.c.assignment_id, counts.c.status],
         set_={"n": counts.c.n + statement.excluded.n},
     )
-
-
-def counted_pull(
-    change: Update, task: BindParameter[Any], to: BindParameter[Any], *, sign: int = 1
-) -> Select[Any]:
-    """PostgreSQL: ``change`` (an UPDATE of a task's ``task_items`` giving free rows to the
-    assignment ``to``, or with ``sign`` -1 taking them back, returning their item ids) with that
-    assignment's count changed in the same statement (a data-modifying CTE), which then returns
-    the ids, each with ``held``: how many not done the assignment holds after it (the counter row
-    is locked until the statement commits: concurrent pulls of one assignee count in turn).
-    A pull's count costs no round trip of its own."""
-    counts = TaskCount.__table__
-    changed = change.cte("changed")
-    given = func.count()
-    added = postgresql_insert(counts).from_select(
-        [counts.c.task_id, counts.c.assignment_id, counts.c.status, counts.c.n],
-        select(cast(task, counts.c.task_id.type), cast(to, counts.c.assignment_id.type))
-        .add_columns(literal(_NONE), given * sign)
-        .select_from(changed)
-        .having(given > 0),
-    )
-    counted = _adding(added).returning(counts.c.n).cte("counted")
-    held = select(counted.c.n).scalar_subquery().label("held")
-    return select(changed.c.item_id, held)
 
 
 async def count_new(session: AsyncSession, task_id: str, added: int) -> None:

@@ -92,8 +92,7 @@ async def test_warming_opens_the_kept_connections_once_and_prepares_a_pull(platf
             prepared = list(
                 await connection.scalars(text("SELECT statement FROM pg_prepared_statements"))
             )
-            assert any(s.lstrip().startswith("SELECT tasks.project_id") for s in prepared)
-            assert any("UPDATE task_items SET assignment_id" in s for s in prepared)
+            assert any("FROM loopline_pull(" in s for s in prepared)
         assert pool.checkedout() == pool.size()
     finally:
         await asyncio.gather(*(connection.close() for connection in held))
