@@ -10,8 +10,7 @@ call, and locks the caller's assignment first, so that one annotator's pulls at 
 instant go one after another, each seeing what the one before it took (no more than
 ``maxBatchWorkload`` held). It returns the task's fields the caller's errors are told from,
 the caller's role and assignment, what it held before, and the ids it took (none unless it
-may pull). Its statements may keep their plans (``plan_cache_mode = auto``), unlike the
-platform's other statements. SQLite builds the same statements in the application.
+may pull). SQLite builds the same statements in the application.
 """
 
 from collections.abc import Sequence
@@ -28,12 +27,7 @@ CREATE OR REPLACE FUNCTION loopline_pull(p_task varchar, p_user varchar, p_now t
 RETURNS TABLE (project_id varchar, name varchar, distribution varchar, status varchar,
                batch_size integer, max_batch_workload integer, role varchar, mine varchar,
                holding bigint, items varchar[])
-LANGUAGE plpgsql
--- the platform's connections re-plan every statement (force_custom_plan, for DQL's ranges);
--- these may keep a plan (PostgreSQL keeps re-planning the take while its LIMIT matters): 20-40 %
--- less time a pull, one after another
-SET plan_cache_mode = auto
-AS $$
+LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     wanted integer;
