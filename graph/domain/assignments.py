@@ -4,9 +4,9 @@ Workload: each assignee has a percentage (they sum to 100) and gets that share o
 in path order, so an annotator works through whole folders; items added later are split the
 same way, and ``redistribute`` splits the items not done yet anew. Pulling: items wait unassigned
 and an assignee takes the next ``batchSize`` of them, holding at most ``maxBatchWorkload`` not
-done at a time. A pull is one UPDATE that takes only rows nobody holds (on PostgreSQL it skips
-rows another pull has locked; SQLite runs one writer at a time), so two annotators pulling at
-the same instant never get the same item.
+done at a time. A pull takes only rows nobody holds (on PostgreSQL, in the database function
+``loopline_pull``, it skips rows another pull has locked; SQLite runs one writer at a time), so
+two annotators pulling at the same instant never get the same item.
 """
 
 from __future__ import annotations

@@ -104,17 +104,12 @@ class Tally:
 @cache
 def _upsert(dialect: str) -> Any:
     """Add ``n`` to a counter row, made if missing: built and compiled once per dialect (a
-    pull runs it every time)."""
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return _adding(insert(TaskCount.__table__))
-
-
-def _adding(statement: Any) -> Any:
-    """``statement`` (an INSERT into ``task_counts``) adding to the rows it finds."""
+    pull on SQLite runs it every time)."""
     counts = TaskCount.__table__
-    return statement.on_conflict_do_update(
+    insert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(counts)
+    return insert.on_conflict_do_update(
         index_elements=[counts.c.task_id, counts.c.assignment_id, counts.c.status],
-        set_={"n": counts.c.n + statement.excluded.n},
+        set_={"n": counts.c.n + insert.excluded.n},
     )
 
 
